@@ -1,0 +1,345 @@
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
+import { type Pose, validatePose } from '../../shared/camera/pose.ts';
+import { check } from '../../shared/errors.ts';
+import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
+import type { VoxelChunk } from './voxelChunk.ts';
+import * as layout from './voxelChunk.ts';
+import type { VoxelGrid } from './voxelGrid.ts';
+
+/** Options of `fuseFrame`. */
+export interface FuseOptions {
+  /** Pixels where this is non-zero are skipped (moving things). Length width × height. */
+  readonly excludeMask?: Uint8Array;
+  /** Depths outside [minDepthM, maxDepthM] are skipped as unreliable. */
+  readonly minDepthM?: number;
+  readonly maxDepthM?: number;
+}
+
+export interface FuseStats {
+  readonly pixelsFused: number;
+  readonly voxelsCreated: number;
+  /** Voxel updates made (runs of pixels in one voxel are merged first). */
+  readonly voxelUpdates: number;
+}
+
+/** Running means stop weighting history beyond this many observations, so memory can still adapt. */
+export const MAX_MEAN_WEIGHT = 64;
+/** Depth at which an observation's confidence gain has halved, metres. */
+const CONFIDENCE_HALF_DEPTH_M = 4;
+const CONFIDENCE_GAIN = 0.3;
+
+// Module-local copies: imported bindings can compile to getter calls (tsx, vitest), which the
+// per-pixel loop must not pay for.
+const CHUNK_BITS = layout.CHUNK_BITS;
+const SUB_BITS = layout.SUB_BITS;
+const SUB_STEPS = layout.SUB_STEPS;
+const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
+
+/**
+ * Back-projects one RGB-D frame into the grid. Every valid pixel (depth in range, not excluded) is
+ * a point; runs of neighbouring pixels that fall in the same voxel are merged before the hash
+ * lookup. Per voxel it updates the running colour and position means, the observation count and
+ * the confidence. Validates everything first, so a bad input throws and leaves the grid unchanged.
+ * Cost: O(pixels), one chunk-map lookup per chunk change, one voxel-hash probe per voxel run.
+ *
+ * pose: camera-to-world, OpenCV axes; depth: camera z in metres.
+ */
+export function fuseFrame(
+  grid: VoxelGrid,
+  frame: RgbdImage,
+  pose: Pose,
+  k: Intrinsics,
+  opts: FuseOptions = {},
+): FuseStats {
+  validateRgbd(frame, 'frame');
+  validateIntrinsics(k);
+  validatePose(pose);
+  check(
+    k.width === frame.width && k.height === frame.height,
+    'BUFFER_SIZE',
+    `intrinsics are for ${k.width}×${k.height} but the frame is ${frame.width}×${frame.height}`,
+  );
+  const { width, height, rgb, depth } = frame;
+  const mask = opts.excludeMask;
+  if (mask !== undefined) {
+    check(
+      mask instanceof Uint8Array && mask.length === width * height,
+      'BUFFER_SIZE',
+      `excludeMask must be a Uint8Array of ${width * height} values, got ${mask?.length}`,
+    );
+  }
+  const minD = opts.minDepthM ?? 0.05;
+  const maxD = opts.maxDepthM ?? 20;
+  check(
+    Number.isFinite(minD) && Number.isFinite(maxD) && minD >= 0 && maxD > minD,
+    'INVALID_ARGUMENT',
+    `depth range must satisfy 0 ≤ minDepthM < maxDepthM, got [${minD}, ${maxD}]`,
+  );
+
+  // Every fusable point lies within maxD of the camera; refuse up front rather than fail half-way.
+  const reach = Math.max(...pose.position.map(Math.abs)) + maxD;
+  check(
+    reach < 65000 * grid.chunkSizeM,
+    'CAPACITY',
+    `camera at ${pose.position.join(', ')} with maxDepthM ${maxD} reaches outside the addressable world (±${65000 * grid.chunkSizeM} m)`,
+  );
+
+  const voxelsBefore = grid.voxelCount;
+  grid.revision++;
+  const revision = grid.revision;
+  const invVs = 1 / grid.voxelSizeM;
+  const r = pose.rotation;
+  // Rotation pre-scaled into voxel units: voxel coords = (R·Xc + t) / voxelSize.
+  const r0 = r[0] * invVs,
+    r1 = r[1] * invVs,
+    r2 = r[2] * invVs;
+  const r3 = r[3] * invVs,
+    r4 = r[4] * invVs,
+    r5 = r[5] * invVs;
+  const r6 = r[6] * invVs,
+    r7 = r[7] * invVs,
+    r8 = r[8] * invVs;
+  const tx = pose.position[0] * invVs,
+    ty = pose.position[1] * invVs,
+    tz = pose.position[2] * invVs;
+  const cache: ChunkCache = { chunk: undefined, x: 0, y: 0, z: 0, revision };
+  const rayX = new Float64Array(width);
+  for (let u = 0; u < width; u++) rayX[u] = (u - k.cx) / k.fx;
+  const rowY = new Float64Array(height);
+  for (let v = 0; v < height; v++) rowY[v] = (v - k.cy) / k.fy;
+  const m = new Float64Array([r0, r1, r2, r3, r4, r5, r6, r7, r8, tx, ty, tz, minD, maxD]);
+  const pixelsFused = accumulatePixels(grid, cache, width, height, rgb, depth, mask, rayX, rowY, m);
+  const voxelUpdates = flushAll(voxelCache);
+  return { pixelsFused, voxelsCreated: grid.voxelCount - voxelsBefore, voxelUpdates };
+}
+
+interface ChunkCache {
+  chunk: VoxelChunk | undefined;
+  x: number;
+  y: number;
+  z: number;
+  readonly revision: number;
+}
+
+const VOXEL_CACHE_BITS = 12;
+const VOXEL_CACHE_SIZE = 1 << VOXEL_CACHE_BITS;
+const VOXEL_CACHE_MASK = VOXEL_CACHE_SIZE - 1;
+const INV_HALF_DEPTH = 1 / CONFIDENCE_HALF_DEPTH_M;
+
+/** Pending voxel updates; per entry 7 sums: r, g, b, sub-x, sub-y, sub-z, confidence gain. */
+interface VoxelCache {
+  readonly keyX: Int32Array;
+  readonly keyY: Int32Array;
+  readonly keyZ: Int32Array;
+  readonly count: Int32Array;
+  readonly sums: Float64Array;
+  /** The chunk each entry's voxel lives in, resolved while the runs are still spatially coherent. */
+  readonly chunkOf: (VoxelChunk | undefined)[];
+  /** Voxel updates made since the last flushAll. */
+  updates: number;
+}
+
+// Module-level scratch, reused by every call (fuseFrame is synchronous, so never shared).
+const voxelCache: VoxelCache = {
+  keyX: new Int32Array(VOXEL_CACHE_SIZE),
+  keyY: new Int32Array(VOXEL_CACHE_SIZE),
+  keyZ: new Int32Array(VOXEL_CACHE_SIZE),
+  count: new Int32Array(VOXEL_CACHE_SIZE),
+  sums: new Float64Array(VOXEL_CACHE_SIZE * 7),
+  chunkOf: new Array<VoxelChunk | undefined>(VOXEL_CACHE_SIZE).fill(undefined),
+  updates: 0,
+};
+
+/**
+ * The per-pixel kernel: two levels of merging before the voxel hash is touched. Runs of pixels in
+ * one voxel along a row stay in locals (registers); finished runs go to a direct-mapped cache of
+ * recent voxels that joins the runs of neighbouring rows. Returns the number of pixels fused.
+ * m = [R/voxel (9, row-major), t/voxel (3), minDepthM, maxDepthM].
+ */
+function accumulatePixels(
+  grid: VoxelGrid,
+  cache: ChunkCache,
+  width: number,
+  height: number,
+  rgb: Uint8Array,
+  depth: Float32Array,
+  mask: Uint8Array | undefined,
+  rayX: Float64Array,
+  rowY: Float64Array,
+  m: Float64Array,
+): number {
+  const r0 = m[0]!,
+    r1 = m[1]!,
+    r2 = m[2]!,
+    r3 = m[3]!,
+    r4 = m[4]!,
+    r5 = m[5]!,
+    r6 = m[6]!,
+    r7 = m[7]!,
+    r8 = m[8]!;
+  const tx = m[9]!,
+    ty = m[10]!,
+    tz = m[11]!,
+    minD = m[12]!,
+    maxD = m[13]!;
+  let runX = 0,
+    runY = 0,
+    runZ = 0,
+    runN = 0,
+    runD = 0;
+  let sumR = 0,
+    sumG = 0,
+    sumB = 0,
+    sumSx = 0,
+    sumSy = 0,
+    sumSz = 0;
+  let pixels = 0;
+  for (let v = 0; v < height; v++) {
+    const ry = rowY[v]!;
+    const bx = r1 * ry + r2,
+      by = r4 * ry + r5,
+      bz = r7 * ry + r8;
+    let i = v * width;
+    for (let u = 0; u < width; u++, i++) {
+      const d = depth[i]!;
+      if (!(d >= minD && d <= maxD)) continue; // also skips NaN
+      if (mask !== undefined && mask[i] !== 0) continue;
+      const rx = rayX[u]!;
+      const gx = (r0 * rx + bx) * d + tx;
+      const gy = (r3 * rx + by) * d + ty;
+      const gz = (r6 * rx + bz) * d + tz;
+      const ix = Math.floor(gx),
+        iy = Math.floor(gy),
+        iz = Math.floor(gz);
+      if (ix !== runX || iy !== runY || iz !== runZ || runN === 0) {
+        if (runN > 0) {
+          addRun(grid, cache, runX, runY, runZ, runN, runD, sumR, sumG, sumB, sumSx, sumSy, sumSz);
+          pixels += runN;
+        }
+        runX = ix;
+        runY = iy;
+        runZ = iz;
+        runN = 0;
+        runD = d;
+        sumR = sumG = sumB = sumSx = sumSy = sumSz = 0;
+      }
+      runN++;
+      const i3 = i * 3;
+      sumR += rgb[i3]!;
+      sumG += rgb[i3 + 1]!;
+      sumB += rgb[i3 + 2]!;
+      sumSx += gx - ix;
+      sumSy += gy - iy;
+      sumSz += gz - iz;
+    }
+  }
+  if (runN > 0) {
+    addRun(grid, cache, runX, runY, runZ, runN, runD, sumR, sumG, sumB, sumSx, sumSy, sumSz);
+    pixels += runN;
+  }
+  return pixels;
+}
+
+/** Adds a finished run of n pixels in voxel (vx, vy, vz), first seen at depth d, to the voxel cache. */
+function addRun(
+  grid: VoxelGrid,
+  cache: ChunkCache,
+  vx: number,
+  vy: number,
+  vz: number,
+  n: number,
+  d: number,
+  sumR: number,
+  sumG: number,
+  sumB: number,
+  sumSx: number,
+  sumSy: number,
+  sumSz: number,
+): void {
+  const vc = voxelCache;
+  const cx = vx >> CHUNK_BITS,
+    cy = vy >> CHUNK_BITS,
+    cz = vz >> CHUNK_BITS;
+  if (cx !== cache.x || cy !== cache.y || cz !== cache.z || cache.chunk === undefined) {
+    const chunk = grid.ensureChunk(cx, cy, cz);
+    chunk.revision = cache.revision;
+    cache.chunk = chunk;
+    cache.x = cx;
+    cache.y = cy;
+    cache.z = cz;
+  }
+  const h = (Math.imul(vx, 73856093) ^ Math.imul(vy, 19349663) ^ Math.imul(vz, 83492791)) & VOXEL_CACHE_MASK;
+  const sums = vc.sums;
+  const h7 = h * 7;
+  if (vc.count[h]! > 0) {
+    if (vc.keyX[h] !== vx || vc.keyY[h] !== vy || vc.keyZ[h] !== vz) {
+      flushEntry(vc, h);
+    }
+  }
+  if (vc.count[h] === 0) {
+    vc.keyX[h] = vx;
+    vc.keyY[h] = vy;
+    vc.keyZ[h] = vz;
+    vc.chunkOf[h] = cache.chunk;
+    sums[h7] = sums[h7 + 1] = sums[h7 + 2] = sums[h7 + 3] = sums[h7 + 4] = sums[h7 + 5] = sums[h7 + 6] = 0;
+  }
+  vc.count[h]! += n;
+  sums[h7]! += sumR;
+  sums[h7 + 1]! += sumG;
+  sums[h7 + 2]! += sumB;
+  sums[h7 + 3]! += sumSx;
+  sums[h7 + 4]! += sumSy;
+  sums[h7 + 5]! += sumSz;
+  const q = d * INV_HALF_DEPTH;
+  sums[h7 + 6]! += (n * CONFIDENCE_GAIN) / (1 + q * q);
+}
+
+/** Flushes every pending cache entry into the grid; returns the number of voxel updates made in total. */
+function flushAll(vc: VoxelCache): number {
+  for (let h = 0; h < VOXEL_CACHE_SIZE; h++) if (vc.count[h]! > 0) flushEntry(vc, h);
+  vc.chunkOf.fill(undefined);
+  const updates = vc.updates;
+  vc.updates = 0;
+  return updates;
+}
+
+/** Merges cache entry `e` (n points in one voxel) into the grid and empties it. */
+function flushEntry(vc: VoxelCache, e: number): void {
+  const vx = vc.keyX[e]!,
+    vy = vc.keyY[e]!,
+    vz = vc.keyZ[e]!;
+  const n = vc.count[e]!;
+  vc.count[e] = 0;
+  vc.updates++;
+  const e7 = e * 7;
+  const sums = vc.sums;
+  const chunk = vc.chunkOf[e]!;
+  const lx = vx & CHUNK_MASK,
+    ly = vy & CHUNK_MASK,
+    lz = vz & CHUNK_MASK;
+  const slot = chunk.findOrInsert((lx << (2 * CHUNK_BITS)) | (ly << CHUNK_BITS) | lz);
+  const obs = chunk.observations[slot]!;
+  const wOld = Math.min(obs, MAX_MEAN_WEIGHT);
+  const inv = 1 / (wOld + n);
+  const c3 = slot * 3;
+  const col = chunk.color;
+  col[c3] = (col[c3]! * wOld + sums[e7]! * 256) * inv + 0.5;
+  col[c3 + 1] = (col[c3 + 1]! * wOld + sums[e7 + 1]! * 256) * inv + 0.5;
+  col[c3 + 2] = (col[c3 + 2]! * wOld + sums[e7 + 2]! * 256) * inv + 0.5;
+  const pos = chunk.pos;
+  const maxSub = SUB_STEPS - 1;
+  let sx = ((pos[c3]! & maxSub) * wOld + sums[e7 + 3]! * SUB_STEPS) * inv;
+  let sy = ((pos[c3 + 1]! & maxSub) * wOld + sums[e7 + 4]! * SUB_STEPS) * inv;
+  let sz = ((pos[c3 + 2]! & maxSub) * wOld + sums[e7 + 5]! * SUB_STEPS) * inv;
+  sx = Math.min(sx, maxSub);
+  sy = Math.min(sy, maxSub);
+  sz = Math.min(sz, maxSub);
+  pos[c3] = (lx << SUB_BITS) | sx;
+  pos[c3 + 1] = (ly << SUB_BITS) | sy;
+  pos[c3 + 2] = (lz << SUB_BITS) | sz;
+  const total = obs + n;
+  chunk.observations[slot] = Math.min(total, 65535);
+  // conf' = 1 − (1 − conf)·Π(1 − gain_i), gain falling off with depth; Π(1 − g_i) ≈ 1/(1 + Σg_i) keeps it cheap.
+  chunk.confidence[slot] = 255 - (255 - chunk.confidence[slot]!) / (1 + sums[e7 + 6]!) + 0.5;
+}

@@ -1,0 +1,150 @@
+import { check, SpatiaError } from '../../shared/errors.ts';
+import { CHUNK_BITS, CHUNK_VOXELS, chunkKeyOf, SUB_STEPS, VoxelChunk } from './voxelChunk.ts';
+
+/** Smallest and largest voxel edge the grid accepts, metres. */
+export const MIN_VOXEL_SIZE_M = 0.001;
+export const MAX_VOXEL_SIZE_M = 10;
+
+/** Throws INVALID_VOXEL_SIZE unless `voxelSizeM` is a finite number in [0.001, 10] m. */
+export function validateVoxelSize(voxelSizeM: number): void {
+  check(
+    typeof voxelSizeM === 'number' &&
+      Number.isFinite(voxelSizeM) &&
+      voxelSizeM >= MIN_VOXEL_SIZE_M &&
+      voxelSizeM <= MAX_VOXEL_SIZE_M,
+    'INVALID_VOXEL_SIZE',
+    `voxel size must be a finite number of metres in [${MIN_VOXEL_SIZE_M}, ${MAX_VOXEL_SIZE_M}], got ${voxelSizeM}`,
+  );
+}
+
+/** One voxel as plain values (for tests, export and inspection; the hot paths read the chunk arrays). */
+export interface VoxelRecord {
+  /** World position of the voxel's point, metres. */
+  x: number;
+  y: number;
+  z: number;
+  /** Mean colour, 0–255 with 1/256 resolution. */
+  r: number;
+  g: number;
+  b: number;
+  observations: number;
+  /** 0–1. */
+  confidence: number;
+}
+
+/**
+ * The spatial memory's point store: a sparse voxel grid of fixed voxel size, stored as a hash map
+ * of chunks (CHUNK_VOXELS³ voxels each) over structure-of-arrays typed arrays.
+ * Costs: chunk lookup O(1) (Map), voxel lookup O(1) expected (per-chunk hash), memory ≈ 20–28 B/voxel.
+ */
+export class VoxelGrid {
+  readonly voxelSizeM: number;
+  /** Chunk edge in metres. */
+  readonly chunkSizeM: number;
+  /** Quantisation step of voxel positions, metres. */
+  readonly positionStepM: number;
+  private readonly chunkMap = new Map<number, VoxelChunk>();
+  /** Bumped by every mutation (fuse, import, load). */
+  revision = 0;
+
+  constructor(voxelSizeM: number) {
+    validateVoxelSize(voxelSizeM);
+    this.voxelSizeM = voxelSizeM;
+    this.chunkSizeM = voxelSizeM * CHUNK_VOXELS;
+    this.positionStepM = voxelSizeM / SUB_STEPS;
+  }
+
+  /** All resident chunks (iteration order = insertion order). */
+  chunks(): IterableIterator<VoxelChunk> {
+    return this.chunkMap.values();
+  }
+
+  get chunkCount(): number {
+    return this.chunkMap.size;
+  }
+
+  getChunk(key: number): VoxelChunk | undefined {
+    return this.chunkMap.get(key);
+  }
+
+  /** The chunk at integer chunk coordinates, created empty when absent. */
+  ensureChunk(cx: number, cy: number, cz: number): VoxelChunk {
+    if (!(Math.abs(cx) < 65536 && Math.abs(cy) < 65536 && Math.abs(cz) < 65536)) {
+      throw new SpatiaError(
+        'CAPACITY',
+        `chunk (${cx}, ${cy}, ${cz}) is outside the addressable world (±65536 chunks of ${this.chunkSizeM} m)`,
+      );
+    }
+    const key = chunkKeyOf(cx, cy, cz);
+    let c = this.chunkMap.get(key);
+    if (!c) {
+      c = new VoxelChunk(key, cx, cy, cz);
+      this.chunkMap.set(key, c);
+    }
+    return c;
+  }
+
+  /** Adds a whole chunk (loading); replaces one with the same key. */
+  putChunk(chunk: VoxelChunk): void {
+    this.chunkMap.set(chunk.key, chunk);
+    this.revision++;
+  }
+
+  /** Removes a chunk from RAM (eviction or deletion); returns it. */
+  removeChunk(key: number): VoxelChunk | undefined {
+    const c = this.chunkMap.get(key);
+    if (c) {
+      this.chunkMap.delete(key);
+      this.revision++;
+    }
+    return c;
+  }
+
+  /** Number of voxels resident. O(chunks). */
+  get voxelCount(): number {
+    let n = 0;
+    for (const c of this.chunkMap.values()) n += c.count;
+    return n;
+  }
+
+  /** Bytes held by the typed arrays of all resident chunks. O(chunks). */
+  get byteLength(): number {
+    let n = 0;
+    for (const c of this.chunkMap.values()) n += c.byteLength;
+    return n;
+  }
+
+  /** Drops spare capacity in every chunk. */
+  trim(): void {
+    for (const c of this.chunkMap.values()) c.trim();
+  }
+
+  /** Calls `fn` with every voxel as a record. Allocation-light but not for hot paths. */
+  forEachVoxel(fn: (v: VoxelRecord) => void): void {
+    const rec: VoxelRecord = { x: 0, y: 0, z: 0, r: 0, g: 0, b: 0, observations: 0, confidence: 0 };
+    for (const c of this.chunkMap.values()) {
+      const ox = c.cx * this.chunkSizeM;
+      const oy = c.cy * this.chunkSizeM;
+      const oz = c.cz * this.chunkSizeM;
+      for (let s = 0; s < c.count; s++) {
+        rec.x = ox + c.pos[s * 3]! * this.positionStepM;
+        rec.y = oy + c.pos[s * 3 + 1]! * this.positionStepM;
+        rec.z = oz + c.pos[s * 3 + 2]! * this.positionStepM;
+        rec.r = c.color[s * 3]! / 256;
+        rec.g = c.color[s * 3 + 1]! / 256;
+        rec.b = c.color[s * 3 + 2]! / 256;
+        rec.observations = c.observations[s]!;
+        rec.confidence = c.confidence[s]! / 255;
+        fn(rec);
+      }
+    }
+  }
+
+  /** Integer voxel coordinates of a world point. */
+  voxelOf(x: number, y: number, z: number): [number, number, number] {
+    const inv = 1 / this.voxelSizeM;
+    return [Math.floor(x * inv), Math.floor(y * inv), Math.floor(z * inv)];
+  }
+}
+
+export { CHUNK_BITS };

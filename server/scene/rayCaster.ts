@@ -1,0 +1,351 @@
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
+import type { Scene, SceneEntity, SceneMaterial, SceneShape } from './sceneFormat.ts';
+import { sampleMaterial } from './textures.ts';
+
+/** A ground-truth frame: RGB-D plus which pixels show a moving entity (1) or not (0). */
+export interface GroundTruthFrame {
+  readonly width: number;
+  readonly height: number;
+  readonly rgb: Uint8Array;
+  /** Camera z in metres; 0 where the ray hits nothing within range (sky). */
+  readonly depth: Float32Array;
+  readonly dynamicMask: Uint8Array;
+}
+
+interface Primitive {
+  readonly shape: Exclude<SceneShape, { type: 'plane' }> | Extract<SceneShape, { type: 'plane' }>;
+  readonly material: SceneMaterial;
+  readonly dynamic: boolean;
+  /** World offset added to the shape (entities' current path position). */
+  readonly offset: Vec3;
+  readonly cosY: number;
+  readonly sinY: number;
+}
+
+const EPS = 1e-6;
+
+/** Position of an entity along its path at time `timeS` (constant speed, optionally looping). */
+export function entityPosition(e: SceneEntity, timeS: number): Vec3 {
+  const pts = e.path.loop ? [...e.path.points, e.path.points[0]!] : e.path.points;
+  const seg: number[] = [];
+  let total = 0;
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const a = pts[i]!;
+    const b = pts[i + 1]!;
+    const d = Math.hypot(b[0] - a[0], b[1] - a[1], b[2] - a[2]);
+    seg.push(d);
+    total += d;
+  }
+  let s = (timeS + e.path.startOffsetS) * e.path.speedMps;
+  s = e.path.loop ? ((s % total) + total) % total : Math.max(0, Math.min(total, s));
+  for (let i = 0; i < seg.length; i++) {
+    const d = seg[i]!;
+    if (s <= d || i === seg.length - 1) {
+      const a = pts[i]!;
+      const b = pts[i + 1]!;
+      const f = d > 0 ? Math.min(1, s / d) : 0;
+      return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+    }
+    s -= d;
+  }
+  return pts[0]!;
+}
+
+function primitivesAt(scene: Scene, timeS: number, includeEntities: boolean): Primitive[] {
+  const out: Primitive[] = [];
+  const mk = (shape: SceneShape, dynamic: boolean, offset: Vec3): Primitive => {
+    const rot = shape.type === 'box' ? (shape.rotationYDeg * Math.PI) / 180 : 0;
+    return {
+      shape,
+      material: scene.materials[shape.material]!,
+      dynamic,
+      offset,
+      cosY: Math.cos(rot),
+      sinY: Math.sin(rot),
+    };
+  };
+  for (const o of scene.objects) out.push(mk(o, false, [0, 0, 0]));
+  if (includeEntities) for (const e of scene.entities) out.push(mk(e.shape, true, entityPosition(e, timeS)));
+  return out;
+}
+
+// Scratch for the nearest hit: local position and local normal of the surface.
+const hitLocal = new Float64Array(3);
+const hitNormal = new Float64Array(3);
+
+/** Ray–primitive intersection in the primitive's local frame; returns t or Infinity and fills hit scratch. */
+function intersect(
+  p: Primitive,
+  ox: number,
+  oy: number,
+  oz: number,
+  dx: number,
+  dy: number,
+  dz: number,
+): number {
+  const s = p.shape;
+  switch (s.type) {
+    case 'plane': {
+      const n = s.normal;
+      const denom = dx * n[0] + dy * n[1] + dz * n[2];
+      if (Math.abs(denom) < 1e-12) return Infinity;
+      const t = ((s.point[0] - ox) * n[0] + (s.point[1] - oy) * n[1] + (s.point[2] - oz) * n[2]) / denom;
+      if (t <= EPS) return Infinity;
+      hitLocal[0] = ox + dx * t;
+      hitLocal[1] = oy + dy * t;
+      hitLocal[2] = oz + dz * t;
+      const nl = Math.hypot(n[0], n[1], n[2]);
+      hitNormal[0] = n[0] / nl;
+      hitNormal[1] = n[1] / nl;
+      hitNormal[2] = n[2] / nl;
+      return t;
+    }
+    case 'sphere': {
+      const cx = ox - s.center[0] - p.offset[0];
+      const cy = oy - s.center[1] - p.offset[1];
+      const cz = oz - s.center[2] - p.offset[2];
+      const a = dx * dx + dy * dy + dz * dz;
+      const b = cx * dx + cy * dy + cz * dz;
+      const c = cx * cx + cy * cy + cz * cz - s.radius * s.radius;
+      const disc = b * b - a * c;
+      if (disc < 0) return Infinity;
+      const sq = Math.sqrt(disc);
+      let t = (-b - sq) / a;
+      if (t <= EPS) t = (-b + sq) / a;
+      if (t <= EPS) return Infinity;
+      hitLocal[0] = cx + dx * t;
+      hitLocal[1] = cy + dy * t;
+      hitLocal[2] = cz + dz * t;
+      hitNormal[0] = hitLocal[0] / s.radius;
+      hitNormal[1] = hitLocal[1] / s.radius;
+      hitNormal[2] = hitLocal[2] / s.radius;
+      return t;
+    }
+    case 'cylinder': {
+      const cx = ox - s.base[0] - p.offset[0];
+      const cy = oy - s.base[1] - p.offset[1];
+      const cz = oz - s.base[2] - p.offset[2];
+      let best = Infinity;
+      const a = dx * dx + dz * dz;
+      if (a > 1e-12) {
+        const b = cx * dx + cz * dz;
+        const c = cx * cx + cz * cz - s.radius * s.radius;
+        const disc = b * b - a * c;
+        if (disc >= 0) {
+          const sq = Math.sqrt(disc);
+          for (let side = 0; side < 2; side++) {
+            const t = (-b + (side === 0 ? -sq : sq)) / a;
+            const y = cy + dy * t;
+            if (t > EPS && t < best && y >= 0 && y <= s.height) {
+              best = t;
+              hitNormal[0] = (cx + dx * t) / s.radius;
+              hitNormal[1] = 0;
+              hitNormal[2] = (cz + dz * t) / s.radius;
+            }
+          }
+        }
+      }
+      if (Math.abs(dy) > 1e-12) {
+        for (let cap = 0; cap < 2; cap++) {
+          const capY = cap === 0 ? 0 : s.height;
+          const t = (capY - cy) / dy;
+          if (t > EPS && t < best) {
+            const x = cx + dx * t;
+            const z = cz + dz * t;
+            if (x * x + z * z <= s.radius * s.radius) {
+              best = t;
+              hitNormal[0] = 0;
+              hitNormal[1] = capY === 0 ? -1 : 1;
+              hitNormal[2] = 0;
+            }
+          }
+        }
+      }
+      if (best < Infinity) {
+        hitLocal[0] = cx + dx * best;
+        hitLocal[1] = cy + dy * best;
+        hitLocal[2] = cz + dz * best;
+      }
+      return best;
+    }
+    case 'box': {
+      // Into the box frame: translate, then rotate by −rotationY about +y.
+      const tx = ox - s.center[0] - p.offset[0];
+      const ty = oy - s.center[1] - p.offset[1];
+      const tz = oz - s.center[2] - p.offset[2];
+      const c = p.cosY;
+      const sn = p.sinY;
+      const lx = c * tx - sn * tz;
+      const lz = sn * tx + c * tz;
+      const ldx = c * dx - sn * dz;
+      const ldz = sn * dx + c * dz;
+      const hx = s.size[0] / 2;
+      const hy = s.size[1] / 2;
+      const hz = s.size[2] / 2;
+      // Slab test per local axis; remember which face was entered last (the hit face).
+      let tmin = -Infinity;
+      let tmax = Infinity;
+      let axis = 0;
+      let sign = 1;
+      for (let ax = 0; ax < 3; ax++) {
+        const o = ax === 0 ? lx : ax === 1 ? ty : lz;
+        const d = ax === 0 ? ldx : ax === 1 ? dy : ldz;
+        const h = ax === 0 ? hx : ax === 1 ? hy : hz;
+        if (Math.abs(d) < 1e-12) {
+          if (o < -h || o > h) return Infinity;
+          continue;
+        }
+        const inv = 1 / d;
+        let t0 = (-h - o) * inv;
+        let t1 = (h - o) * inv;
+        let sg = -1;
+        if (t0 > t1) {
+          const tmp = t0;
+          t0 = t1;
+          t1 = tmp;
+          sg = 1;
+        }
+        if (t0 > tmin) {
+          tmin = t0;
+          axis = ax;
+          sign = sg;
+        }
+        if (t1 < tmax) tmax = t1;
+        if (tmin > tmax || tmax <= EPS) return Infinity;
+      }
+      let t = tmin;
+      if (t <= EPS) {
+        // Camera inside the box: the exit face is the visible one (rooms are boxes seen from inside).
+        t = tmax;
+        if (t <= EPS) return Infinity;
+        const ex = lx + ldx * t;
+        const ey = ty + dy * t;
+        const ez = lz + ldz * t;
+        const ax = Math.abs(ex) / hx;
+        const ay = Math.abs(ey) / hy;
+        const az = Math.abs(ez) / hz;
+        axis = ax >= ay && ax >= az ? 0 : ay >= az ? 1 : 2;
+        sign = -Math.sign(axis === 0 ? ex : axis === 1 ? ey : ez);
+      }
+      hitLocal[0] = lx + ldx * t + hx;
+      hitLocal[1] = ty + dy * t + hy;
+      hitLocal[2] = lz + ldz * t + hz;
+      const nlx = axis === 0 ? sign : 0;
+      const nlz = axis === 2 ? sign : 0;
+      hitNormal[0] = axis === 0 ? nlx : 0; // local normal; rotated to world for lighting below
+      hitNormal[1] = axis === 1 ? sign : 0;
+      hitNormal[2] = nlz;
+      return t;
+    }
+  }
+}
+
+/** Options of `renderScene`. */
+export interface RenderSceneOptions {
+  /** Scene time in seconds (positions moving entities). */
+  readonly timeS?: number;
+  readonly includeEntities?: boolean;
+  readonly maxDepthM?: number;
+}
+
+/**
+ * Ray-casts a scene at a camera pose to RGB + metric depth + a mask of moving entities. Pure and
+ * deterministic: the ground truth for tests and the eval. Shading is view-independent (Lambert +
+ * ambient), so a perfect memory can reproduce any view exactly.
+ */
+export function renderScene(
+  scene: Scene,
+  pose: Pose,
+  k: Intrinsics,
+  opts: RenderSceneOptions = {},
+): GroundTruthFrame {
+  const { width, height } = k;
+  const prims = primitivesAt(scene, opts.timeS ?? 0, opts.includeEntities ?? true);
+  const maxDepth = opts.maxDepthM ?? 100;
+  const rgb = new Uint8Array(width * height * 3);
+  const depth = new Float32Array(width * height);
+  const dynamicMask = new Uint8Array(width * height);
+  const r = pose.rotation;
+  const [ox, oy, oz] = pose.position;
+  const L = scene.light.direction;
+  const ll = Math.hypot(L[0], L[1], L[2]);
+  const lx = L[0] / ll;
+  const ly = L[1] / ll;
+  const lz = L[2] / ll;
+  const albedo = new Float64Array(3);
+  const nLocal = new Float64Array(3);
+  const pLocal = new Float64Array(3);
+  for (let row = 0; row < height; row++) {
+    const cyr = (row - k.cy) / k.fy;
+    for (let col = 0; col < width; col++) {
+      const cxr = (col - k.cx) / k.fx;
+      // Camera ray (cxr, cyr, 1) in world: its parameter t is the camera depth z directly.
+      const dx = r[0] * cxr + r[1] * cyr + r[2];
+      const dy = r[3] * cxr + r[4] * cyr + r[5];
+      const dz = r[6] * cxr + r[7] * cyr + r[8];
+      let best = maxDepth;
+      let hit: Primitive | undefined;
+      for (const p of prims) {
+        const t = intersect(p, ox, oy, oz, dx, dy, dz);
+        if (t < best) {
+          best = t;
+          hit = p;
+          nLocal.set(hitNormal);
+          pLocal.set(hitLocal);
+        }
+      }
+      const i = row * width + col;
+      if (!hit) {
+        const len = Math.hypot(dx, dy, dz);
+        const up = Math.max(0, dy / len);
+        const z0 = scene.sky.zenith;
+        const h0 = scene.sky.horizon;
+        rgb[i * 3] = h0[0] + (z0[0] - h0[0]) * up;
+        rgb[i * 3 + 1] = h0[1] + (z0[1] - h0[1]) * up;
+        rgb[i * 3 + 2] = h0[2] + (z0[2] - h0[2]) * up;
+        continue;
+      }
+      depth[i] = best;
+      dynamicMask[i] = hit.dynamic ? 1 : 0;
+      // Texture in the face plane: drop the dominant axis of the local normal.
+      const ax = Math.abs(nLocal[0]!);
+      const ay = Math.abs(nLocal[1]!);
+      const az = Math.abs(nLocal[2]!);
+      let u: number;
+      let v: number;
+      if (ay >= ax && ay >= az) {
+        u = pLocal[0]!;
+        v = pLocal[2]!;
+      } else if (ax >= az) {
+        u = pLocal[2]!;
+        v = pLocal[1]!;
+      } else {
+        u = pLocal[0]!;
+        v = pLocal[1]!;
+      }
+      sampleMaterial(hit.material, u, v, albedo);
+      // World normal (boxes rotate about y); face it towards the camera for two-sided lighting.
+      let nx = nLocal[0]!;
+      let nz = nLocal[2]!;
+      if (hit.shape.type === 'box') {
+        const wx = hit.cosY * nx + hit.sinY * nz;
+        const wz = -hit.sinY * nx + hit.cosY * nz;
+        nx = wx;
+        nz = wz;
+      }
+      let ny = nLocal[1]!;
+      if (nx * dx + ny * dy + nz * dz > 0) {
+        nx = -nx;
+        ny = -ny;
+        nz = -nz;
+      }
+      const shade = scene.light.ambient + scene.light.diffuse * Math.max(0, nx * lx + ny * ly + nz * lz);
+      rgb[i * 3] = Math.min(255, albedo[0]! * shade);
+      rgb[i * 3 + 1] = Math.min(255, albedo[1]! * shade);
+      rgb[i * 3 + 2] = Math.min(255, albedo[2]! * shade);
+    }
+  }
+  return { width, height, rgb, depth, dynamicMask };
+}

@@ -1,0 +1,83 @@
+import type { SceneMaterial } from './sceneFormat.ts';
+
+/** Integer hash → [0, 1). */
+function hash2(ix: number, iy: number, seed: number): number {
+  let h = Math.imul(ix, 0x27d4eb2d) ^ Math.imul(iy, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
+}
+
+/** Smooth 2D value noise in [0, 1). */
+export function valueNoise(x: number, y: number, seed = 0): number {
+  const ix = Math.floor(x);
+  const iy = Math.floor(y);
+  const fx = x - ix;
+  const fy = y - iy;
+  const sx = fx * fx * (3 - 2 * fx);
+  const sy = fy * fy * (3 - 2 * fy);
+  const a = hash2(ix, iy, seed);
+  const b = hash2(ix + 1, iy, seed);
+  const c = hash2(ix, iy + 1, seed);
+  const d = hash2(ix + 1, iy + 1, seed);
+  return a + (b - a) * sx + (c - a) * sy + (a - b - c + d) * sx * sy;
+}
+
+/** Three octaves of value noise in [0, 1). */
+export function fbm(x: number, y: number, seed = 0): number {
+  return (
+    0.57 * valueNoise(x, y, seed) +
+    0.29 * valueNoise(x * 2.1, y * 2.1, seed + 1) +
+    0.14 * valueNoise(x * 4.3, y * 4.3, seed + 2)
+  );
+}
+
+const frac = (x: number): number => x - Math.floor(x);
+
+/**
+ * Albedo of a material at surface coordinates (u, v) in metres, written to out[0..2] (0–255).
+ * Patterns are 2D in the face's plane so coplanar faces never flicker between pattern cells.
+ */
+export function sampleMaterial(m: SceneMaterial, u: number, v: number, out: Float64Array): void {
+  const s = m.scale;
+  const c1 = m.color;
+  const c2 = m.color2 ?? m.color;
+  let t = 0; // blend factor towards color2
+  switch (m.texture) {
+    case 'solid':
+      t = 0;
+      break;
+    case 'checker':
+      t = (Math.floor(u * s) + Math.floor(v * s)) & 1;
+      break;
+    case 'stripes':
+      t = Math.floor(u * s) & 1;
+      break;
+    case 'noise':
+      t = fbm(u * s, v * s, 7);
+      break;
+    case 'brick': {
+      const row = Math.floor(v * s * 2);
+      const bu = frac(u * s + (row & 1 ? 0.5 : 0));
+      const bv = frac(v * s * 2);
+      t = bu < 0.05 || bv < 0.1 ? 1 : 0.15 * hash2(Math.floor(u * s + (row & 1 ? 0.5 : 0)), row, 3);
+      break;
+    }
+    case 'wood': {
+      const ring = frac(u * s + 1.5 * fbm(u * 0.7, v * 3, 11));
+      t = ring < 0.25 ? 0.8 : 0.2 * fbm(u * 20, v * 2, 5);
+      break;
+    }
+    case 'tiles': {
+      const fu = frac(u * s);
+      const fv = frac(v * s);
+      t = fu < 0.05 || fv < 0.05 ? 1 : 0.2 * hash2(Math.floor(u * s), Math.floor(v * s), 9);
+      break;
+    }
+  }
+  // Fine grain on every material so that surfaces carry detail a memory has to keep.
+  const grain = 0.92 + 0.16 * valueNoise(u * 23, v * 23, 13);
+  out[0] = (c1[0] + (c2[0] - c1[0]) * t) * grain;
+  out[1] = (c1[1] + (c2[1] - c1[1]) * t) * grain;
+  out[2] = (c1[2] + (c2[2] - c1[2]) * t) * grain;
+}

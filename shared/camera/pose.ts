@@ -1,0 +1,81 @@
+import { check } from '../errors.ts';
+import { cross, normalize, type Vec3 } from '../math/vec3.ts';
+
+/** Row-major 3×3 matrix. */
+export type Mat3 = readonly [number, number, number, number, number, number, number, number, number];
+
+/** Camera-to-world pose, OpenCV camera axes (see conventions.ts): Xw = rotation·Xc + position. */
+export interface Pose {
+  readonly rotation: Mat3;
+  readonly position: Vec3;
+}
+
+export const IDENTITY_ROTATION: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
+
+/**
+ * Pose of a camera at `position` looking along yaw/pitch (radians; yaw 0 = world -z, positive
+ * yaw turns right, positive pitch looks up). No roll.
+ */
+export function poseFromYawPitch(position: Vec3, yaw: number, pitch: number): Pose {
+  const cp = Math.cos(pitch);
+  const forward: Vec3 = [Math.sin(yaw) * cp, Math.sin(pitch), -Math.cos(yaw) * cp];
+  const right: Vec3 = [Math.cos(yaw), 0, Math.sin(yaw)];
+  const down = cross(forward, right);
+  return { rotation: fromColumns(right, down, forward), position };
+}
+
+/** Pose of a camera at `eye` looking at `target`, with world +y as up (no roll). */
+export function poseLookAt(eye: Vec3, target: Vec3): Pose {
+  const f = normalize([target[0] - eye[0], target[1] - eye[1], target[2] - eye[2]]);
+  const yaw = Math.atan2(f[0], -f[2]);
+  const pitch = Math.asin(Math.max(-1, Math.min(1, f[1])));
+  return poseFromYawPitch(eye, yaw, pitch);
+}
+
+function fromColumns(x: Vec3, y: Vec3, z: Vec3): Mat3 {
+  return [x[0], y[0], z[0], x[1], y[1], z[1], x[2], y[2], z[2]];
+}
+
+/** Throws INVALID_POSE unless the pose is finite and its rotation orthonormal with det +1. */
+export function validatePose(pose: Pose, what = 'pose'): void {
+  const r = pose.rotation;
+  const p = pose.position;
+  check(
+    Array.isArray(r) && r.length === 9 && Array.isArray(p) && p.length === 3,
+    'INVALID_POSE',
+    `${what} needs rotation[9] and position[3]`,
+  );
+  check(
+    r.every(Number.isFinite) && p.every(Number.isFinite),
+    'INVALID_POSE',
+    `${what} has a non-finite value (NaN or Infinity)`,
+  );
+  // R·Rᵀ = I within tolerance and det = +1: a proper rotation, so the camera frame stays right-handed.
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      const d = r[i * 3]! * r[j * 3]! + r[i * 3 + 1]! * r[j * 3 + 1]! + r[i * 3 + 2]! * r[j * 3 + 2]!;
+      check(Math.abs(d - (i === j ? 1 : 0)) < 1e-4, 'INVALID_POSE', `${what} rotation is not orthonormal`);
+    }
+  }
+  check(determinant(r) > 0, 'INVALID_POSE', `${what} rotation is a reflection (det < 0)`);
+}
+
+export function determinant(m: Mat3): number {
+  return (
+    m[0] * (m[4] * m[8] - m[5] * m[7]) -
+    m[1] * (m[3] * m[8] - m[5] * m[6]) +
+    m[2] * (m[3] * m[7] - m[4] * m[6])
+  );
+}
+
+/** The camera's forward (optical) axis in world coordinates. */
+export const forwardOf = (pose: Pose): Vec3 => [pose.rotation[2], pose.rotation[5], pose.rotation[8]];
+
+/** Angle in radians between two poses' rotations. */
+export function rotationAngle(a: Pose, b: Pose): number {
+  // trace(Raᵀ·Rb) = 1 + 2 cos θ
+  let tr = 0;
+  for (let i = 0; i < 3; i++)
+    for (let k = 0; k < 3; k++) tr += a.rotation[k * 3 + i]! * b.rotation[k * 3 + i]!;
+  return Math.acos(Math.max(-1, Math.min(1, (tr - 1) / 2)));
+}
