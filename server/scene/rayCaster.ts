@@ -309,6 +309,14 @@ export function renderScene(
       }
       depth[i] = best;
       dynamicMask[i] = hit.dynamic ? 1 : 0;
+      // The ray in the primitive's local frame (boxes rotate about y), for the incidence angle.
+      let ldx = dx;
+      const ldy = dy;
+      let ldz = dz;
+      if (hit.shape.type === 'box') {
+        ldx = hit.cosY * dx - hit.sinY * dz;
+        ldz = hit.sinY * dx + hit.cosY * dz;
+      }
       // Texture in the face plane: drop the dominant axis of the local normal.
       const ax = Math.abs(nLocal[0]!);
       const ay = Math.abs(nLocal[1]!);
@@ -325,7 +333,11 @@ export function renderScene(
         u = pLocal[0]!;
         v = pLocal[1]!;
       }
-      sampleMaterial(hit.material, u, v, albedo);
+      // One pixel's footprint on the surface: grows with distance and with grazing angles.
+      const dl = Math.hypot(dx, dy, dz);
+      const cosIncidence = Math.abs(nLocal[0]! * ldx + nLocal[1]! * ldy + nLocal[2]! * ldz) / dl;
+      const footprint = (best * dl) / k.fx / Math.max(0.3, cosIncidence);
+      sampleMaterial(hit.material, u, v, albedo, footprint);
       // World normal (boxes rotate about y); face it towards the camera for two-sided lighting.
       let nx = nLocal[0]!;
       let nz = nLocal[2]!;
@@ -348,4 +360,55 @@ export function renderScene(
     }
   }
   return { width, height, rgb, depth, dynamicMask };
+}
+
+/**
+ * Whether world point (x, y, z) lies inside a shape placed at `offset`, with the shape shrunk by
+ * `shrinkM` on every side (so surfaces touching it do not count). Planes have no inside.
+ */
+export function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: number, shrinkM = 0): boolean {
+  switch (shape.type) {
+    case 'plane':
+      return false;
+    case 'sphere': {
+      const dx = x - shape.center[0] - offset[0];
+      const dy = y - shape.center[1] - offset[1];
+      const dz = z - shape.center[2] - offset[2];
+      const r = shape.radius - shrinkM;
+      return r > 0 && dx * dx + dy * dy + dz * dz < r * r;
+    }
+    case 'cylinder': {
+      const dx = x - shape.base[0] - offset[0];
+      const dy = y - shape.base[1] - offset[1];
+      const dz = z - shape.base[2] - offset[2];
+      const r = shape.radius - shrinkM;
+      return r > 0 && dy > shrinkM && dy < shape.height - shrinkM && dx * dx + dz * dz < r * r;
+    }
+    case 'box': {
+      const tx = x - shape.center[0] - offset[0];
+      const ty = y - shape.center[1] - offset[1];
+      const tz = z - shape.center[2] - offset[2];
+      const a = (shape.rotationYDeg * Math.PI) / 180;
+      const lx = Math.cos(a) * tx - Math.sin(a) * tz;
+      const lz = Math.sin(a) * tx + Math.cos(a) * tz;
+      return (
+        Math.abs(lx) < shape.size[0] / 2 - shrinkM &&
+        Math.abs(ty) < shape.size[1] / 2 - shrinkM &&
+        Math.abs(lz) < shape.size[2] / 2 - shrinkM
+      );
+    }
+  }
+}
+
+/**
+ * Ghost voxels: memory points inside a moving entity's volume at any of `timesS` (shrunk by
+ * `shrinkM`), i.e. moving things that leaked into the static memory.
+ */
+export function countGhostPoints(scene: Scene, points: Iterable<Vec3>, timesS: readonly number[], shrinkM: number): number {
+  const placed = scene.entities.flatMap((e) => timesS.map((t) => ({ shape: e.shape, offset: entityPosition(e, t) })));
+  let ghosts = 0;
+  for (const p of points) {
+    if (placed.some((e) => insideShape(e.shape, e.offset, p[0], p[1], p[2], shrinkM))) ghosts++;
+  }
+  return ghosts;
 }

@@ -1,0 +1,147 @@
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import type { Mat3, Pose } from '../../shared/camera/pose.ts';
+import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
+import { crc32 } from '../../shared/codec/crc32.ts';
+import { SpatiaError } from '../../shared/errors.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
+import { KeyframeStore } from './keyframes.ts';
+import { CHUNK_VOXELS, chunkKeyOf, VoxelChunk } from './voxelChunk.ts';
+import { VoxelGrid } from './voxelGrid.ts';
+
+/**
+ * Snapshot format v1 (little-endian), the memory's exact, complete state:
+ *   magic "SPATIA-MEMORY-V1" (16 B) · f64 voxelSizeM · u32 chunkCount · chunks · u32 keyframeCount ·
+ *   keyframes · u32 CRC-32 of everything before it.
+ * chunk: i32 cx, cy, cz · u32 n · u16 pos[3n] · u16 color[3n] · u16 observations[n] · u8 confidence[n]
+ * keyframe: u32 id · f64 rotation[9] · f64 position[3] · f64 fx, fy, cx, cy · u32 width, height ·
+ *   u32 sketchLen · u32 sketch[] · u32 cellCount · f64 cells[] · f32 weights[] · f64 voxelCount ·
+ *   u8 hasImage · (u8 rgb[w·h·3] · f32 depth[w·h])
+ */
+const MAGIC = 'SPATIA-MEMORY-V1';
+
+export interface MemorySnapshot {
+  readonly grid: VoxelGrid;
+  readonly keyframes: KeyframeStore;
+}
+
+/** Appends one chunk's exact state. */
+export function encodeChunk(w: BinaryWriter, c: VoxelChunk): void {
+  w.i32(c.cx);
+  w.i32(c.cy);
+  w.i32(c.cz);
+  w.u32(c.count);
+  w.bytes(c.pos.subarray(0, c.count * 3));
+  w.bytes(c.color.subarray(0, c.count * 3));
+  w.bytes(c.observations.subarray(0, c.count));
+  w.bytes(c.confidence.subarray(0, c.count));
+}
+
+/** Reads one chunk written by `encodeChunk`, checking its contents are consistent. */
+export function decodeChunk(r: BinaryReader): VoxelChunk {
+  const cx = r.i32();
+  const cy = r.i32();
+  const cz = r.i32();
+  const n = r.u32();
+  const max = CHUNK_VOXELS ** 3;
+  if (n > max) throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) claims ${n} voxels (max ${max})`);
+  if (Math.abs(cx) >= 65536 || Math.abs(cy) >= 65536 || Math.abs(cz) >= 65536) {
+    throw new SpatiaError('SNAPSHOT_FORMAT', `chunk coordinates (${cx}, ${cy}, ${cz}) are out of range`);
+  }
+  const pos = new Uint16Array(r.bytes(n * 6).buffer);
+  const color = new Uint16Array(r.bytes(n * 6).buffer);
+  const observations = new Uint16Array(r.bytes(n * 2).buffer);
+  const confidence = r.bytes(n);
+  const chunk = new VoxelChunk(chunkKeyOf(cx, cy, cz), cx, cy, cz, Math.max(1, n));
+  for (let s = 0; s < n; s++) {
+    const key = ((pos[s * 3]! >> 11) << 10) | ((pos[s * 3 + 1]! >> 11) << 5) | (pos[s * 3 + 2]! >> 11);
+    const slot = chunk.findOrInsert(key);
+    if (slot !== s) throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) has a duplicate voxel`);
+  }
+  chunk.pos.set(pos);
+  chunk.color.set(color);
+  chunk.observations.set(observations);
+  chunk.confidence.set(confidence);
+  return chunk;
+}
+
+/** Serialises the grid and keyframes. O(voxels + keyframe bytes). */
+export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new KeyframeStore()): Uint8Array {
+  const w = new BinaryWriter();
+  w.bytes(new TextEncoder().encode(MAGIC));
+  w.f64(grid.voxelSizeM);
+  const chunks = [...grid.chunks()].filter((c) => c.count > 0);
+  w.u32(chunks.length);
+  for (const c of chunks) encodeChunk(w, c);
+  const kfs = keyframes.all();
+  w.u32(kfs.length);
+  for (const kf of kfs) {
+    w.u32(kf.id);
+    for (const x of kf.pose.rotation) w.f64(x);
+    for (const x of kf.pose.position) w.f64(x);
+    const k = kf.intrinsics;
+    w.f64(k.fx);
+    w.f64(k.fy);
+    w.f64(k.cx);
+    w.f64(k.cy);
+    w.u32(k.width);
+    w.u32(k.height);
+    const s = kf.signature;
+    w.u32(s.sketch.length);
+    w.bytes(s.sketch);
+    w.u32(s.cells.length);
+    w.bytes(s.cells);
+    w.bytes(s.cellWeights);
+    w.f64(s.voxelCount);
+    w.u8(kf.image ? 1 : 0);
+    if (kf.image) {
+      w.bytes(kf.image.rgb);
+      w.bytes(kf.image.depth);
+    }
+  }
+  const body = w.finish();
+  const out = new Uint8Array(body.length + 4);
+  out.set(body);
+  new DataView(out.buffer).setUint32(body.length, crc32(body), true);
+  return out;
+}
+
+/** Restores a snapshot. Throws SNAPSHOT_FORMAT on a wrong magic, truncation or a checksum mismatch. */
+export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
+  if (!(bytes instanceof Uint8Array) || bytes.length < MAGIC.length + 4) {
+    throw new SpatiaError('SNAPSHOT_FORMAT', 'snapshot is too short to be a Spatia memory snapshot');
+  }
+  const magic = new TextDecoder().decode(bytes.subarray(0, MAGIC.length));
+  if (magic !== MAGIC) throw new SpatiaError('SNAPSHOT_FORMAT', `not a Spatia memory snapshot (magic "${magic}")`);
+  const body = bytes.subarray(0, bytes.length - 4);
+  const stored = new DataView(bytes.buffer, bytes.byteOffset + body.length, 4).getUint32(0, true);
+  if (crc32(body) !== stored) {
+    throw new SpatiaError('SNAPSHOT_FORMAT', 'snapshot checksum mismatch: the file is truncated or corrupted');
+  }
+  const r = new BinaryReader(body, 'SNAPSHOT_FORMAT', 'snapshot');
+  r.bytes(MAGIC.length);
+  const grid = new VoxelGrid(r.f64());
+  const chunkCount = r.u32();
+  for (let i = 0; i < chunkCount; i++) grid.putChunk(decodeChunk(r));
+  const keyframes = new KeyframeStore();
+  const kfCount = r.u32();
+  for (let i = 0; i < kfCount; i++) {
+    const id = r.u32();
+    const rot = Array.from({ length: 9 }, () => r.f64()) as unknown as Mat3;
+    const position = [r.f64(), r.f64(), r.f64()] as const satisfies Vec3;
+    const pose: Pose = { rotation: rot, position };
+    const intrinsics: Intrinsics = { fx: r.f64(), fy: r.f64(), cx: r.f64(), cy: r.f64(), width: r.u32(), height: r.u32() };
+    const sketch = new Uint32Array(r.bytes(r.u32() * 4).buffer);
+    const cellCount = r.u32();
+    const cells = new Float64Array(r.bytes(cellCount * 8).buffer);
+    const cellWeights = new Float32Array(r.bytes(cellCount * 4).buffer);
+    const voxelCount = r.f64();
+    const hasImage = r.u8() === 1;
+    const n = intrinsics.width * intrinsics.height;
+    const image = hasImage
+      ? { width: intrinsics.width, height: intrinsics.height, rgb: r.bytes(n * 3), depth: new Float32Array(r.bytes(n * 4).buffer) }
+      : undefined;
+    keyframes.add({ id, pose, intrinsics, signature: { sketch, cells, cellWeights, voxelCount }, image });
+  }
+  if (r.remaining !== 0) throw new SpatiaError('SNAPSHOT_FORMAT', `snapshot has ${r.remaining} unexpected trailing bytes`);
+  return { grid, keyframes };
+}

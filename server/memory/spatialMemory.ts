@@ -1,0 +1,91 @@
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
+import type { RgbdImage } from '../../shared/image.ts';
+import { type FuseOptions, type FuseStats, fuseFrame } from './fuse.ts';
+import { type Keyframe, KeyframeStore, type RetrievalHit, type RetrieveOptions } from './keyframes.ts';
+import { exportPly, importPly } from './ply.ts';
+import { type MemoryView, type RenderViewOptions, renderMemoryView } from './renderView.ts';
+import { loadSnapshot, saveSnapshot } from './snapshot.ts';
+import { type ViewSignature, viewSignature } from './visibility.ts';
+import { VoxelGrid } from './voxelGrid.ts';
+
+export interface MemoryStats {
+  readonly voxels: number;
+  readonly chunks: number;
+  readonly bytes: number;
+  readonly keyframes: number;
+  readonly voxelSizeM: number;
+}
+
+/**
+ * The spatial memory of one world: the voxel grid plus the keyframe store, with the operations the
+ * director needs. A thin composition of the pure data-path modules (fuse, renderView, visibility,
+ * keyframes, ply, snapshot); it does no I/O.
+ */
+export class SpatialMemory {
+  constructor(
+    readonly grid: VoxelGrid,
+    readonly keyframes: KeyframeStore = new KeyframeStore(),
+  ) {}
+
+  /** An empty memory with the given voxel edge in metres. */
+  static create(voxelSizeM: number): SpatialMemory {
+    return new SpatialMemory(new VoxelGrid(voxelSizeM));
+  }
+
+  /** Fuses an RGB-D frame seen from `pose` (camera-to-world); `excludeMask` marks moving pixels. */
+  fuse(frame: RgbdImage, pose: Pose, k: Intrinsics, opts?: FuseOptions): FuseStats {
+    return fuseFrame(this.grid, frame, pose, k, opts);
+  }
+
+  /** Renders RGB, depth and coverage of the memory at a camera. */
+  render(pose: Pose, k: Intrinsics, opts?: RenderViewOptions): MemoryView {
+    return renderMemoryView(this.grid, pose, k, opts);
+  }
+
+  /** The visible-voxel signature of a rendered view. */
+  signature(view: MemoryView): ViewSignature {
+    return viewSignature(view);
+  }
+
+  /** Keeps `frame` as a keyframe; its signature is what the memory shows at its pose. */
+  addKeyframe(frame: RgbdImage | undefined, pose: Pose, k: Intrinsics, view?: MemoryView): Keyframe {
+    const signature = viewSignature(view ?? this.render(pose, k));
+    return this.keyframes.add({ pose, intrinsics: k, signature, image: frame });
+  }
+
+  /** Up to K keyframes whose 3D IoU with the view at `pose` is ≥ ε, best first. */
+  retrieve(pose: Pose, k: Intrinsics, opts?: RetrieveOptions, view?: MemoryView): RetrievalHit[] {
+    return this.keyframes.retrieve(viewSignature(view ?? this.render(pose, k)), opts);
+  }
+
+  stats(): MemoryStats {
+    return {
+      voxels: this.grid.voxelCount,
+      chunks: this.grid.chunkCount,
+      bytes: this.grid.byteLength,
+      keyframes: this.keyframes.size,
+      voxelSizeM: this.grid.voxelSizeM,
+    };
+  }
+
+  /** Binary PLY of every voxel (opens in MeshLab, CloudCompare, Open3D). */
+  toPly(): Uint8Array {
+    return exportPly(this.grid);
+  }
+
+  /** A memory built from a PLY point cloud (keyframes empty). */
+  static fromPly(bytes: Uint8Array, voxelSizeM?: number): SpatialMemory {
+    return new SpatialMemory(importPly(bytes, voxelSizeM));
+  }
+
+  /** The complete state as bytes (see snapshot.ts for the layout). */
+  save(): Uint8Array {
+    return saveSnapshot(this.grid, this.keyframes);
+  }
+
+  static load(bytes: Uint8Array): SpatialMemory {
+    const s = loadSnapshot(bytes);
+    return new SpatialMemory(s.grid, s.keyframes);
+  }
+}
