@@ -68,18 +68,28 @@ export class KeyframeStore {
     validateIntrinsics(input.intrinsics);
     const sig = input.signature;
     check(
-      sig.sketch instanceof Uint32Array && sig.cells instanceof Float64Array && sig.cellWeights instanceof Float32Array &&
-        sig.cells.length === sig.cellWeights.length && sig.sketch.length <= SKETCH_SIZE,
+      sig.sketch instanceof Uint32Array &&
+        sig.cells instanceof Float64Array &&
+        sig.cellWeights instanceof Float32Array &&
+        sig.cells.length === sig.cellWeights.length &&
+        sig.sketch.length <= SKETCH_SIZE,
       'INVALID_ARGUMENT',
       'keyframe signature must have a Uint32Array sketch and matching cells/cellWeights',
     );
     if (input.image) {
       validateRgbd(input.image, 'keyframe image');
-      check(input.image.width === input.intrinsics.width && input.image.height === input.intrinsics.height, 'BUFFER_SIZE',
-        'keyframe image size must match its intrinsics');
+      check(
+        input.image.width === input.intrinsics.width && input.image.height === input.intrinsics.height,
+        'BUFFER_SIZE',
+        'keyframe image size must match its intrinsics',
+      );
     }
     const id = input.id ?? this.nextId;
-    check(Number.isInteger(id) && id >= 0, 'INVALID_ARGUMENT', `keyframe id must be a non-negative integer, got ${id}`);
+    check(
+      Number.isInteger(id) && id >= 0,
+      'INVALID_ARGUMENT',
+      `keyframe id must be a non-negative integer, got ${id}`,
+    );
     this.nextId = Math.max(this.nextId, id + 1);
     const kf: Keyframe = { ...input, id };
     const index = this.frames.length;
@@ -112,7 +122,11 @@ export class KeyframeStore {
     const minIoU = opts.minIoU ?? DEFAULT_MIN_IOU;
     const m = opts.candidates ?? DEFAULT_CANDIDATES;
     check(Number.isInteger(k) && k >= 0, 'INVALID_ARGUMENT', `K must be an integer ≥ 0, got ${k}`);
-    check(Number.isFinite(minIoU) && minIoU >= 0 && minIoU <= 1, 'INVALID_ARGUMENT', `ε must be in [0, 1], got ${minIoU}`);
+    check(
+      Number.isFinite(minIoU) && minIoU >= 0 && minIoU <= 1,
+      'INVALID_ARGUMENT',
+      `ε must be in [0, 1], got ${minIoU}`,
+    );
     check(Number.isInteger(m) && m >= 1, 'INVALID_ARGUMENT', `candidates must be an integer ≥ 1, got ${m}`);
     if (k === 0 || this.frames.length === 0) return [];
     if (this.scores.length < this.frames.length) this.scores = new Float32Array(this.frames.length * 2);
@@ -146,7 +160,8 @@ export class KeyframeStore {
 /** The m ids with the highest scores, in no particular order: a size-m min-heap, O(n log m). */
 function topByScore(ids: readonly number[], scores: Float32Array, m: number): number[] {
   const heap: number[] = [];
-  const less = (a: number, b: number): boolean => scores[a]! < scores[b]! || (scores[a] === scores[b] && a > b);
+  const less = (a: number, b: number): boolean =>
+    scores[a]! < scores[b]! || (scores[a] === scores[b] && a > b);
   const siftDown = (i: number): void => {
     for (;;) {
       const l = 2 * i + 1;

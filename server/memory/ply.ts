@@ -52,11 +52,33 @@ export function exportPly(grid: VoxelGrid): Uint8Array {
 
 type PlyType = 'char' | 'uchar' | 'short' | 'ushort' | 'int' | 'uint' | 'float' | 'double';
 const TYPE_ALIASES: Record<string, PlyType> = {
-  char: 'char', int8: 'char', uchar: 'uchar', uint8: 'uchar', short: 'short', int16: 'short',
-  ushort: 'ushort', uint16: 'ushort', int: 'int', int32: 'int', uint: 'uint', uint32: 'uint',
-  float: 'float', float32: 'float', double: 'double', float64: 'double',
+  char: 'char',
+  int8: 'char',
+  uchar: 'uchar',
+  uint8: 'uchar',
+  short: 'short',
+  int16: 'short',
+  ushort: 'ushort',
+  uint16: 'ushort',
+  int: 'int',
+  int32: 'int',
+  uint: 'uint',
+  uint32: 'uint',
+  float: 'float',
+  float32: 'float',
+  double: 'double',
+  float64: 'double',
 };
-const TYPE_SIZE: Record<PlyType, number> = { char: 1, uchar: 1, short: 2, ushort: 2, int: 4, uint: 4, float: 4, double: 8 };
+const TYPE_SIZE: Record<PlyType, number> = {
+  char: 1,
+  uchar: 1,
+  short: 2,
+  ushort: 2,
+  int: 4,
+  uint: 4,
+  float: 4,
+  double: 8,
+};
 
 interface PlyProperty {
   name: string;
@@ -145,7 +167,9 @@ export function parsePly(bytes: Uint8Array): PlyPoints {
   const observations = obsIdx >= 0 ? new Uint16Array(n) : undefined;
   const confidence = confIdx >= 0 ? new Uint8Array(n) : undefined;
   const values = new Float64Array(vertex.props.length);
-  const colorScale = colorIdx.map((i) => (i >= 0 && vertex.props[i]!.type === 'float') || (i >= 0 && vertex.props[i]!.type === 'double') ? 255 : 1);
+  const colorScale = colorIdx.map((i) =>
+    (i >= 0 && vertex.props[i]!.type === 'float') || (i >= 0 && vertex.props[i]!.type === 'double') ? 255 : 1,
+  );
   const store = (v: number): void => {
     positions[v * 3] = values[ix]!;
     positions[v * 3 + 1] = values[iy]!;
@@ -194,17 +218,34 @@ export function parsePly(bytes: Uint8Array): PlyPoints {
     let o = headerEnd;
     const read = (type: PlyType): number => {
       const size = TYPE_SIZE[type];
-      if (o + size > bytes.length) fail(`file ends at byte ${bytes.length} before all elements were read (truncated)`);
+      if (o + size > bytes.length)
+        fail(`file ends at byte ${bytes.length} before all elements were read (truncated)`);
       let x: number;
       switch (type) {
-        case 'char': x = dv.getInt8(o); break;
-        case 'uchar': x = dv.getUint8(o); break;
-        case 'short': x = dv.getInt16(o, le); break;
-        case 'ushort': x = dv.getUint16(o, le); break;
-        case 'int': x = dv.getInt32(o, le); break;
-        case 'uint': x = dv.getUint32(o, le); break;
-        case 'float': x = dv.getFloat32(o, le); break;
-        case 'double': x = dv.getFloat64(o, le); break;
+        case 'char':
+          x = dv.getInt8(o);
+          break;
+        case 'uchar':
+          x = dv.getUint8(o);
+          break;
+        case 'short':
+          x = dv.getInt16(o, le);
+          break;
+        case 'ushort':
+          x = dv.getUint16(o, le);
+          break;
+        case 'int':
+          x = dv.getInt32(o, le);
+          break;
+        case 'uint':
+          x = dv.getUint32(o, le);
+          break;
+        case 'float':
+          x = dv.getFloat32(o, le);
+          break;
+        case 'double':
+          x = dv.getFloat64(o, le);
+          break;
       }
       o += size;
       return x;
@@ -214,7 +255,9 @@ export function parsePly(bytes: Uint8Array): PlyPoints {
       const fixed = el.props.every((p) => !p.countType);
       const rowSize = el.props.reduce((a, p) => a + TYPE_SIZE[p.type], 0);
       if (fixed && o + rowSize * el.count > bytes.length) {
-        fail(`file ends at byte ${bytes.length} but ${el.count} ${el.name} rows need ${o + rowSize * el.count} (truncated)`);
+        fail(
+          `file ends at byte ${bytes.length} but ${el.count} ${el.name} rows need ${o + rowSize * el.count} (truncated)`,
+        );
       }
       for (let r = 0; r < el.count; r++) {
         for (let p = 0; p < el.props.length; p++) {
@@ -258,7 +301,8 @@ export function importPly(bytes: Uint8Array, voxelSizeM?: number): VoxelGrid {
     const w = old + add;
     for (let a = 0; a < 3; a++) {
       const c16 = pts.colors[i * 3 + a]! * 256;
-      chunk.color[slot * 3 + a] = old === 0 ? Math.round(c16) : Math.round((chunk.color[slot * 3 + a]! * old + c16 * add) / w);
+      chunk.color[slot * 3 + a] =
+        old === 0 ? Math.round(c16) : Math.round((chunk.color[slot * 3 + a]! * old + c16 * add) / w);
       const p = old === 0 ? local[a]! : Math.round((chunk.pos[slot * 3 + a]! * old + local[a]! * add) / w);
       chunk.pos[slot * 3 + a] = p;
     }

@@ -43,7 +43,8 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   const cz = r.i32();
   const n = r.u32();
   const max = CHUNK_VOXELS ** 3;
-  if (n > max) throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) claims ${n} voxels (max ${max})`);
+  if (n > max)
+    throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) claims ${n} voxels (max ${max})`);
   if (Math.abs(cx) >= 65536 || Math.abs(cy) >= 65536 || Math.abs(cz) >= 65536) {
     throw new SpatiaError('SNAPSHOT_FORMAT', `chunk coordinates (${cx}, ${cy}, ${cz}) are out of range`);
   }
@@ -55,7 +56,8 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   for (let s = 0; s < n; s++) {
     const key = ((pos[s * 3]! >> 11) << 10) | ((pos[s * 3 + 1]! >> 11) << 5) | (pos[s * 3 + 2]! >> 11);
     const slot = chunk.findOrInsert(key);
-    if (slot !== s) throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) has a duplicate voxel`);
+    if (slot !== s)
+      throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) has a duplicate voxel`);
   }
   chunk.pos.set(pos);
   chunk.color.set(color);
@@ -111,11 +113,15 @@ export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
     throw new SpatiaError('SNAPSHOT_FORMAT', 'snapshot is too short to be a Spatia memory snapshot');
   }
   const magic = new TextDecoder().decode(bytes.subarray(0, MAGIC.length));
-  if (magic !== MAGIC) throw new SpatiaError('SNAPSHOT_FORMAT', `not a Spatia memory snapshot (magic "${magic}")`);
+  if (magic !== MAGIC)
+    throw new SpatiaError('SNAPSHOT_FORMAT', `not a Spatia memory snapshot (magic "${magic}")`);
   const body = bytes.subarray(0, bytes.length - 4);
   const stored = new DataView(bytes.buffer, bytes.byteOffset + body.length, 4).getUint32(0, true);
   if (crc32(body) !== stored) {
-    throw new SpatiaError('SNAPSHOT_FORMAT', 'snapshot checksum mismatch: the file is truncated or corrupted');
+    throw new SpatiaError(
+      'SNAPSHOT_FORMAT',
+      'snapshot checksum mismatch: the file is truncated or corrupted',
+    );
   }
   const r = new BinaryReader(body, 'SNAPSHOT_FORMAT', 'snapshot');
   r.bytes(MAGIC.length);
@@ -129,7 +135,14 @@ export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
     const rot = Array.from({ length: 9 }, () => r.f64()) as unknown as Mat3;
     const position = [r.f64(), r.f64(), r.f64()] as const satisfies Vec3;
     const pose: Pose = { rotation: rot, position };
-    const intrinsics: Intrinsics = { fx: r.f64(), fy: r.f64(), cx: r.f64(), cy: r.f64(), width: r.u32(), height: r.u32() };
+    const intrinsics: Intrinsics = {
+      fx: r.f64(),
+      fy: r.f64(),
+      cx: r.f64(),
+      cy: r.f64(),
+      width: r.u32(),
+      height: r.u32(),
+    };
     const sketch = new Uint32Array(r.bytes(r.u32() * 4).buffer);
     const cellCount = r.u32();
     const cells = new Float64Array(r.bytes(cellCount * 8).buffer);
@@ -138,10 +151,16 @@ export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
     const hasImage = r.u8() === 1;
     const n = intrinsics.width * intrinsics.height;
     const image = hasImage
-      ? { width: intrinsics.width, height: intrinsics.height, rgb: r.bytes(n * 3), depth: new Float32Array(r.bytes(n * 4).buffer) }
+      ? {
+          width: intrinsics.width,
+          height: intrinsics.height,
+          rgb: r.bytes(n * 3),
+          depth: new Float32Array(r.bytes(n * 4).buffer),
+        }
       : undefined;
     keyframes.add({ id, pose, intrinsics, signature: { sketch, cells, cellWeights, voxelCount }, image });
   }
-  if (r.remaining !== 0) throw new SpatiaError('SNAPSHOT_FORMAT', `snapshot has ${r.remaining} unexpected trailing bytes`);
+  if (r.remaining !== 0)
+    throw new SpatiaError('SNAPSHOT_FORMAT', `snapshot has ${r.remaining} unexpected trailing bytes`);
   return { grid, keyframes };
 }

@@ -366,7 +366,14 @@ export function renderScene(
  * Whether world point (x, y, z) lies inside a shape placed at `offset`, with the shape shrunk by
  * `shrinkM` on every side (so surfaces touching it do not count). Planes have no inside.
  */
-export function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: number, shrinkM = 0): boolean {
+export function insideShape(
+  shape: SceneShape,
+  offset: Vec3,
+  x: number,
+  y: number,
+  z: number,
+  shrinkM = 0,
+): boolean {
   switch (shape.type) {
     case 'plane':
       return false;
@@ -404,8 +411,15 @@ export function insideShape(shape: SceneShape, offset: Vec3, x: number, y: numbe
  * Ghost voxels: memory points inside a moving entity's volume at any of `timesS` (shrunk by
  * `shrinkM`), i.e. moving things that leaked into the static memory.
  */
-export function countGhostPoints(scene: Scene, points: Iterable<Vec3>, timesS: readonly number[], shrinkM: number): number {
-  const placed = scene.entities.flatMap((e) => timesS.map((t) => ({ shape: e.shape, offset: entityPosition(e, t) })));
+export function countGhostPoints(
+  scene: Scene,
+  points: Iterable<Vec3>,
+  timesS: readonly number[],
+  shrinkM: number,
+): number {
+  const placed = scene.entities.flatMap((e) =>
+    timesS.map((t) => ({ shape: e.shape, offset: entityPosition(e, t) })),
+  );
   let ghosts = 0;
   for (const p of points) {
     if (placed.some((e) => insideShape(e.shape, e.offset, p[0], p[1], p[2], shrinkM))) ghosts++;

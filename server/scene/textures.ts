@@ -49,7 +49,13 @@ function detail(cyclesPerM: number, footprintM: number): number {
  * Patterns are 2D in the face's plane so coplanar faces never flicker between pattern cells.
  * `footprintM` is the surface size of one pixel (0 = no filtering).
  */
-export function sampleMaterial(m: SceneMaterial, u: number, v: number, out: Float64Array, footprintM = 0): void {
+export function sampleMaterial(
+  m: SceneMaterial,
+  u: number,
+  v: number,
+  out: Float64Array,
+  footprintM = 0,
+): void {
   const s = m.scale;
   const c1 = m.color;
   const c2 = m.color2 ?? m.color;
@@ -100,7 +106,8 @@ export function sampleMaterial(m: SceneMaterial, u: number, v: number, out: Floa
   }
   if (footprintM > 0) t = mean + (t - mean) * detail(cycles, footprintM);
   // Fine grain on every material so that surfaces carry detail a memory has to keep.
-  const grain = 1 + 0.08 * (2 * valueNoise(u * 23, v * 23, 13) - 1) * (footprintM > 0 ? detail(46, footprintM) : 1);
+  const grain =
+    1 + 0.08 * (2 * valueNoise(u * 23, v * 23, 13) - 1) * (footprintM > 0 ? detail(46, footprintM) : 1);
   out[0] = (c1[0] + (c2[0] - c1[0]) * t) * grain;
   out[1] = (c1[1] + (c2[1] - c1[1]) * t) * grain;
   out[2] = (c1[2] + (c2[2] - c1[2]) * t) * grain;

@@ -69,7 +69,10 @@ export class BinaryReader {
   }
   private need(n: number): void {
     if (!(n >= 0) || this.offset + n > this.buf.length) {
-      throw new SpatiaError(this.code, `${this.what} is truncated: needs ${n} bytes at offset ${this.offset}, has ${this.remaining}`);
+      throw new SpatiaError(
+        this.code,
+        `${this.what} is truncated: needs ${n} bytes at offset ${this.offset}, has ${this.remaining}`,
+      );
     }
   }
   u8(): number {

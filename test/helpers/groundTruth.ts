@@ -1,8 +1,8 @@
-import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
-import { type Pose, poseLookAt } from '../../shared/camera/pose.ts';
 import { loadBundledScene } from '../../server/scene/loadScene.ts';
 import { type GroundTruthFrame, renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
+import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import { type Pose, poseLookAt } from '../../shared/camera/pose.ts';
 
 /** The product's default camera: 512×288, 75° horizontal field of view. */
 export const K512: Intrinsics = intrinsicsFromFov(512, 288, 75);

@@ -2,12 +2,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
-import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
-import { SpatiaError } from '../../../shared/errors.ts';
 import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../../../server/scene/loadScene.ts';
 import { entityPosition, renderScene } from '../../../server/scene/rayCaster.ts';
 import { parseScene } from '../../../server/scene/sceneFormat.ts';
+import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
+import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { SpatiaError } from '../../../shared/errors.ts';
 
 const k = intrinsicsFromFov(96, 64, 70);
 
@@ -18,13 +18,17 @@ describe('scene format', () => {
   });
 
   it('rejects unknown materials, bad shapes and broken files with the path in the message', () => {
-    const base = { name: 's', materials: { m: { texture: 'solid', color: [1, 2, 3] } }, spawn: { position: [0, 0, 0] } };
-    expect(() => parseScene({ ...base, objects: [{ type: 'sphere', center: [0, 0, 0], radius: 1, material: 'nope' }] })).toThrow(
-      /unknown material "nope"/,
-    );
-    expect(() => parseScene({ ...base, objects: [{ type: 'sphere', center: [0, 0, 0], radius: -1, material: 'm' }] })).toThrow(
-      /objects\.0\.radius/,
-    );
+    const base = {
+      name: 's',
+      materials: { m: { texture: 'solid', color: [1, 2, 3] } },
+      spawn: { position: [0, 0, 0] },
+    };
+    expect(() =>
+      parseScene({ ...base, objects: [{ type: 'sphere', center: [0, 0, 0], radius: 1, material: 'nope' }] }),
+    ).toThrow(/unknown material "nope"/);
+    expect(() =>
+      parseScene({ ...base, objects: [{ type: 'sphere', center: [0, 0, 0], radius: -1, material: 'm' }] }),
+    ).toThrow(/objects\.0\.radius/);
     expect(() => parseScene({ ...base, objects: [{ type: 'torus', material: 'm' }] })).toThrow(SpatiaError);
     const dir = mkdtempSync(join(tmpdir(), 'spatia-scene-'));
     writeFileSync(join(dir, 'bad.json'), '{"name": ');

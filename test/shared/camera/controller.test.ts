@@ -32,7 +32,11 @@ describe('first-person camera controller', () => {
   });
 
   it('sprint multiplies speed; speed never exceeds maxSpeedMps, even with keys and a stick together', () => {
-    const s = stepCamera(start, input({ keys: Key.Forward | Key.Sprint | Key.Up | Key.Right, padMoveX: 1, padMoveY: -1 }), 0.1);
+    const s = stepCamera(
+      start,
+      input({ keys: Key.Forward | Key.Sprint | Key.Up | Key.Right, padMoveX: 1, padMoveY: -1 }),
+      0.1,
+    );
     const d = Math.hypot(s.position[0], s.position[1] - 1.6, s.position[2]);
     expect(d / 0.1).toBeLessThanOrEqual(maxSpeedMps() + 1e-9);
     expect(d / 0.1).toBeGreaterThan(DEFAULT_CONTROLLER.walkSpeedMps * 2);
@@ -54,7 +58,11 @@ describe('first-person camera controller', () => {
   });
 
   it('is deterministic, clamps long steps, and ignores garbage axis values', () => {
-    const seq = [input({ keys: Key.Forward, lookDxPx: 3 }), input({ keys: Key.Left, padLookY: 0.7 }), input({ keys: Key.Sprint | Key.Back })];
+    const seq = [
+      input({ keys: Key.Forward, lookDxPx: 3 }),
+      input({ keys: Key.Left, padLookY: 0.7 }),
+      input({ keys: Key.Sprint | Key.Back }),
+    ];
     const run = () => seq.reduce((s, i) => stepCamera(s, i, 1 / 60), start);
     expect(run()).toEqual(run());
     const long = stepCamera(start, input({ keys: Key.Forward }), 10);

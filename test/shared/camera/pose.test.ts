@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
-import { determinant, forwardOf, poseFromYawPitch, poseLookAt, validatePose } from '../../../shared/camera/pose.ts';
+import {
+  determinant,
+  forwardOf,
+  poseFromYawPitch,
+  poseLookAt,
+  validatePose,
+} from '../../../shared/camera/pose.ts';
 import { backProject, projectPoint } from '../../../shared/camera/projection.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 
@@ -48,8 +54,12 @@ describe('pose conventions', () => {
     const good = poseFromYawPitch([0, 0, 0], 0.3, 0.1);
     expect(() => validatePose(good)).not.toThrow();
     expect(() => validatePose({ ...good, position: [Number.NaN, 0, 0] })).toThrow(SpatiaError);
-    expect(() => validatePose({ rotation: [2, 0, 0, 0, 1, 0, 0, 0, 1], position: [0, 0, 0] })).toThrow(/orthonormal/);
-    expect(() => validatePose({ rotation: [-1, 0, 0, 0, 1, 0, 0, 0, 1], position: [0, 0, 0] })).toThrow(/reflection/);
+    expect(() => validatePose({ rotation: [2, 0, 0, 0, 1, 0, 0, 0, 1], position: [0, 0, 0] })).toThrow(
+      /orthonormal/,
+    );
+    expect(() => validatePose({ rotation: [-1, 0, 0, 0, 1, 0, 0, 0, 1], position: [0, 0, 0] })).toThrow(
+      /reflection/,
+    );
   });
 
   it('rejects bad intrinsics', () => {
