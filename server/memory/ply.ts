@@ -1,5 +1,5 @@
 import { check, SpatiaError } from '../../shared/errors.ts';
-import { CHUNK_VOXELS, SUB_STEPS } from './voxelChunk.ts';
+import { CHUNK_VOXELS, CONF, CR, OBS, PX, PY, PZ, STRIDE, SUB_STEPS } from './voxelChunk.ts';
 import { VoxelGrid, validateVoxelSize } from './voxelGrid.ts';
 
 /**
@@ -33,17 +33,18 @@ export function exportPly(grid: VoxelGrid): Uint8Array {
     const ox = c.cx * grid.chunkSizeM;
     const oy = c.cy * grid.chunkSizeM;
     const oz = c.cz * grid.chunkSizeM;
-    for (let s = 0; s < c.count; s++) {
-      dv.setFloat64(o, ox + c.pos[s * 3]! * step, true);
-      dv.setFloat64(o + 8, oy + c.pos[s * 3 + 1]! * step, true);
-      dv.setFloat64(o + 16, oz + c.pos[s * 3 + 2]! * step, true);
+    const d = c.data;
+    for (let s = 0, r = 0; s < c.count; s++, r += STRIDE) {
+      dv.setFloat64(o, ox + d[r + PX]! * step, true);
+      dv.setFloat64(o + 8, oy + d[r + PY]! * step, true);
+      dv.setFloat64(o + 16, oz + d[r + PZ]! * step, true);
       for (let ch = 0; ch < 3; ch++) {
-        const c16 = c.color[s * 3 + ch]!;
+        const c16 = d[r + CR + ch]!;
         out[o + 24 + ch] = Math.min(255, (c16 + 128) >>> 8);
         dv.setUint16(o + 30 + ch * 2, c16, true);
       }
-      dv.setUint16(o + 27, c.observations[s]!, true);
-      out[o + 29] = c.confidence[s]!;
+      dv.setUint16(o + 27, d[r + OBS]!, true);
+      out[o + 29] = d[r + CONF]!;
       o += stride;
     }
   }
@@ -297,18 +298,18 @@ export function importPly(bytes: Uint8Array, voxelSizeM?: number): VoxelGrid {
     const lv = local.map((x) => Math.floor(x / SUB_STEPS));
     const slot = chunk.findOrInsert((lv[0]! << 10) | (lv[1]! << 5) | lv[2]!);
     const add = pts.observations ? Math.max(1, pts.observations[i]!) : 1;
-    const old = chunk.observations[slot]!;
+    const d = chunk.data;
+    const r = slot * STRIDE;
+    const old = d[r + OBS]!;
     const w = old + add;
     for (let a = 0; a < 3; a++) {
       const c16 = pts.colors[i * 3 + a]! * 256;
-      chunk.color[slot * 3 + a] =
-        old === 0 ? Math.round(c16) : Math.round((chunk.color[slot * 3 + a]! * old + c16 * add) / w);
-      const p = old === 0 ? local[a]! : Math.round((chunk.pos[slot * 3 + a]! * old + local[a]! * add) / w);
-      chunk.pos[slot * 3 + a] = p;
+      d[r + CR + a] = old === 0 ? Math.round(c16) : Math.round((d[r + CR + a]! * old + c16 * add) / w);
+      d[r + PX + a] = old === 0 ? local[a]! : Math.round((d[r + PX + a]! * old + local[a]! * add) / w);
     }
-    chunk.observations[slot] = Math.min(65535, w);
+    d[r + OBS] = Math.min(65535, w);
     const conf = pts.confidence ? pts.confidence[i]! : 64;
-    chunk.confidence[slot] = old === 0 ? conf : Math.max(chunk.confidence[slot]!, conf);
+    d[r + CONF] = old === 0 ? conf : Math.max(d[r + CONF]!, conf);
   }
   grid.revision++;
   return grid;

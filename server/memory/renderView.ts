@@ -1,6 +1,7 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
+import * as layout from './voxelChunk.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import type { VoxelGrid } from './voxelGrid.ts';
 
@@ -26,6 +27,12 @@ export interface MemoryView {
  * room at 1 cm rises from 20.7 dB at 1× to 26.7 dB at 2×).
  */
 export const DEFAULT_SPLAT_SCALE = 2;
+
+// Module-local copies: imported bindings can compile to getter calls in hot loops.
+const STRIDE = layout.STRIDE;
+const CR = layout.CR;
+const LOD_STRIDE = layout.LOD_STRIDE;
+const MAX_LOD = layout.MAX_LOD;
 
 export interface RenderViewOptions {
   /** Splat edge relative to the voxel's projected size (default 2: closes oblique surfaces too). */
@@ -84,8 +91,6 @@ export function renderMemoryView(
     return [a! / l, b! / l, c! / l];
   });
   const splatK = grid.voxelSizeM * fx * splatScale;
-  const xMax = width - 0.5;
-  const yMax = height - 0.5;
 
   for (const chunk of grid.chunks()) {
     if (chunk.count === 0) continue;
@@ -112,46 +117,22 @@ export function renderMemoryView(
     const bx = r[0] * ox + r[3] * oy + r[6] * oz;
     const by = r[1] * ox + r[4] * oy + r[7] * oz;
     const bz = r[2] * ox + r[5] * oy + r[8] * oz;
-    const pos = chunk.pos;
-    const count = chunk.count;
-    for (let s = 0, s3 = 0; s < count; s++, s3 += 3) {
-      const qx = pos[s3]!,
-        qy = pos[s3 + 1]!,
-        qz = pos[s3 + 2]!;
-      const z = bz + m20 * qx + m21 * qy + m22 * qz;
-      if (z <= near || z > far) continue;
-      const iz = 1 / z;
-      const u = fx * (bx + m00 * qx + m01 * qy + m02 * qz) * iz + cx;
-      const v = fy * (by + m10 * qx + m11 * qy + m12 * qz) * iz + cy;
-      const size = splatK * iz;
-      if (size <= 1) {
-        if (u < -0.5 || v < -0.5 || u >= xMax || v >= yMax) continue;
-        const p = ((v + 0.5) | 0) * width + ((u + 0.5) | 0);
-        if (z < zbuf[p]!) {
-          zbuf[p] = z;
-          voxelRef[p] = refBase + s;
-        }
-      } else {
-        const half = size * 0.5;
-        let x0 = Math.ceil(u - half),
-          x1 = Math.floor(u + half);
-        let y0 = Math.ceil(v - half),
-          y1 = Math.floor(v + half);
-        if (x0 < 0) x0 = 0;
-        if (y0 < 0) y0 = 0;
-        if (x1 >= width) x1 = width - 1;
-        if (y1 >= height) y1 = height - 1;
-        for (let y = y0; y <= y1; y++) {
-          const row = y * width;
-          for (let x = x0; x <= x1; x++) {
-            const p = row + x;
-            if (z < zbuf[p]!) {
-              zbuf[p] = z;
-              voxelRef[p] = refBase + s;
-            }
-          }
-        }
-      }
+    // Level of detail: distant chunks whose voxels shrink below ~0.7 px draw merged cells instead.
+    const nearestZ = Math.max(near, ccz - radius);
+    const voxelPx = (grid.voxelSizeM * fx) / nearestZ;
+    const level = voxelPx >= LOD_PIXEL ? 0 : Math.min(MAX_LOD, Math.floor(Math.log2(LOD_PIXEL / voxelPx)));
+    const frame = scratch;
+    frame[0] = bx; frame[1] = by; frame[2] = bz;
+    frame[3] = m00; frame[4] = m01; frame[5] = m02;
+    frame[6] = m10; frame[7] = m11; frame[8] = m12;
+    frame[9] = m20; frame[10] = m21; frame[11] = m22;
+    frame[12] = fx; frame[13] = fy; frame[14] = cx; frame[15] = cy;
+    frame[16] = near; frame[17] = far; frame[18] = splatK * (1 << level);
+    if (level === 0) {
+      splatRecords(chunk.data, STRIDE, chunk.count, -1, refBase, frame, width, height, zbuf, voxelRef);
+    } else {
+      const lod = chunk.lod(level);
+      splatRecords(lod.data, LOD_STRIDE, lod.count, LOD_STRIDE - 1, refBase, frame, width, height, zbuf, voxelRef);
     }
   }
 
@@ -160,21 +141,92 @@ export function renderMemoryView(
   const depth = new Float32Array(n);
   const coverage = new Uint8Array(n);
   let lastChunk = -1;
-  let color: Uint16Array | undefined;
+  let data: Uint16Array | undefined;
   for (let p = 0; p < n; p++) {
     const ref = voxelRef[p]!;
     if (ref < 0) continue;
     const ci = ref >>> 15;
     if (ci !== lastChunk) {
-      color = chunks[ci]!.color;
+      data = chunks[ci]!.data;
       lastChunk = ci;
     }
-    const c3 = (ref & 32767) * 3;
-    rgb[p * 3] = (color![c3]! + 128) >>> 8;
-    rgb[p * 3 + 1] = (color![c3 + 1]! + 128) >>> 8;
-    rgb[p * 3 + 2] = (color![c3 + 2]! + 128) >>> 8;
+    const o = (ref & 32767) * STRIDE + CR;
+    rgb[p * 3] = (data![o]! + 128) >>> 8;
+    rgb[p * 3 + 1] = (data![o + 1]! + 128) >>> 8;
+    rgb[p * 3 + 2] = (data![o + 2]! + 128) >>> 8;
     depth[p] = zbuf[p]!;
     coverage[p] = 1;
   }
   return { width, height, rgb, depth, coverage, voxelRef, chunks };
+}
+
+/** Projected voxel size (px) below which a chunk is drawn from a coarser level of detail. */
+const LOD_PIXEL = 1.0;
+const scratch = new Float64Array(19);
+
+/**
+ * Z-buffers `count` records (quantised positions in words 0–2) as square splats. `frame` holds the
+ * chunk's camera transform and intrinsics (see the caller); the pixel's voxel reference is
+ * refBase + slot, where slot is the record index or, with slotField ≥ 0, the word stored there.
+ */
+function splatRecords(
+  data: Uint16Array,
+  stride: number,
+  count: number,
+  slotField: number,
+  refBase: number,
+  frame: Float64Array,
+  width: number,
+  height: number,
+  zbuf: Float32Array,
+  voxelRef: Int32Array,
+): void {
+  const bx = frame[0]!, by = frame[1]!, bz = frame[2]!;
+  const m00 = frame[3]!, m01 = frame[4]!, m02 = frame[5]!;
+  const m10 = frame[6]!, m11 = frame[7]!, m12 = frame[8]!;
+  const m20 = frame[9]!, m21 = frame[10]!, m22 = frame[11]!;
+  const fx = frame[12]!, fy = frame[13]!, cx = frame[14]!, cy = frame[15]!;
+  const near = frame[16]!, far = frame[17]!, splatK = frame[18]!;
+  const xMax = width - 0.5;
+  const yMax = height - 0.5;
+  for (let s = 0, o = 0; s < count; s++, o += stride) {
+    const qx = data[o]!,
+      qy = data[o + 1]!,
+      qz = data[o + 2]!;
+    const z = bz + m20 * qx + m21 * qy + m22 * qz;
+    if (z <= near || z > far) continue;
+    const iz = 1 / z;
+    const u = fx * (bx + m00 * qx + m01 * qy + m02 * qz) * iz + cx;
+    const v = fy * (by + m10 * qx + m11 * qy + m12 * qz) * iz + cy;
+    const size = splatK * iz;
+    const ref = refBase + (slotField < 0 ? s : data[o + slotField]!);
+    if (size <= 1) {
+      if (u < -0.5 || v < -0.5 || u >= xMax || v >= yMax) continue;
+      const p = ((v + 0.5) | 0) * width + ((u + 0.5) | 0);
+      if (z < zbuf[p]!) {
+        zbuf[p] = z;
+        voxelRef[p] = ref;
+      }
+    } else {
+      const half = size * 0.5;
+      let x0 = Math.ceil(u - half),
+        x1 = Math.floor(u + half);
+      let y0 = Math.ceil(v - half),
+        y1 = Math.floor(v + half);
+      if (x0 < 0) x0 = 0;
+      if (y0 < 0) y0 = 0;
+      if (x1 >= width) x1 = width - 1;
+      if (y1 >= height) y1 = height - 1;
+      for (let y = y0; y <= y1; y++) {
+        const row = y * width;
+        for (let x = x0; x <= x1; x++) {
+          const p = row + x;
+          if (z < zbuf[p]!) {
+            zbuf[p] = z;
+            voxelRef[p] = ref;
+          }
+        }
+      }
+    }
+  }
 }

@@ -5,14 +5,14 @@ import { crc32 } from '../../shared/codec/crc32.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { KeyframeStore } from './keyframes.ts';
-import { CHUNK_VOXELS, chunkKeyOf, VoxelChunk } from './voxelChunk.ts';
+import { CHUNK_VOXELS, CONF, chunkKeyOf, KEY, localKeyOf, PX, PY, PZ, STRIDE, SUB_BITS, VoxelChunk } from './voxelChunk.ts';
 import { VoxelGrid } from './voxelGrid.ts';
 
 /**
  * Snapshot format v1 (little-endian), the memory's exact, complete state:
  *   magic "SPATIA-MEMORY-V1" (16 B) · f64 voxelSizeM · u32 chunkCount · chunks · u32 keyframeCount ·
  *   keyframes · u32 CRC-32 of everything before it.
- * chunk: i32 cx, cy, cz · u32 n · u16 pos[3n] · u16 color[3n] · u16 observations[n] · u8 confidence[n]
+ * chunk: i32 cx, cy, cz · u32 n · u16 records[9n] (the VoxelChunk record layout)
  * keyframe: u32 id · f64 rotation[9] · f64 position[3] · f64 fx, fy, cx, cy · u32 width, height ·
  *   u32 sketchLen · u32 sketch[] · u32 cellCount · f64 cells[] · f32 weights[] · f64 voxelCount ·
  *   u8 hasImage · (u8 rgb[w·h·3] · f32 depth[w·h])
@@ -30,10 +30,7 @@ export function encodeChunk(w: BinaryWriter, c: VoxelChunk): void {
   w.i32(c.cy);
   w.i32(c.cz);
   w.u32(c.count);
-  w.bytes(c.pos.subarray(0, c.count * 3));
-  w.bytes(c.color.subarray(0, c.count * 3));
-  w.bytes(c.observations.subarray(0, c.count));
-  w.bytes(c.confidence.subarray(0, c.count));
+  w.bytes(c.data.subarray(0, c.count * STRIDE));
 }
 
 /** Reads one chunk written by `encodeChunk`, checking its contents are consistent. */
@@ -48,21 +45,19 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   if (Math.abs(cx) >= 65536 || Math.abs(cy) >= 65536 || Math.abs(cz) >= 65536) {
     throw new SpatiaError('SNAPSHOT_FORMAT', `chunk coordinates (${cx}, ${cy}, ${cz}) are out of range`);
   }
-  const pos = new Uint16Array(r.bytes(n * 6).buffer);
-  const color = new Uint16Array(r.bytes(n * 6).buffer);
-  const observations = new Uint16Array(r.bytes(n * 2).buffer);
-  const confidence = r.bytes(n);
+  const records = new Uint16Array(r.bytes(n * STRIDE * 2).buffer);
   const chunk = new VoxelChunk(chunkKeyOf(cx, cy, cz), cx, cy, cz, Math.max(1, n));
-  for (let s = 0; s < n; s++) {
-    const key = ((pos[s * 3]! >> 11) << 10) | ((pos[s * 3 + 1]! >> 11) << 5) | (pos[s * 3 + 2]! >> 11);
-    const slot = chunk.findOrInsert(key);
-    if (slot !== s)
+  for (let s = 0, o = 0; s < n; s++, o += STRIDE) {
+    // The key must agree with the position, and each voxel appear once, or lookups would break.
+    const key = localKeyOf(records[o + PX]! >> SUB_BITS, records[o + PY]! >> SUB_BITS, records[o + PZ]! >> SUB_BITS);
+    if (records[o + KEY] !== key || records[o + CONF]! > 255) {
+      throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) voxel ${s} is inconsistent`);
+    }
+    if (chunk.findOrInsert(key) !== s) {
       throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) has a duplicate voxel`);
+    }
   }
-  chunk.pos.set(pos);
-  chunk.color.set(color);
-  chunk.observations.set(observations);
-  chunk.confidence.set(confidence);
+  chunk.data.set(records);
   return chunk;
 }
 

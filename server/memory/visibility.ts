@@ -1,17 +1,17 @@
 import type { MemoryView } from './renderView.ts';
-import type { VoxelChunk } from './voxelChunk.ts';
+import { KEY, STRIDE, type VoxelChunk } from './voxelChunk.ts';
 
 /**
  * What a view sees of the memory, compactly: enough to compare two views' visible voxel sets
- * (3D IoU) without keeping either set.
- * - `sketch`: bottom-k MinHash of the visible voxels' stable hashes (ascending). The Jaccard index
+ * (3D IoU, measured on 4×4×4-voxel retrieval cells) without keeping either set.
+ * - `sketch`: bottom-k MinHash of the visible cells' stable hashes (ascending). The Jaccard index
  *   of two sketches estimates the IoU of the full sets with standard error ≈ 1/√k.
  * - `cells`/`cellWeights`: the chunks in view with the fraction of covered pixels in each: a coarse
  *   histogram for the inverted index that finds candidates quickly.
  */
 export interface ViewSignature {
   readonly sketch: Uint32Array;
-  /** Estimated number of distinct visible voxels (exact when below the sketch size). */
+  /** Estimated number of distinct visible retrieval cells (exact when below the sketch size). */
   readonly voxelCount: number;
   readonly cells: Float64Array;
   readonly cellWeights: Float32Array;
@@ -20,14 +20,27 @@ export interface ViewSignature {
 /** Sketch size: IoU estimates with ≈ 6% standard error. */
 export const SKETCH_SIZE = 256;
 
-/** Stable 32-bit hash of a voxel: its chunk coordinates and local key (not its slot). */
+/**
+ * Visibility is measured on retrieval cells of 4×4×4 voxels: the same cells whether a chunk was
+ * drawn voxel by voxel or from a coarser level of detail (≤ 4 voxels per cell edge), so a view's
+ * signature does not depend on how far away it was rendered from.
+ */
+const CELL_SHIFT = 2;
+
+/** Retrieval cell (within its chunk) of a voxel's local key (lx << 10 | ly << 5 | lz). */
+function cellOf(localKey: number): number {
+  return (((localKey >> (10 + CELL_SHIFT)) & 7) << 6) | (((localKey >> (5 + CELL_SHIFT)) & 7) << 3) | ((localKey >> CELL_SHIFT) & 7);
+}
+
+/** Stable 32-bit hash of a chunk's coordinates (not its slot or load order). */
 function chunkSeed(c: VoxelChunk): number {
   let h = Math.imul(c.cx, 0x9e3779b1) ^ Math.imul(c.cy, 0x85ebca77) ^ Math.imul(c.cz, 0xc2b2ae3d);
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   return h ^ (h >>> 15);
 }
+/** Stable 32-bit hash of a retrieval cell: its chunk's seed and the cell of a voxel's local key. */
 function voxelHash(seed: number, localKey: number): number {
-  let h = seed ^ Math.imul(localKey + 0x632be5ab, 0x846ca68b);
+  let h = seed ^ Math.imul(cellOf(localKey) + 0x632be5ab, 0x846ca68b);
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
   return (h ^ (h >>> 16)) >>> 0;
@@ -60,7 +73,7 @@ export function viewSignature(view: MemoryView, k = SKETCH_SIZE): ViewSignature 
       if (ref < 0 || ref === prev) continue;
       prev = ref;
       const chunk = chunks[ref >>> 15]!;
-      const h = voxelHash(seeds[ref >>> 15]!, chunk.localKey[ref & 32767]!);
+      const h = voxelHash(seeds[ref >>> 15]!, chunk.data[(ref & 32767) * STRIDE + KEY]!);
       if (h < threshold) sample.push(h);
     }
     const sorted = Uint32Array.from(sample).sort();
@@ -115,7 +128,7 @@ export function sketchIoU(a: Uint32Array, b: Uint32Array, k = SKETCH_SIZE): numb
   return seen === 0 ? 0 : both / seen;
 }
 
-/** Every distinct visible voxel's stable hash, ascending: the exact set (slow path, for baselines). */
+/** Every distinct visible retrieval cell's stable hash, ascending: the exact set (slow path, for baselines). */
 export function visibleVoxelSet(view: MemoryView): Uint32Array {
   const { voxelRef, chunks } = view;
   const seeds = chunks.map(chunkSeed);
@@ -125,7 +138,7 @@ export function visibleVoxelSet(view: MemoryView): Uint32Array {
     const ref = voxelRef[p]!;
     if (ref < 0 || ref === prev) continue;
     prev = ref;
-    all.push(voxelHash(seeds[ref >>> 15]!, chunks[ref >>> 15]!.localKey[ref & 32767]!));
+    all.push(voxelHash(seeds[ref >>> 15]!, chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + KEY]!));
   }
   return uniqueSorted(Uint32Array.from(all).sort()).slice();
 }

@@ -1,0 +1,266 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SingleBar } from 'cli-progress';
+import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
+import { fuseFrame } from '../../server/memory/fuse.ts';
+import { KeyframeStore } from '../../server/memory/keyframes.ts';
+import { renderMemoryView } from '../../server/memory/renderView.ts';
+import { exactIoU, viewSignature, visibleVoxelSet } from '../../server/memory/visibility.ts';
+import { DEFAULT_VOXEL_SIZE_M, VoxelGrid } from '../../server/memory/voxelGrid.ts';
+import { psnr } from '../../server/metrics/imageMetrics.ts';
+import { loadBundledScene } from '../../server/scene/loadScene.ts';
+import { type GroundTruthFrame, renderScene } from '../../server/scene/rayCaster.ts';
+import { type BenchResult, median, medianMs } from './harness.ts';
+
+const K = intrinsicsFromFov(512, 288, 75);
+const PEER = 'Open3D 0.16';
+const PYTHON = '/usr/bin/python3';
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** 4×4 world-to-camera (Open3D's extrinsic) of a camera-to-world pose, row-major. */
+function extrinsic(pose: Pose): number[] {
+  const r = pose.rotation;
+  const t = pose.position;
+  const rt = [r[0], r[3], r[6], r[1], r[4], r[7], r[2], r[5], r[8]];
+  const tt = [0, 1, 2].map((i) => -(rt[i * 3]! * t[0] + rt[i * 3 + 1]! * t[1] + rt[i * 3 + 2]! * t[2]));
+  return [rt[0]!, rt[1]!, rt[2]!, tt[0]!, rt[3]!, rt[4]!, rt[5]!, tt[1]!, rt[6]!, rt[7]!, rt[8]!, tt[2]!, 0, 0, 0, 1];
+}
+
+const progress = (label: string, total: number): SingleBar => {
+  const bar = new SingleBar({ format: `${label.padEnd(28)} [{bar}] {value}/{total} {duration}s`, hideCursor: true, clearOnComplete: true });
+  bar.start(total, 0);
+  return bar;
+};
+
+interface PeerNumbers {
+  fuse_downsample_ms: number;
+  fuse_vbg_ms: number;
+  render_ms: number;
+  bytes_per_point: number;
+  viewRgb: Uint8Array;
+}
+
+function runOpen3d(dir: string): PeerNumbers | undefined {
+  try {
+    execFileSync(PYTHON, ['-c', 'import open3d'], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write('\nOpen3D is missing: peer columns stay empty. Install it with: apt-get install -y python3-open3d\n');
+    return undefined;
+  }
+  let out: string;
+  try {
+    out = execFileSync(PYTHON, [join(here, '../../tools/bench/open3d_peer.py'), dir], {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: '1' },
+      maxBuffer: 1 << 26,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    const stderr = String((e as { stderr?: string }).stderr ?? e).slice(0, 2000);
+    process.stderr.write(`\nthe Open3D peer failed; peer columns stay empty:\n${stderr}\n`);
+    return undefined;
+  }
+  const parsed = JSON.parse(out.trim().split('\n').at(-1)!);
+  return { ...parsed, viewRgb: new Uint8Array(readFileSync(join(dir, 'open3d_view_rgb.u8'))) };
+}
+
+/** Memory data-path benchmarks (BRIEF §5), with Open3D run on the same data in the same run. */
+export function benchMemory(opts: { quick: boolean }): BenchResult[] {
+  const results: BenchResult[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'spatia-bench-'));
+  const room = loadBundledScene('room');
+  const courtyard = loadBundledScene('courtyard');
+
+  // --- fuse: a walk through the room, fused frame by frame into one growing grid ---
+  const walk: { pose: Pose; frame: GroundTruthFrame }[] = [];
+  const steps = opts.quick ? 12 : 40;
+  let bar = progress('rendering ground truth', steps);
+  for (let i = 0; i < steps; i++) {
+    const pose = poseFromYawPitch([-1 + (2 * i) / steps, 1.6, 2.2 - (1.5 * i) / steps], -0.5 + i / steps, -0.1);
+    walk.push({ pose, frame: renderScene(room, pose, K) });
+    bar.increment();
+  }
+  bar.stop();
+  const fuseRow = (vs: number): number => {
+    // Warm the JIT on a throwaway grid, then time the walk on a fresh one.
+    const warm = new VoxelGrid(vs);
+    for (const { pose, frame } of walk.slice(0, 5)) fuseFrame(warm, frame, pose, K);
+    const grid = new VoxelGrid(vs);
+    const times = walk.map(({ pose, frame }) => {
+      const t0 = performance.now();
+      fuseFrame(grid, frame, pose, K);
+      return performance.now() - t0;
+    });
+    return median(times);
+  };
+
+  // --- render: ≥ 1 M voxels of the courtyard, all in front of the camera ---
+  const cloud = new VoxelGrid(0.01);
+  const fan: Pose[] = [];
+  for (let i = 0; cloud.voxelCount < 1_000_000 && i < 64; i++) {
+    const pose = poseFromYawPitch([-3 + (i % 7), 1.7, 7 - Math.floor(i / 7) * 0.5], ((i % 5) - 2) * 0.12, -0.12);
+    fan.push(pose);
+    fuseFrame(cloud, renderScene(courtyard, pose, K), pose, K);
+  }
+  cloud.trim();
+  const viewPose = poseFromYawPitch([0, 2.2, 9.5], 0, -0.12);
+  const viewGt = renderScene(courtyard, viewPose, K);
+  let view = renderMemoryView(cloud, viewPose, K);
+  const renderMs = medianMs(() => {
+    view = renderMemoryView(cloud, viewPose, K);
+  }, opts.quick ? 5 : 20);
+  let inView = 0;
+  for (const c of view.chunks) inView += c.count;
+
+  // Data for the peer: the first walk frame, and the cloud as float xyz + rgb.
+  const f0 = walk[0]!;
+  writeFileSync(join(dir, 'frame_rgb.u8'), f0.frame.rgb);
+  writeFileSync(join(dir, 'frame_depth.f32'), new Uint8Array(f0.frame.depth.buffer));
+  const xyz = new Float32Array(cloud.voxelCount * 3);
+  const rgb = new Uint8Array(cloud.voxelCount * 3);
+  let n = 0;
+  cloud.forEachVoxel((v) => {
+    xyz.set([v.x, v.y, v.z], n * 3);
+    rgb.set([Math.round(v.r), Math.round(v.g), Math.round(v.b)], n * 3);
+    n++;
+  });
+  writeFileSync(join(dir, 'cloud_xyz.f32'), new Uint8Array(xyz.buffer));
+  writeFileSync(join(dir, 'cloud_rgb.u8'), rgb);
+  writeFileSync(
+    join(dir, 'meta.json'),
+    JSON.stringify({
+      width: K.width, height: K.height, fx: K.fx, fy: K.fy, cx: K.cx, cy: K.cy,
+      voxel_size: DEFAULT_VOXEL_SIZE_M, max_depth: 20,
+      frame_world_to_camera: extrinsic(f0.pose), view_world_to_camera: extrinsic(viewPose),
+    }),
+  );
+  process.stderr.write('running the Open3D peer on the same data…\n');
+  const peer = runOpen3d(dir);
+  rmSync(dir, { recursive: true, force: true });
+
+  // Fuse of a single frame, the peer's exact operation: ours re-fuses frame 0 into a grid that has seen it.
+  const single = new VoxelGrid(DEFAULT_VOXEL_SIZE_M);
+  const singleMs = medianMs(() => fuseFrame(single, f0.frame, f0.pose, K), opts.quick ? 10 : 30);
+  const peerFuse = peer ? Math.min(peer.fuse_downsample_ms, peer.fuse_vbg_ms) : undefined;
+  results.push({
+    name: 'memory.fuse.512x288',
+    value: fuseRow(DEFAULT_VOXEL_SIZE_M),
+    unit: 'ms',
+    peerName: peer ? `${PEER} (faster of down-sample / VBG integrate)` : undefined,
+    peerValue: peerFuse,
+    note: `median over a ${steps}-frame walk, ${DEFAULT_VOXEL_SIZE_M} m voxels; Open3D down-sample ${peer?.fuse_downsample_ms.toFixed(1) ?? '-'} ms, VBG ${peer?.fuse_vbg_ms.toFixed(1) ?? '-'} ms`,
+  });
+  results.push({ name: 'memory.fuse.512x288.singleFrame', value: singleMs, unit: 'ms', peerName: peer ? PEER : undefined, peerValue: peerFuse, note: 'the same frame re-fused' });
+  for (const vs of [0.01, 0.05]) {
+    results.push({ name: `memory.fuse.512x288.voxel${vs}`, value: fuseRow(vs), unit: 'ms', note: `walk median, ${vs} m voxels` });
+  }
+
+  const ours = psnr(view.rgb, viewGt.rgb, viewGt.depth.map((d) => (d > 0 && d <= 20 ? 1 : 0)) as unknown as Uint8Array);
+  const mask = new Uint8Array(viewGt.depth.length);
+  for (let i = 0; i < mask.length; i++) mask[i] = viewGt.depth[i]! > 0 && viewGt.depth[i]! <= 20 ? 1 : 0;
+  const oursPsnr = psnr(view.rgb, viewGt.rgb, mask);
+  const peerPsnr = peer ? psnr(peer.viewRgb, viewGt.rgb, mask) : undefined;
+  void ours;
+  results.push({
+    name: 'memory.render.1M.512x288',
+    value: renderMs,
+    unit: 'ms',
+    peerName: peer ? `${PEER} project_to_rgbd_image` : undefined,
+    peerValue: peer?.render_ms,
+    note: `${(cloud.voxelCount / 1e6).toFixed(2)} M voxels, ${(inView / 1e6).toFixed(2)} M in view chunks; PSNR vs ground truth ours ${oursPsnr.toFixed(1)} dB, peer ${peerPsnr?.toFixed(1) ?? '-'} dB`,
+  });
+  results.push({ name: 'memory.render.psnr', value: oursPsnr, unit: 'dB', peerName: peer ? PEER : undefined, peerValue: peerPsnr, note: 'same view, same points' });
+  results.push({
+    name: 'memory.bytesPerVoxel',
+    value: cloud.byteLength / cloud.voxelCount,
+    unit: 'bytes',
+    peerName: peer ? `${PEER} PointCloud` : undefined,
+    peerValue: peer?.bytes_per_point,
+    note: `${cloud.voxelCount} voxels, ${(cloud.byteLength / 2 ** 20).toFixed(1)} MiB`,
+  });
+
+  results.push(...benchRetrieval(opts, courtyard));
+  void fan;
+  return results;
+}
+
+/** Top-7 retrieval among 10 000 keyframes vs a brute-force exact IoU over full visible sets. */
+function benchRetrieval(opts: { quick: boolean }, scene: ReturnType<typeof loadBundledScene>): BenchResult[] {
+  const vs = 0.05;
+  const small: Intrinsics = intrinsicsFromFov(96, 54, 75);
+  const grid = new VoxelGrid(vs);
+  for (let i = 0; i < 24; i++) {
+    const pose = poseFromYawPitch([((i % 3) - 1) * 6, 1.7, (Math.floor(i / 3) % 3 - 1) * 6], (i * Math.PI) / 4 + 0.3 * (i % 3), -0.1);
+    fuseFrame(grid, renderScene(scene, pose, small), pose, small);
+  }
+  let seed = 12345;
+  const rand = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 4294967296;
+  };
+  const randomPose = () => poseFromYawPitch([(rand() - 0.5) * 18, 1.5 + rand() * 0.5, (rand() - 0.5) * 18], rand() * 2 * Math.PI, -0.1);
+  const count = opts.quick ? 2000 : 10_000;
+  const store = new KeyframeStore();
+  const exactSets: Uint32Array[] = [];
+  const bar = progress(`building ${count} keyframes`, count);
+  while (store.size < count) {
+    const pose = randomPose();
+    const view = renderMemoryView(grid, pose, small);
+    const sig = viewSignature(view);
+    if (sig.sketch.length === 0) continue;
+    store.add({ pose, intrinsics: small, signature: sig });
+    exactSets.push(visibleVoxelSet(view));
+    bar.increment();
+  }
+  bar.stop();
+  const queries = Array.from({ length: 60 }, () => {
+    const view = renderMemoryView(grid, randomPose(), small);
+    return { sig: viewSignature(view), set: visibleVoxelSet(view) };
+  });
+  const eps = 0.1;
+  const ourTimes: number[] = [];
+  const bruteTimes: number[] = [];
+  let found = 0;
+  let wanted = 0;
+  for (let rep = 0; rep < 3; rep++) {
+    for (const q of queries) {
+      let t0 = performance.now();
+      const hits = store.retrieve(q.sig, { k: 7, minIoU: eps });
+      ourTimes.push(performance.now() - t0);
+      t0 = performance.now();
+      const scored: { id: number; iou: number }[] = [];
+      for (let i = 0; i < exactSets.length; i++) {
+        const iou = exactIoU(q.set, exactSets[i]!);
+        if (iou >= eps) scored.push({ id: i, iou });
+      }
+      scored.sort((a, b) => b.iou - a.iou);
+      const top = scored.slice(0, 7);
+      bruteTimes.push(performance.now() - t0);
+      if (rep === 0) {
+        const got = new Set(hits.map((h) => h.keyframe.id));
+        wanted += top.length;
+        found += top.filter((t) => got.has(t.id)).length;
+      }
+    }
+  }
+  return [
+    {
+      name: `memory.retrieve.${count === 10_000 ? '10k' : count}`,
+      value: median(ourTimes),
+      unit: 'ms',
+      peerName: 'brute-force exact IoU',
+      peerValue: median(bruteTimes),
+      note: `top-7, ε = ${eps}, ${count} keyframes, median of ${ourTimes.length} queries`,
+    },
+    {
+      name: 'memory.retrieve.recallAt7',
+      value: wanted === 0 ? 1 : found / wanted,
+      unit: 'ratio',
+      note: 'share of the exact top-7 (IoU ≥ ε) that the fast path returns',
+    },
+  ];
+}
