@@ -277,7 +277,13 @@ function accumulatePixels(
 const DIRECT_BELOW_VOXEL_PX = 2;
 
 /** Projected voxel edge in pixels at the median valid depth of a sparse sample of the frame. */
-function typicalVoxelPixels(depth: Float32Array, minD: number, maxD: number, voxelSizeM: number, fx: number): number {
+function typicalVoxelPixels(
+  depth: Float32Array,
+  minD: number,
+  maxD: number,
+  voxelSizeM: number,
+  fx: number,
+): number {
   const sample: number[] = [];
   for (let i = 0; i < depth.length; i += 61) {
     const d = depth[i]!;

@@ -5,7 +5,19 @@ import { crc32 } from '../../shared/codec/crc32.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { KeyframeStore } from './keyframes.ts';
-import { CHUNK_VOXELS, CONF, chunkKeyOf, KEY, localKeyOf, PX, PY, PZ, STRIDE, SUB_BITS, VoxelChunk } from './voxelChunk.ts';
+import {
+  CHUNK_VOXELS,
+  CONF,
+  chunkKeyOf,
+  KEY,
+  localKeyOf,
+  PX,
+  PY,
+  PZ,
+  STRIDE,
+  SUB_BITS,
+  VoxelChunk,
+} from './voxelChunk.ts';
 import { VoxelGrid } from './voxelGrid.ts';
 
 /**
@@ -49,7 +61,11 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   const chunk = new VoxelChunk(chunkKeyOf(cx, cy, cz), cx, cy, cz, Math.max(1, n));
   for (let s = 0, o = 0; s < n; s++, o += STRIDE) {
     // The key must agree with the position, and each voxel appear once, or lookups would break.
-    const key = localKeyOf(records[o + PX]! >> SUB_BITS, records[o + PY]! >> SUB_BITS, records[o + PZ]! >> SUB_BITS);
+    const key = localKeyOf(
+      records[o + PX]! >> SUB_BITS,
+      records[o + PY]! >> SUB_BITS,
+      records[o + PZ]! >> SUB_BITS,
+    );
     if (records[o + KEY] !== key || records[o + CONF]! > 255) {
       throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) voxel ${s} is inconsistent`);
     }

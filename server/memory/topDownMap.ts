@@ -19,7 +19,11 @@ export interface TopDownMap {
  * O(voxels).
  */
 export function topDownMap(grid: VoxelGrid, pxPerM: number, ceilingM = 2.6, marginM = 0.5): TopDownMap {
-  let minX = Infinity, maxX = -Infinity, minZ = Infinity, maxZ = -Infinity, minY = Infinity;
+  let minX = Infinity,
+    maxX = -Infinity,
+    minZ = Infinity,
+    maxZ = -Infinity,
+    minY = Infinity;
   grid.forEachVoxel((v) => {
     if (v.y > ceilingM) return;
     minX = Math.min(minX, v.x);
@@ -28,7 +32,8 @@ export function topDownMap(grid: VoxelGrid, pxPerM: number, ceilingM = 2.6, marg
     maxZ = Math.max(maxZ, v.z);
     minY = Math.min(minY, v.y);
   });
-  if (!Number.isFinite(minX)) return { width: 1, height: 1, rgb: new Uint8Array(3), originX: 0, originZ: 0, pxPerM };
+  if (!Number.isFinite(minX))
+    return { width: 1, height: 1, rgb: new Uint8Array(3), originX: 0, originZ: 0, pxPerM };
   const originX = minX - marginM;
   const originZ = minZ - marginM;
   const width = Math.max(1, Math.ceil((maxX - minX + 2 * marginM) * pxPerM));
@@ -38,7 +43,9 @@ export function topDownMap(grid: VoxelGrid, pxPerM: number, ceilingM = 2.6, marg
   const step = grid.positionStepM;
   const span = Math.max(0.5, ceilingM - minY);
   for (const c of grid.chunks()) {
-    const ox = c.cx * grid.chunkSizeM, oy = c.cy * grid.chunkSizeM, oz = c.cz * grid.chunkSizeM;
+    const ox = c.cx * grid.chunkSizeM,
+      oy = c.cy * grid.chunkSizeM,
+      oz = c.cz * grid.chunkSizeM;
     const d = c.data;
     for (let o = 0; o < c.count * STRIDE; o += STRIDE) {
       const y = oy + d[o + PY]! * step;
@@ -56,7 +63,11 @@ export function topDownMap(grid: VoxelGrid, pxPerM: number, ceilingM = 2.6, marg
 }
 
 /** Draws a polyline of world positions (x, z used) onto a map, in place. */
-export function drawPath(map: TopDownMap, points: readonly Vec3[], color: readonly [number, number, number]): void {
+export function drawPath(
+  map: TopDownMap,
+  points: readonly Vec3[],
+  color: readonly [number, number, number],
+): void {
   const put = (x: number, z: number): void => {
     const px = Math.round((x - map.originX) * map.pxPerM);
     const pz = Math.round((z - map.originZ) * map.pxPerM);
@@ -72,7 +83,12 @@ export function drawPath(map: TopDownMap, points: readonly Vec3[], color: readon
 }
 
 /** Draws a filled square marker of `radiusPx` at a world position, in place. */
-export function drawMarker(map: TopDownMap, p: Vec3, radiusPx: number, color: readonly [number, number, number]): void {
+export function drawMarker(
+  map: TopDownMap,
+  p: Vec3,
+  radiusPx: number,
+  color: readonly [number, number, number],
+): void {
   const cx = Math.round((p[0] - map.originX) * map.pxPerM);
   const cz = Math.round((p[2] - map.originZ) * map.pxPerM);
   for (let z = cz - radiusPx; z <= cz + radiusPx; z++) {

@@ -1,5 +1,19 @@
 import { check, SpatiaError } from '../../shared/errors.ts';
-import { CB, CG, CHUNK_VOXELS, CONF, CR, chunkKeyOf, OBS, PX, PY, PZ, STRIDE, SUB_STEPS, VoxelChunk } from './voxelChunk.ts';
+import {
+  CB,
+  CG,
+  CHUNK_VOXELS,
+  CONF,
+  CR,
+  chunkKeyOf,
+  OBS,
+  PX,
+  PY,
+  PZ,
+  STRIDE,
+  SUB_STEPS,
+  VoxelChunk,
+} from './voxelChunk.ts';
 
 /**
  * The default voxel edge, metres: the paper sweeps 0.01–0.07 m; 2 cm keeps held-out views within
@@ -163,4 +177,3 @@ export class VoxelGrid {
     return [Math.floor(x * inv), Math.floor(y * inv), Math.floor(z * inv)];
   }
 }
-

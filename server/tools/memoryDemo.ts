@@ -49,7 +49,10 @@ function parseOptions(argv: string[]): DemoOptions {
   validateVoxelSize(voxelSizeM);
   const frames = Number(values.frames);
   if (!Number.isInteger(frames) || frames < 2 || frames > 100_000) {
-    throw new SpatiaError('INVALID_ARGUMENT', `--frames must be an integer in 2..100000, got "${values.frames}"`);
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      `--frames must be an integer in 2..100000, got "${values.frames}"`,
+    );
   }
   const name = values.scene;
   const scene = (BUNDLED_SCENES as readonly string[]).includes(name)
@@ -70,7 +73,11 @@ function loopPoses(scene: Scene, frames: number): Pose[] {
     const a = vps[Math.min(vps.length - 2, Math.floor(t))]!;
     const b = vps[Math.min(vps.length - 1, Math.floor(t) + 1)]!;
     const f = t - Math.min(vps.length - 2, Math.floor(t));
-    const lerp = (p: Vec3, q: Vec3): Vec3 => [p[0] + (q[0] - p[0]) * f, p[1] + (q[1] - p[1]) * f, p[2] + (q[2] - p[2]) * f];
+    const lerp = (p: Vec3, q: Vec3): Vec3 => [
+      p[0] + (q[0] - p[0]) * f,
+      p[1] + (q[1] - p[1]) * f,
+      p[2] + (q[2] - p[2]) * f,
+    ];
     poses.push(poseLookAt(lerp(a.eye, b.eye), lerp(a.target, b.target)));
   }
   return poses;
@@ -88,10 +95,13 @@ function main(): void {
   const k = intrinsicsFromFov(512, 288, 75);
   const memory = SpatialMemory.create(voxelSizeM);
   const poses = loopPoses(scene, frames);
-  process.stdout.write(`Spatia memory demo: scene "${scene.name}", ${frames} frames at ${k.width}×${k.height}, voxel ${voxelSizeM} m\n`);
+  process.stdout.write(
+    `Spatia memory demo: scene "${scene.name}", ${frames} frames at ${k.width}×${k.height}, voxel ${voxelSizeM} m\n`,
+  );
 
   const bar = new SingleBar({
-    format: 'fusing [{bar}] {value}/{total} frames | {voxels} voxels | {keyframes} keyframes | fuse {fuseMs} ms',
+    format:
+      'fusing [{bar}] {value}/{total} frames | {voxels} voxels | {keyframes} keyframes | fuse {fuseMs} ms',
     hideCursor: true,
   });
   bar.start(frames, 0, { voxels: 0, keyframes: 0, fuseMs: '-' });
@@ -106,7 +116,11 @@ function main(): void {
     const view = memory.render(pose, k);
     const best = memory.retrieve(pose, k, { k: 1, minIoU: 0 }, view)[0];
     if (!best || best.iou < 0.5) memory.addKeyframe(frame, pose, k, view);
-    bar.update(i + 1, { voxels: memory.grid.voxelCount, keyframes: memory.keyframes.size, fuseMs: ms.toFixed(1) });
+    bar.update(i + 1, {
+      voxels: memory.grid.voxelCount,
+      keyframes: memory.keyframes.size,
+      fuseMs: ms.toFixed(1),
+    });
   });
   bar.stop();
 
@@ -125,7 +139,9 @@ function main(): void {
       inRange += mask[p]!;
       covered += mask[p]! & view.coverage[p]!;
     }
-    rows.push(`  viewpoint ${i}: PSNR ${psnr(view.rgb, gt.rgb, mask).toFixed(2)} dB, coverage ${((100 * covered) / inRange).toFixed(1)}%`);
+    rows.push(
+      `  viewpoint ${i}: PSNR ${psnr(view.rgb, gt.rgb, mask).toFixed(2)} dB, coverage ${((100 * covered) / inRange).toFixed(1)}%`,
+    );
     if (i < 3) sheet.push(hstack([gt.rgb, view.rgb], k.width, k.height));
   });
   // Stack the first viewpoints' (ground truth | memory) pairs vertically.
@@ -133,7 +149,11 @@ function main(): void {
   sheet.reduce((off, s) => (views.set(s, off), off + s.length), 0);
   writeRgbPng(join(outDir, 'views.png'), views, k.width * 2, k.height * sheet.length);
   const map = topDownMap(memory.grid, 40);
-  drawPath(map, poses.map((p) => p.position), [255, 60, 60]);
+  drawPath(
+    map,
+    poses.map((p) => p.position),
+    [255, 60, 60],
+  );
   for (const kf of memory.keyframes.all()) drawMarker(map, kf.pose.position, 2, [255, 220, 0]);
   writeRgbPng(join(outDir, 'map.png'), map.rgb, map.width, map.height);
   writeFileSync(join(outDir, 'memory.ply'), memory.toPly());

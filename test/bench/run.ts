@@ -5,9 +5,15 @@ import { benchMemory } from './memoryBench.ts';
 
 /** `npm run bench -- [--json FILE] [--quick]`: prints a table; --json also writes the results. */
 function main(): void {
-  let args: ReturnType<typeof parseArgs<{ options: { json: { type: 'string' }; quick: { type: 'boolean' }; help: { type: 'boolean' } } }>>;
+  let args: ReturnType<
+    typeof parseArgs<{
+      options: { json: { type: 'string' }; quick: { type: 'boolean' }; help: { type: 'boolean' } };
+    }>
+  >;
   try {
-    args = parseArgs({ options: { json: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } } });
+    args = parseArgs({
+      options: { json: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } },
+    });
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\nusage: npm run bench -- [--json FILE] [--quick]\n`);
     process.exit(2);
