@@ -380,7 +380,7 @@ function flushEntry(vc: VoxelCache, e: number): void {
   const d = chunk.data;
   const o = slot * STRIDE;
   const obs = d[o + OBS]!;
-  const wOld = obs < MAX_MEAN_WEIGHT ? obs : MAX_MEAN_WEIGHT;
+  const wOld = Math.min(obs, MAX_MEAN_WEIGHT);
   const inv = 1 / (wOld + n);
   d[o + CR] = ((d[o + CR]! * wOld + sums[e7]! * 256) * inv + 0.5) | 0;
   d[o + CG] = ((d[o + CG]! * wOld + sums[e7 + 1]! * 256) * inv + 0.5) | 0;
@@ -389,11 +389,11 @@ function flushEntry(vc: VoxelCache, e: number): void {
   const sx = (((d[o + PX]! & maxSub) * wOld + sums[e7 + 3]! * SUB_STEPS) * inv) | 0;
   const sy = (((d[o + PY]! & maxSub) * wOld + sums[e7 + 4]! * SUB_STEPS) * inv) | 0;
   const sz = (((d[o + PZ]! & maxSub) * wOld + sums[e7 + 5]! * SUB_STEPS) * inv) | 0;
-  d[o + PX] = (lx << SUB_BITS) | (sx < maxSub ? sx : maxSub);
-  d[o + PY] = (ly << SUB_BITS) | (sy < maxSub ? sy : maxSub);
-  d[o + PZ] = (lz << SUB_BITS) | (sz < maxSub ? sz : maxSub);
+  d[o + PX] = (lx << SUB_BITS) | Math.min(sx, maxSub);
+  d[o + PY] = (ly << SUB_BITS) | Math.min(sy, maxSub);
+  d[o + PZ] = (lz << SUB_BITS) | Math.min(sz, maxSub);
   const total = obs + n;
-  d[o + OBS] = total < 65535 ? total : 65535;
+  d[o + OBS] = Math.min(total, 65535);
   // conf' = 1 − (1 − conf)·Π(1 − gain_i), gain falling off with depth; Π(1 − g_i) ≈ 1/(1 + Σg_i) keeps it cheap.
   d[o + CONF] = (255.5 - (255 - d[o + CONF]!) / (1 + sums[e7 + 6]!)) | 0;
 }

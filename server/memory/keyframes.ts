@@ -141,7 +141,7 @@ export class KeyframeStore {
         const id = ids[i]!;
         if (scores[id] === 0) touched.push(id);
         const w = weights[i]!;
-        scores[id]! += w < wv ? w : wv;
+        scores[id]! += Math.min(w, wv);
       }
     }
     const candidates = touched.length > m ? topByScore(touched, scores, m) : touched;

@@ -91,7 +91,7 @@ export function viewSignature(view: MemoryView, k = SKETCH_SIZE): ViewSignature 
   }
   // KMV estimate of the distinct count: (k − 1) / (k-th smallest hash as a fraction of 2^32).
   const voxelCount = sketch.length < k ? sketch.length : (k - 1) / ((sketch[k - 1]! + 1) / 4294967296);
-  const order = chunks.map((c, i) => i).filter((i) => pixelsPerChunk[i]! > 0);
+  const order = chunks.map((_c, i) => i).filter((i) => pixelsPerChunk[i]! > 0);
   order.sort((a, b) => chunks[a]!.key - chunks[b]!.key);
   const cells = new Float64Array(order.length);
   const cellWeights = new Float32Array(order.length);

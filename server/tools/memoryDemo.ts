@@ -146,7 +146,11 @@ function main(): void {
   });
   // Stack the first viewpoints' (ground truth | memory) pairs vertically.
   const views = new Uint8Array(sheet.reduce((a, s) => a + s.length, 0));
-  sheet.reduce((off, s) => (views.set(s, off), off + s.length), 0);
+  let offset = 0;
+  for (const s of sheet) {
+    views.set(s, offset);
+    offset += s.length;
+  }
   writeRgbPng(join(outDir, 'views.png'), views, k.width * 2, k.height * sheet.length);
   const map = topDownMap(memory.grid, 40);
   drawPath(
