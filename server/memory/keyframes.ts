@@ -33,7 +33,7 @@ export interface RetrievalHit {
 
 export const DEFAULT_K = 7;
 export const DEFAULT_MIN_IOU = 0.1;
-const DEFAULT_CANDIDATES = 64;
+const DEFAULT_CANDIDATES = 32;
 
 interface Posting {
   ids: Int32Array;
