@@ -6,5 +6,6 @@ export default defineConfig({
     exclude: ['test/bench/**', 'node_modules/**'],
     testTimeout: 60_000,
     pool: 'forks',
+    reporters: ['default', './test/support/summaryLineReporter.ts'],
   },
 });
