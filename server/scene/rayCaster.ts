@@ -53,7 +53,12 @@ export function entityPosition(e: SceneEntity, timeS: number): Vec3 {
   return pts[0]!;
 }
 
-function primitivesAt(scene: Scene, timeS: number, includeEntities: boolean): Primitive[] {
+function primitivesAt(
+  scene: Scene,
+  timeS: number,
+  includeEntities: boolean,
+  includeStatic: boolean,
+): Primitive[] {
   const out: Primitive[] = [];
   const mk = (shape: SceneShape, dynamic: boolean, offset: Vec3): Primitive => {
     const rot = shape.type === 'box' ? (shape.rotationYDeg * Math.PI) / 180 : 0;
@@ -66,7 +71,7 @@ function primitivesAt(scene: Scene, timeS: number, includeEntities: boolean): Pr
       sinY: Math.sin(rot),
     };
   };
-  for (const o of scene.objects) out.push(mk(o, false, [0, 0, 0]));
+  if (includeStatic) for (const o of scene.objects) out.push(mk(o, false, [0, 0, 0]));
   if (includeEntities) for (const e of scene.entities) out.push(mk(e.shape, true, entityPosition(e, timeS)));
   return out;
 }
@@ -248,6 +253,91 @@ export interface RenderSceneOptions {
   readonly timeS?: number;
   readonly includeEntities?: boolean;
   readonly maxDepthM?: number;
+  /** Render only the static objects (false skips them; entities follow `includeEntities`). */
+  readonly includeStatic?: boolean;
+  /** When given, only pixels where it is non-zero are rendered; the rest stay 0 (no depth). */
+  readonly pixelMask?: Uint8Array;
+  /** Paint the sky where nothing is hit (default true; false leaves those pixels black). */
+  readonly sky?: boolean;
+}
+
+const TILE = 16;
+
+/** Bounding sphere of a primitive (centre x, y, z, radius), or undefined for unbounded planes. */
+function boundingSphere(p: Primitive): [number, number, number, number] | undefined {
+  const s = p.shape;
+  const o = p.offset;
+  switch (s.type) {
+    case 'plane':
+      return undefined;
+    case 'sphere':
+      return [s.center[0] + o[0], s.center[1] + o[1], s.center[2] + o[2], s.radius];
+    case 'cylinder':
+      return [
+        s.base[0] + o[0],
+        s.base[1] + s.height / 2 + o[1],
+        s.base[2] + o[2],
+        Math.hypot(s.radius, s.height / 2),
+      ];
+    case 'box':
+      return [
+        s.center[0] + o[0],
+        s.center[1] + o[1],
+        s.center[2] + o[2],
+        Math.hypot(s.size[0], s.size[1], s.size[2]) / 2,
+      ];
+  }
+}
+
+/**
+ * Screen-tile culling: for each 16×16 tile, the bounded primitives whose projected bounding sphere
+ * may touch it; planes go to `always`. Cuts per-pixel work from all primitives to the few nearby.
+ */
+function tileLists(
+  prims: readonly Primitive[],
+  pose: Pose,
+  k: Intrinsics,
+): { always: Primitive[]; tiles: Primitive[][]; tilesX: number } {
+  const tilesX = Math.ceil(k.width / TILE);
+  const tilesY = Math.ceil(k.height / TILE);
+  const tiles: Primitive[][] = Array.from({ length: tilesX * tilesY }, () => []);
+  const always: Primitive[] = [];
+  const r = pose.rotation;
+  const [px, py, pz] = pose.position;
+  for (const p of prims) {
+    const b = boundingSphere(p);
+    if (!b) {
+      always.push(p);
+      continue;
+    }
+    const dx = b[0] - px;
+    const dy = b[1] - py;
+    const dz = b[2] - pz;
+    const x = r[0] * dx + r[3] * dy + r[6] * dz;
+    const y = r[1] * dx + r[4] * dy + r[7] * dz;
+    const z = r[2] * dx + r[5] * dy + r[8] * dz;
+    const rad = b[3];
+    let u0 = 0;
+    let u1 = k.width - 1;
+    let v0 = 0;
+    let v1 = k.height - 1;
+    if (z + rad <= 0) continue; // wholly behind the camera
+    if (z - rad > 1e-3) {
+      // Conservative projected extent of the sphere.
+      const zn = z - rad;
+      u0 = Math.floor(k.fx * (x / z - rad / zn) + k.cx);
+      u1 = Math.ceil(k.fx * (x / z + rad / zn) + k.cx);
+      v0 = Math.floor(k.fy * (y / z - rad / zn) + k.cy);
+      v1 = Math.ceil(k.fy * (y / z + rad / zn) + k.cy);
+      if (u1 < 0 || v1 < 0 || u0 >= k.width || v0 >= k.height) continue;
+    }
+    const t0x = Math.max(0, Math.floor(u0 / TILE));
+    const t1x = Math.min(tilesX - 1, Math.floor(u1 / TILE));
+    const t0y = Math.max(0, Math.floor(v0 / TILE));
+    const t1y = Math.min(tilesY - 1, Math.floor(v1 / TILE));
+    for (let ty = t0y; ty <= t1y; ty++) for (let tx = t0x; tx <= t1x; tx++) tiles[ty * tilesX + tx]!.push(p);
+  }
+  return { always, tiles, tilesX };
 }
 
 /**
@@ -262,7 +352,15 @@ export function renderScene(
   opts: RenderSceneOptions = {},
 ): GroundTruthFrame {
   const { width, height } = k;
-  const prims = primitivesAt(scene, opts.timeS ?? 0, opts.includeEntities ?? true);
+  const prims = primitivesAt(
+    scene,
+    opts.timeS ?? 0,
+    opts.includeEntities ?? true,
+    opts.includeStatic ?? true,
+  );
+  const { always, tiles, tilesX } = tileLists(prims, pose, k);
+  const pixelMask = opts.pixelMask;
+  const drawSky = opts.sky ?? true;
   const maxDepth = opts.maxDepthM ?? 100;
   const rgb = new Uint8Array(width * height * 3);
   const depth = new Float32Array(width * height);
@@ -280,6 +378,8 @@ export function renderScene(
   for (let row = 0; row < height; row++) {
     const cyr = (row - k.cy) / k.fy;
     for (let col = 0; col < width; col++) {
+      const i = row * width + col;
+      if (pixelMask !== undefined && pixelMask[i] === 0) continue;
       const cxr = (col - k.cx) / k.fx;
       // Camera ray (cxr, cyr, 1) in world: its parameter t is the camera depth z directly.
       const dx = r[0] * cxr + r[1] * cyr + r[2];
@@ -287,17 +387,22 @@ export function renderScene(
       const dz = r[6] * cxr + r[7] * cyr + r[8];
       let best = maxDepth;
       let hit: Primitive | undefined;
-      for (const p of prims) {
-        const t = intersect(p, ox, oy, oz, dx, dy, dz);
-        if (t < best) {
-          best = t;
-          hit = p;
-          nLocal.set(hitNormal);
-          pLocal.set(hitLocal);
+      const tile = tiles[((row / TILE) | 0) * tilesX + ((col / TILE) | 0)]!;
+      for (let list = 0; list < 2; list++) {
+        const candidates = list === 0 ? always : tile;
+        for (let j = 0; j < candidates.length; j++) {
+          const p = candidates[j]!;
+          const t = intersect(p, ox, oy, oz, dx, dy, dz);
+          if (t < best) {
+            best = t;
+            hit = p;
+            nLocal.set(hitNormal);
+            pLocal.set(hitLocal);
+          }
         }
       }
-      const i = row * width + col;
       if (!hit) {
+        if (drawSky === false) continue;
         const len = Math.hypot(dx, dy, dz);
         const up = Math.max(0, dy / len);
         const z0 = scene.sky.zenith;
