@@ -255,6 +255,8 @@ function accumulatePixels(
       sumSz += gz - iz;
     }
   }
+  // The last run, flushed like the ones in the loop (kept inline there: a helper taking the sums
+  // as arguments would box the doubles on every call).
   if (runN > 0) {
     runSums[0] = sumR;
     runSums[1] = sumG;

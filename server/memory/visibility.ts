@@ -70,18 +70,7 @@ export function viewSignature(view: MemoryView, k = SKETCH_SIZE): ViewSignature 
   let sketch = new Uint32Array(0);
   let distinct = 0;
   for (;;) {
-    const sample: number[] = [];
-    let prev = -1;
-    for (let p = 0; p < voxelRef.length; p++) {
-      const ref = voxelRef[p]!;
-      if (ref < 0 || ref === prev) continue;
-      prev = ref;
-      const chunk = chunks[ref >>> 15]!;
-      const h = voxelHash(seeds[ref >>> 15]!, chunk.data[(ref & 32767) * STRIDE + KEY]!);
-      if (h < threshold) sample.push(h);
-    }
-    const sorted = Uint32Array.from(sample).sort();
-    const uniq = uniqueSorted(sorted);
+    const uniq = visibleHashesBelow(voxelRef, chunks, seeds, threshold);
     distinct = uniq.length;
     if (distinct >= k || threshold >= 4294967296) {
       sketch = uniq.slice(0, k);
@@ -132,19 +121,32 @@ export function sketchIoU(a: Uint32Array, b: Uint32Array, k = SKETCH_SIZE): numb
   return seen === 0 ? 0 : both / seen;
 }
 
-/** Every distinct visible retrieval cell's stable hash, ascending: the exact set (slow path, for baselines). */
-export function visibleVoxelSet(view: MemoryView): Uint32Array {
-  const { voxelRef, chunks } = view;
-  const seeds = chunks.map(chunkSeed);
-  const all: number[] = [];
+/**
+ * The distinct retrieval-cell hashes below `threshold` among the covered pixels, ascending.
+ * Consecutive pixels showing the same voxel are hashed once.
+ */
+function visibleHashesBelow(
+  voxelRef: Int32Array,
+  chunks: readonly VoxelChunk[],
+  seeds: ArrayLike<number>,
+  threshold: number,
+): Uint32Array {
+  const sample: number[] = [];
   let prev = -1;
   for (let p = 0; p < voxelRef.length; p++) {
     const ref = voxelRef[p]!;
     if (ref < 0 || ref === prev) continue;
     prev = ref;
-    all.push(voxelHash(seeds[ref >>> 15]!, chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + KEY]!));
+    const h = voxelHash(seeds[ref >>> 15]!, chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + KEY]!);
+    if (h < threshold) sample.push(h);
   }
-  return uniqueSorted(Uint32Array.from(all).sort()).slice();
+  return uniqueSorted(Uint32Array.from(sample).sort());
+}
+
+/** Every distinct visible retrieval cell's stable hash, ascending: the exact set (slow path, for baselines). */
+export function visibleVoxelSet(view: MemoryView): Uint32Array {
+  const seeds = view.chunks.map(chunkSeed);
+  return visibleHashesBelow(view.voxelRef, view.chunks, seeds, 4294967296).slice();
 }
 
 /** Exact Jaccard index of two ascending distinct sets. O(|a| + |b|). */
