@@ -66,7 +66,15 @@ export function viewSignature(view: MemoryView, k = SKETCH_SIZE): ViewSignature 
     pixelsPerChunk[ref >>> 15]!++;
     covered++;
   }
-  let threshold = covered === 0 ? 0 : Math.min(4294967296, (4294967296 * 8 * k) / covered);
+  if (covered === 0) {
+    return {
+      sketch: new Uint32Array(0),
+      voxelCount: 0,
+      cells: new Float64Array(0),
+      cellWeights: new Float32Array(0),
+    };
+  }
+  let threshold = Math.min(4294967296, (4294967296 * 8 * k) / covered);
   let sketch = new Uint32Array(0);
   let distinct = 0;
   for (;;) {

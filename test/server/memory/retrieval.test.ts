@@ -21,6 +21,15 @@ function courtyardMemory(): { memory: SpatialMemory; poses: Pose[] } {
 }
 
 describe('reference retrieval by 3D overlap', () => {
+  it('a view that sees none of the memory has an empty signature and retrieves nothing', () => {
+    const { memory } = courtyardMemory();
+    // Straight up into the sky: no voxel in view (this once looped forever).
+    const up = poseFromYawPitch([0, 1.7, 6], 0, Math.PI / 2 - 0.01);
+    const sig = viewSignature(memory.render(up, k));
+    expect(sig.sketch.length).toBe(0);
+    expect(sig.voxelCount).toBe(0);
+    expect(memory.retrieve(up, k, { k: 7, minIoU: 0 })).toEqual([]);
+  });
   it('returns the keyframes that overlap the view, best first, and not the unrelated ones', () => {
     const { memory, poses } = courtyardMemory();
     // Looking almost like keyframe 0 (yaw 0): it must come first; the opposite heading (keyframe 4) must not appear.

@@ -1,0 +1,248 @@
+import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../../shared/camera/pose.ts';
+import type { Vec3 } from '../../../shared/math/vec3.ts';
+import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
+import type { MemoryViewImage } from '../worldModel.ts';
+import type { WorldStyle } from './style.ts';
+
+/** What the model reads off the memory views before inventing: the surfaces it should extend. */
+export interface SceneFit {
+  /** Floor height, metres (world y). */
+  readonly floorY: number;
+  /** Indoor: wall extents in x and z and the ceiling height; undefined outdoors. */
+  readonly room?: {
+    readonly minX: number;
+    readonly maxX: number;
+    readonly minZ: number;
+    readonly maxZ: number;
+    readonly ceilingY: number;
+  };
+  /** How many memory points the fit used (0 = nothing seen: defaults from the camera). */
+  readonly samples: number;
+}
+
+const EYE_HEIGHT_M = 1.6;
+const MIN_FIT_SAMPLES = 200;
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * (sorted.length - 1))))]!;
+}
+
+/**
+ * Fits the floor (and, indoors, the walls and ceiling) to the memory points visible in the clip's
+ * memory views: low percentiles of height for the floor, extreme percentiles of x/z for walls.
+ * O(sampled pixels).
+ */
+export function fitScene(
+  poses: readonly Pose[],
+  k: Intrinsics,
+  views: readonly MemoryViewImage[],
+  indoor: boolean,
+  seed: number,
+): SceneFit {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  const zs: number[] = [];
+  views.forEach((v, i) => {
+    const pose = poses[i]!;
+    const r = pose.rotation;
+    for (let p = 0; p < v.coverage.length; p += 37) {
+      if (v.coverage[p] === 0) continue;
+      const d = v.depth[p]!;
+      const cx = (((p % k.width) - k.cx) / k.fx) * d;
+      const cy = ((Math.floor(p / k.width) - k.cy) / k.fy) * d;
+      xs.push(r[0] * cx + r[1] * cy + r[2] * d + pose.position[0]);
+      ys.push(r[3] * cx + r[4] * cy + r[5] * d + pose.position[1]);
+      zs.push(r[6] * cx + r[7] * cy + r[8] * d + pose.position[2]);
+    }
+  });
+  const anchor = poses[0]!.position;
+  const rand = mulberry32(seed ^ 0x5bd1e995);
+  const samples = ys.length;
+  const sy = Float64Array.from(ys).sort();
+  const floorY = samples >= MIN_FIT_SAMPLES ? percentile(sy, 0.03) : anchor[1] - EYE_HEIGHT_M;
+  if (!indoor) return { floorY, samples };
+  const sx = Float64Array.from(xs).sort();
+  const sz = Float64Array.from(zs).sort();
+  const half = () => 3 + rand() * 3;
+  const seen = samples >= MIN_FIT_SAMPLES;
+  // Walls go where the memory's extreme points are, never closer than 2 m to the player.
+  const minX = Math.min(seen ? percentile(sx, 0.01) : anchor[0] - half(), anchor[0] - 2);
+  const maxX = Math.max(seen ? percentile(sx, 0.99) : anchor[0] + half(), anchor[0] + 2);
+  const minZ = Math.min(seen ? percentile(sz, 0.01) : anchor[2] - half(), anchor[2] - 2);
+  const maxZ = Math.max(seen ? percentile(sz, 0.99) : anchor[2] + half(), anchor[2] + 2);
+  const ceilingY = Math.max(seen ? percentile(sy, 0.995) : floorY + 3, anchor[1] + 0.6);
+  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples };
+}
+
+/** Small fast seeded PRNG in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function cellHash(x: number, z: number, seed: number): number {
+  let h = Math.imul(x, 0x27d4eb2d) ^ Math.imul(z, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+  return Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+}
+
+/** Tints a material's colours by up to ±12% (seeded), so each seed dresses its inventions a little differently. */
+function tint(mat: SceneMaterial, rand: () => number): SceneMaterial {
+  const f = (c: readonly number[]): [number, number, number] => {
+    const k = 0.88 + rand() * 0.24;
+    return [Math.min(255, c[0]! * k), Math.min(255, c[1]! * k), Math.min(255, c[2]! * k)];
+  };
+  return { ...mat, color: f(mat.color), color2: f(mat.color2 ?? mat.color) };
+}
+
+const PROP_CELL_M = 3;
+const ENTITY_CELL_M = 10;
+const INVENT_RADIUS_M = 24;
+
+/**
+ * The world the model invents for one clip, as a scene in Spatia's own scene format: the fitted
+ * floor (and room), seeded props in 3 m cells around the player, and moving entities anchored to
+ * 10 m cells whose motion depends only on the prompt and world time (so they move continuously
+ * from clip to clip). Props keep 1 m clear of every target camera.
+ */
+export function inventWorld(
+  style: WorldStyle,
+  fit: SceneFit,
+  poses: readonly Pose[],
+  seed: number,
+  promptHash: number,
+): Scene {
+  const rand = mulberry32(seed);
+  const materials: Record<string, SceneMaterial> = {
+    floor: tint(style.floor, rand),
+    wall: tint(style.wall, rand),
+    ceiling: tint(style.ceiling, rand),
+  };
+  style.props.forEach((p, i) => {
+    materials[`prop${i}`] = tint(p, rand);
+  });
+  style.entities.forEach((e, i) => {
+    materials[`entity${i}`] = e;
+  });
+  const objects: SceneShape[] = [
+    { type: 'plane', point: [0, fit.floorY, 0], normal: [0, 1, 0], material: 'floor' },
+  ];
+  const room = fit.room;
+  if (room) {
+    const h = room.ceilingY - fit.floorY;
+    const cx = (room.minX + room.maxX) / 2;
+    const cz = (room.minZ + room.maxZ) / 2;
+    const w = room.maxX - room.minX;
+    const d = room.maxZ - room.minZ;
+    const t = 0.1;
+    const y = fit.floorY + h / 2;
+    objects.push(
+      {
+        type: 'box',
+        center: [cx, room.ceilingY + t / 2, cz],
+        size: [w + 2 * t, t, d + 2 * t],
+        rotationYDeg: 0,
+        material: 'ceiling',
+      },
+      { type: 'box', center: [room.minX - t / 2, y, cz], size: [t, h, d], rotationYDeg: 0, material: 'wall' },
+      { type: 'box', center: [room.maxX + t / 2, y, cz], size: [t, h, d], rotationYDeg: 0, material: 'wall' },
+      { type: 'box', center: [cx, y, room.minZ - t / 2], size: [w, h, t], rotationYDeg: 0, material: 'wall' },
+      { type: 'box', center: [cx, y, room.maxZ + t / 2], size: [w, h, t], rotationYDeg: 0, material: 'wall' },
+    );
+  }
+  const anchor: Vec3 = poses[0]!.position;
+  const clear = (x: number, z: number, r: number): boolean =>
+    poses.every((p) => Math.hypot(p.position[0] - x, p.position[2] - z) > r + 1);
+  const inside = (x: number, z: number): boolean =>
+    !room || (x > room.minX + 0.5 && x < room.maxX - 0.5 && z > room.minZ + 0.5 && z < room.maxZ - 0.5);
+  const c0x = Math.floor((anchor[0] - INVENT_RADIUS_M) / PROP_CELL_M);
+  const c1x = Math.floor((anchor[0] + INVENT_RADIUS_M) / PROP_CELL_M);
+  const c0z = Math.floor((anchor[2] - INVENT_RADIUS_M) / PROP_CELL_M);
+  const c1z = Math.floor((anchor[2] + INVENT_RADIUS_M) / PROP_CELL_M);
+  for (let gx = c0x; gx <= c1x; gx++) {
+    for (let gz = c0z; gz <= c1z; gz++) {
+      const h = cellHash(gx, gz, seed);
+      if (h / 4294967296 >= style.propDensity) continue;
+      const r = mulberry32(h);
+      const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
+      const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;
+      const size = 0.4 + r() * 1.1;
+      const kind = Math.floor(r() * 3);
+      const material = `prop${Math.floor(r() * style.props.length)}`;
+      if (!clear(x, z, size) || !inside(x, z)) continue;
+      if (kind === 0) {
+        const height = 0.4 + r() * 1.6;
+        objects.push({
+          type: 'box',
+          center: [x, fit.floorY + height / 2, z],
+          size: [size, height, size * (0.6 + r() * 0.8)],
+          rotationYDeg: r() * 90,
+          material,
+        });
+      } else if (kind === 1) {
+        objects.push({
+          type: 'cylinder',
+          base: [x, fit.floorY, z],
+          radius: size / 2,
+          height: 0.5 + r() * 2.5,
+          material,
+        });
+      } else {
+        objects.push({ type: 'sphere', center: [x, fit.floorY + size / 2, z], radius: size / 2, material });
+      }
+    }
+  }
+  const entities: SceneEntity[] = [];
+  const e0x = Math.floor((anchor[0] - INVENT_RADIUS_M) / ENTITY_CELL_M);
+  const e1x = Math.floor((anchor[0] + INVENT_RADIUS_M) / ENTITY_CELL_M);
+  const e0z = Math.floor((anchor[2] - INVENT_RADIUS_M) / ENTITY_CELL_M);
+  const e1z = Math.floor((anchor[2] + INVENT_RADIUS_M) / ENTITY_CELL_M);
+  for (let gx = e0x; gx <= e1x; gx++) {
+    for (let gz = e0z; gz <= e1z; gz++) {
+      const h = cellHash(gx, gz, promptHash ^ 0x1234567);
+      if (h / 4294967296 >= 0.6 || style.entities.length === 0) continue;
+      const r = mulberry32(h);
+      const cx = (gx + 0.3 + 0.4 * r()) * ENTITY_CELL_M;
+      const cz = (gz + 0.3 + 0.4 * r()) * ENTITY_CELL_M;
+      const radius = 1.5 + r() * 2;
+      if (!inside(cx, cz)) continue;
+      const points: [number, number, number][] = Array.from(
+        { length: 8 },
+        (_, i): [number, number, number] => [
+          cx + radius * Math.cos((i * Math.PI) / 4),
+          fit.floorY,
+          cz + radius * Math.sin((i * Math.PI) / 4),
+        ],
+      );
+      const material = `entity${Math.floor(r() * style.entities.length)}`;
+      const size = 0.3 + r() * 0.4;
+      const shape: SceneEntity['shape'] =
+        r() < 0.5
+          ? { type: 'sphere', center: [0, size, 0], radius: size, material }
+          : { type: 'cylinder', base: [0, 0, 0], radius: size * 0.7, height: 1.2 + r() * 0.6, material };
+      entities.push({
+        name: `entity-${gx}-${gz}`,
+        shape,
+        path: { points, speedMps: 0.8 + r() * 0.8, loop: true, startOffsetS: r() * 20 },
+      });
+    }
+  }
+  return {
+    name: `invented-${style.name}-${seed}`,
+    description: 'procedural invention',
+    sky: style.sky,
+    light: { direction: [0.4, 1, 0.3], ambient: 0.5, diffuse: 0.55 },
+    materials,
+    objects,
+    entities,
+    spawn: { position: [anchor[0], anchor[1], anchor[2]], yawDeg: 0, pitchDeg: 0 },
+    viewpoints: [],
+  };
+}

@@ -1,0 +1,270 @@
+import {
+  type CameraState,
+  type ControllerConfig,
+  DEFAULT_CONTROLLER,
+  type InputState,
+  poseOfCamera,
+  stepCamera,
+} from '../../shared/camera/controller.ts';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
+import { check } from '../../shared/errors.ts';
+import type { RetrievalHit } from '../memory/keyframes.ts';
+import type { MemoryView } from '../memory/renderView.ts';
+import type { SpatialMemory } from '../memory/spatialMemory.ts';
+import { type ViewSignature, viewSignature } from '../memory/visibility.ts';
+import { CONF, STRIDE } from '../memory/voxelChunk.ts';
+import type { ConditioningFrame, GeneratedFrame, MemoryViewImage, WorldModel } from '../models/worldModel.ts';
+
+export interface DirectorOptions {
+  /** Condition on and update the spatial memory (off = the plain video-model baseline). */
+  readonly memory?: boolean;
+  /** Reference keyframes per clip (the paper's K). */
+  readonly k?: number;
+  /** Minimum 3D IoU for a reference (the paper's ε). */
+  readonly minIoU?: number;
+  /** A generated frame becomes a keyframe when no keyframe overlaps it by more than this. */
+  readonly keyframeMaxIoU?: number;
+  /** Fuse every n-th generated frame (consecutive frames overlap almost entirely). */
+  readonly fuseEvery?: number;
+  readonly prompt?: string;
+  /** Frames kept as `preceding` for the next clip. */
+  readonly precedingFrames?: number;
+}
+
+/** Milliseconds per stage for one frame; condition and the per-clip work are shared out per frame. */
+export interface StageTimings {
+  readonly conditionMs: number;
+  readonly generateMs: number;
+  readonly updateMs: number;
+}
+
+export interface DirectedFrame extends GeneratedFrame {
+  readonly clipId: number;
+  readonly pose: Pose;
+  readonly timings: StageTimings;
+}
+
+export interface ClipOptions {
+  readonly seed: number;
+  readonly timeS: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Confidence (0–255) above which a memory surface is trusted enough to call contradictions dynamic. */
+const CONFIDENT = 96;
+/** Signatures are computed at a quarter of the model's resolution: retrieval needs coverage, not detail. */
+const SIGNATURE_SCALE = 4;
+
+/**
+ * Where the stages meet (BRIEF §2): plans the next clip's poses along the player's path, renders
+ * the memory at each target pose, retrieves up to K reference keyframes by 3D overlap, runs the
+ * model, and fuses every generated frame's static pixels back into the memory, keeping new
+ * keyframes where overlap with the existing ones is low. One director per player; the memory
+ * may be shared by several.
+ */
+export class Director {
+  private readonly opts: Required<Omit<DirectorOptions, 'prompt'>> & { prompt: string };
+  private clipCounter = 0;
+  private preceding: ConditioningFrame[] = [];
+  private readonly k: Intrinsics;
+  private readonly sigK: Intrinsics;
+
+  constructor(
+    readonly memory: SpatialMemory,
+    readonly model: WorldModel,
+    opts: DirectorOptions = {},
+  ) {
+    this.opts = {
+      memory: opts.memory ?? true,
+      k: opts.k ?? 7,
+      minIoU: opts.minIoU ?? 0.1,
+      keyframeMaxIoU: opts.keyframeMaxIoU ?? 0.5,
+      fuseEvery: opts.fuseEvery ?? 1,
+      prompt: opts.prompt ?? '',
+      precedingFrames: opts.precedingFrames ?? 2,
+    };
+    check(
+      Number.isInteger(this.opts.k) && this.opts.k >= 0,
+      'INVALID_ARGUMENT',
+      `K must be an integer ≥ 0, got ${this.opts.k}`,
+    );
+    check(
+      this.opts.minIoU >= 0 && this.opts.minIoU <= 1,
+      'INVALID_ARGUMENT',
+      `ε must be in [0, 1], got ${this.opts.minIoU}`,
+    );
+    check(
+      Number.isInteger(this.opts.fuseEvery) && this.opts.fuseEvery >= 1,
+      'INVALID_ARGUMENT',
+      'fuseEvery must be an integer ≥ 1',
+    );
+    const info = model.describe();
+    const f = info.width / 2 / Math.tan((75 * Math.PI) / 360);
+    this.k = {
+      fx: f,
+      fy: f,
+      cx: (info.width - 1) / 2,
+      cy: (info.height - 1) / 2,
+      width: info.width,
+      height: info.height,
+    };
+    const sw = Math.max(8, Math.round(info.width / SIGNATURE_SCALE));
+    const sh = Math.max(8, Math.round(info.height / SIGNATURE_SCALE));
+    const sf = sw / 2 / Math.tan((75 * Math.PI) / 360);
+    this.sigK = { fx: sf, fy: sf, cx: (sw - 1) / 2, cy: (sh - 1) / 2, width: sw, height: sh };
+  }
+
+  /** The camera the model renders with (75° horizontal field of view at the model's size). */
+  get intrinsics(): Intrinsics {
+    return this.k;
+  }
+
+  set prompt(prompt: string) {
+    this.opts.prompt = prompt;
+  }
+
+  /**
+   * The next clip's target poses: the shared camera controller stepped forward with the player's
+   * current input held, one pose per model frame (1/fps apart). Deterministic.
+   */
+  planClip(
+    state: CameraState,
+    input: InputState,
+    cfg: ControllerConfig = DEFAULT_CONTROLLER,
+  ): { poses: Pose[]; end: CameraState } {
+    const info = this.model.describe();
+    const poses: Pose[] = [];
+    let s = state;
+    for (let i = 0; i < info.framesPerClip; i++) {
+      s = stepCamera(
+        s,
+        { ...input, lookDxPx: i === 0 ? input.lookDxPx : 0, lookDyPx: i === 0 ? input.lookDyPx : 0 },
+        1 / info.fps,
+        cfg,
+      );
+      poses.push(poseOfCamera(s));
+    }
+    return { poses, end: s };
+  }
+
+  /** Runs one clip over `poses`, yielding each frame after its memory update. */
+  async *runClip(poses: readonly Pose[], clip: ClipOptions): AsyncGenerator<DirectedFrame> {
+    const clipId = this.clipCounter++;
+    const { memory: useMemory, fuseEvery } = this.opts;
+    const k = this.k;
+    const n = k.width * k.height;
+
+    // Condition: memory views for every target pose, references for the clip.
+    let t0 = performance.now();
+    const views: (MemoryView | undefined)[] = poses.map((p) =>
+      useMemory ? this.memory.render(p, k) : undefined,
+    );
+    const memoryViews: MemoryViewImage[] = views.map(
+      (v) => v ?? { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), coverage: new Uint8Array(n) },
+    );
+    const references = useMemory ? this.retrieveForClip(poses) : [];
+    const conditionMs = (performance.now() - t0) / poses.length;
+
+    const generated = this.model.generate({
+      clipId,
+      poses,
+      intrinsics: k,
+      memoryViews,
+      references: references.map((h) => toConditioning(h.keyframe)),
+      preceding: this.preceding,
+      prompt: this.opts.prompt,
+      seed: clip.seed >>> 0,
+      timeS: clip.timeS,
+      signal: clip.signal,
+    });
+    const last: ConditioningFrame[] = [];
+    for await (const frame of generated) {
+      const pose = poses[frame.index]!;
+      t0 = performance.now();
+      if (useMemory && frame.index % fuseEvery === 0) this.update(frame, pose, views[frame.index]!);
+      last.push({ pose, intrinsics: k, rgb: frame.rgb, depth: frame.depth });
+      const updateMs = performance.now() - t0;
+      yield { ...frame, clipId, pose, timings: { conditionMs, generateMs: frame.generateMs, updateMs } };
+    }
+    this.preceding = last.slice(-this.opts.precedingFrames);
+    // Keyframes: the clip's last frame when nothing remembered overlaps it much.
+    const end = last.at(-1);
+    if (useMemory && end) this.considerKeyframe(end);
+  }
+
+  /** The union of the best references for the clip's first, middle and last poses, top K by IoU. */
+  private retrieveForClip(poses: readonly Pose[]): RetrievalHit[] {
+    if (this.opts.k === 0 || this.memory.keyframes.size === 0) return [];
+    const picks = [poses[0]!, poses[poses.length >> 1]!, poses.at(-1)!];
+    const best = new Map<number, RetrievalHit>();
+    for (const p of picks) {
+      const sig = this.signatureAt(p);
+      for (const hit of this.memory.keyframes.retrieve(sig, { k: this.opts.k, minIoU: this.opts.minIoU })) {
+        const prev = best.get(hit.keyframe.id);
+        if (!prev || prev.iou < hit.iou) best.set(hit.keyframe.id, hit);
+      }
+    }
+    return [...best.values()]
+      .sort((a, b) => b.iou - a.iou || a.keyframe.id - b.keyframe.id)
+      .slice(0, this.opts.k);
+  }
+
+  private signatureAt(pose: Pose): ViewSignature {
+    return viewSignature(this.memory.render(pose, this.sigK));
+  }
+
+  /** Fuses a generated frame's static pixels. Without a model mask, contradictions of confident memory count as dynamic. */
+  private update(frame: GeneratedFrame, pose: Pose, view: MemoryView): void {
+    const k = this.k;
+    const depth = frame.depth ?? view.depth; // no model depth: refresh colours where the memory knows the depth
+    const dynamic = frame.dynamicMask ?? contradictions(depth, view, this.memory.grid.voxelSizeM);
+    this.memory.fuse({ width: k.width, height: k.height, rgb: frame.rgb, depth }, pose, k, {
+      excludeMask: dynamic,
+    });
+  }
+
+  private considerKeyframe(frame: ConditioningFrame): void {
+    const sig = this.signatureAt(frame.pose);
+    if (sig.sketch.length === 0) return;
+    const best = this.memory.keyframes.retrieve(sig, { k: 1, minIoU: 0 })[0];
+    if (!best || best.iou < this.opts.keyframeMaxIoU) {
+      const image = frame.depth
+        ? { width: this.k.width, height: this.k.height, rgb: frame.rgb, depth: frame.depth }
+        : undefined;
+      this.memory.keyframes.add({ pose: frame.pose, intrinsics: this.k, signature: sig, image });
+    }
+  }
+}
+
+function toConditioning(kf: {
+  pose: Pose;
+  intrinsics: Intrinsics;
+  image?: { rgb: Uint8Array; depth: Float32Array };
+}): ConditioningFrame {
+  return {
+    pose: kf.pose,
+    intrinsics: kf.intrinsics,
+    rgb: kf.image?.rgb ?? new Uint8Array(kf.intrinsics.width * kf.intrinsics.height * 3),
+    depth: kf.image?.depth,
+  };
+}
+
+/**
+ * Pixels whose generated depth disagrees with a confident memory surface by more than three voxels
+ * (or 3% of the depth): something moved in front of it, or it is gone. Neither should be fused.
+ */
+export function contradictions(depth: Float32Array, view: MemoryView, voxelSizeM: number): Uint8Array {
+  const mask = new Uint8Array(depth.length);
+  const { voxelRef, chunks } = view;
+  for (let p = 0; p < depth.length; p++) {
+    const ref = voxelRef[p]!;
+    if (ref < 0) continue;
+    const conf = chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + CONF]!;
+    if (conf < CONFIDENT) continue;
+    const dm = view.depth[p]!;
+    const tol = Math.max(3 * voxelSizeM, 0.03 * dm);
+    if (Math.abs(depth[p]! - dm) > tol) mask[p] = 1;
+  }
+  return mask;
+}
