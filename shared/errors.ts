@@ -9,7 +9,9 @@ export type SpatiaErrorCode =
   | 'SNAPSHOT_FORMAT'
   | 'SCENE_FORMAT'
   | 'TRAJECTORY_FORMAT'
-  | 'CAPACITY';
+  | 'CAPACITY'
+  | 'CANCELLED'
+  | 'UNKNOWN_MODEL';
 
 /** An error with a machine-readable code and a message a person can act on. */
 export class SpatiaError extends Error {

@@ -6,9 +6,10 @@ import {
   poseOfCamera,
   stepCamera,
 } from '../../shared/camera/controller.ts';
-import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
+import type { RgbdImage } from '../../shared/image.ts';
 import type { RetrievalHit } from '../memory/keyframes.ts';
 import type { MemoryView } from '../memory/renderView.ts';
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
@@ -30,7 +31,15 @@ export interface DirectorOptions {
   readonly prompt?: string;
   /** Frames kept as `preceding` for the next clip. */
   readonly precedingFrames?: number;
+  /**
+   * Which generated pixels are kept out of the memory: `model` uses the model's dynamic mask (and
+   * falls back to contradictions when it has none), `contradictions` ignores the model's mask,
+   * `none` fuses everything (only for measuring leakage).
+   */
+  readonly dynamicMasking?: DynamicMasking;
 }
+
+export type DynamicMasking = 'model' | 'contradictions' | 'none';
 
 /** Milliseconds per stage for one frame; condition and the per-clip work are shared out per frame. */
 export interface StageTimings {
@@ -55,6 +64,8 @@ export interface ClipOptions {
 const CONFIDENT = 96;
 /** Signatures are computed at a quarter of the model's resolution: retrieval needs coverage, not detail. */
 const SIGNATURE_SCALE = 4;
+/** Horizontal field of view of every model's camera, degrees. */
+export const MODEL_FOV_DEG = 75;
 
 /**
  * Where the stages meet (BRIEF §2): plans the next clip's poses along the player's path, renders
@@ -83,6 +94,7 @@ export class Director {
       fuseEvery: opts.fuseEvery ?? 1,
       prompt: opts.prompt ?? '',
       precedingFrames: opts.precedingFrames ?? 2,
+      dynamicMasking: opts.dynamicMasking ?? 'model',
     };
     check(
       Number.isInteger(this.opts.k) && this.opts.k >= 0,
@@ -100,19 +112,12 @@ export class Director {
       'fuseEvery must be an integer ≥ 1',
     );
     const info = model.describe();
-    const f = info.width / 2 / Math.tan((75 * Math.PI) / 360);
-    this.k = {
-      fx: f,
-      fy: f,
-      cx: (info.width - 1) / 2,
-      cy: (info.height - 1) / 2,
-      width: info.width,
-      height: info.height,
-    };
-    const sw = Math.max(8, Math.round(info.width / SIGNATURE_SCALE));
-    const sh = Math.max(8, Math.round(info.height / SIGNATURE_SCALE));
-    const sf = sw / 2 / Math.tan((75 * Math.PI) / 360);
-    this.sigK = { fx: sf, fy: sf, cx: (sw - 1) / 2, cy: (sh - 1) / 2, width: sw, height: sh };
+    this.k = intrinsicsFromFov(info.width, info.height, MODEL_FOV_DEG);
+    this.sigK = intrinsicsFromFov(
+      Math.max(8, Math.round(info.width / SIGNATURE_SCALE)),
+      Math.max(8, Math.round(info.height / SIGNATURE_SCALE)),
+      MODEL_FOV_DEG,
+    );
   }
 
   /** The camera the model renders with (75° horizontal field of view at the model's size). */
@@ -146,6 +151,24 @@ export class Director {
       poses.push(poseOfCamera(s));
     }
     return { poses, end: s };
+  }
+
+  /**
+   * Starts the world from a known frame (the paper's initial image, or an imported RGB-D image):
+   * it is fused into the memory and kept as a keyframe (memory on), and it is the preceding frame
+   * of the first clip either way. Pixels flagged in `dynamicMask` are not fused.
+   */
+  seedFrame(image: RgbdImage, pose: Pose, dynamicMask?: Uint8Array): void {
+    check(
+      image.width === this.k.width && image.height === this.k.height,
+      'BUFFER_SIZE',
+      `the seed frame must be ${this.k.width}×${this.k.height}, got ${image.width}×${image.height}`,
+    );
+    if (this.opts.memory) {
+      this.memory.fuse(image, pose, this.k, { excludeMask: dynamicMask });
+      this.memory.addKeyframe(image, pose, this.k);
+    }
+    this.preceding = [{ pose, intrinsics: this.k, rgb: image.rgb, depth: image.depth }];
   }
 
   /** Runs one clip over `poses`, yielding each frame after its memory update. */
@@ -183,7 +206,7 @@ export class Director {
       const pose = poses[frame.index]!;
       t0 = performance.now();
       if (useMemory && frame.index % fuseEvery === 0) this.update(frame, pose, views[frame.index]!);
-      last.push({ pose, intrinsics: k, rgb: frame.rgb, depth: frame.depth });
+      last.push({ pose, intrinsics: k, rgb: frame.rgb, depth: staticDepth(frame) });
       const updateMs = performance.now() - t0;
       yield { ...frame, clipId, pose, timings: { conditionMs, generateMs: frame.generateMs, updateMs } };
     }
@@ -218,7 +241,13 @@ export class Director {
   private update(frame: GeneratedFrame, pose: Pose, view: MemoryView): void {
     const k = this.k;
     const depth = frame.depth ?? view.depth; // no model depth: refresh colours where the memory knows the depth
-    const dynamic = frame.dynamicMask ?? contradictions(depth, view, this.memory.grid.voxelSizeM);
+    const masking = this.opts.dynamicMasking;
+    const dynamic =
+      masking === 'none'
+        ? undefined
+        : masking === 'model' && frame.dynamicMask
+          ? frame.dynamicMask
+          : contradictions(depth, view, this.memory.grid.voxelSizeM);
     this.memory.fuse({ width: k.width, height: k.height, rgb: frame.rgb, depth }, pose, k, {
       excludeMask: dynamic,
     });
@@ -235,6 +264,15 @@ export class Director {
       this.memory.keyframes.add({ pose: frame.pose, intrinsics: this.k, signature: sig, image });
     }
   }
+}
+
+/** The frame's depth with moving pixels unknown (0): a conditioning frame must not carry them into the next clip. */
+function staticDepth(frame: GeneratedFrame): Float32Array | undefined {
+  if (!frame.depth || !frame.dynamicMask) return frame.depth;
+  const depth = frame.depth.slice();
+  const mask = frame.dynamicMask;
+  for (let p = 0; p < depth.length; p++) if (mask[p]) depth[p] = 0;
+  return depth;
 }
 
 function toConditioning(kf: {

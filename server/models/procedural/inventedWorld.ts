@@ -2,7 +2,7 @@ import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
 import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
-import type { MemoryViewImage } from '../worldModel.ts';
+import type { ConditioningFrame, MemoryViewImage } from '../worldModel.ts';
 import type { WorldStyle } from './style.ts';
 
 /** What the model reads off the memory views before inventing: the surfaces it should extend. */
@@ -19,6 +19,11 @@ export interface SceneFit {
   };
   /** How many memory points the fit used (0 = nothing seen: defaults from the camera). */
   readonly samples: number;
+  /**
+   * Prop cells (PROP_CELL_M grid, key `x,z`) whose ground the conditioning has seen: the model
+   * must not put a prop where the memory or a reference already shows empty floor.
+   */
+  readonly seenGround: ReadonlySet<string>;
 }
 
 const EYE_HEIGHT_M = 1.6;
@@ -39,29 +44,38 @@ export function fitScene(
   views: readonly MemoryViewImage[],
   indoor: boolean,
   seed: number,
+  frames: readonly ConditioningFrame[] = [],
 ): SceneFit {
   const xs: number[] = [];
   const ys: number[] = [];
   const zs: number[] = [];
-  views.forEach((v, i) => {
-    const pose = poses[i]!;
+  const collect = (pose: Pose, fk: Intrinsics, depth: Float32Array, step: number): void => {
     const r = pose.rotation;
-    for (let p = 0; p < v.coverage.length; p += 37) {
-      if (v.coverage[p] === 0) continue;
-      const d = v.depth[p]!;
-      const cx = (((p % k.width) - k.cx) / k.fx) * d;
-      const cy = ((Math.floor(p / k.width) - k.cy) / k.fy) * d;
+    for (let p = 0; p < depth.length; p += step) {
+      const d = depth[p]!;
+      if (!(d > 0)) continue;
+      const cx = (((p % fk.width) - fk.cx) / fk.fx) * d;
+      const cy = ((Math.floor(p / fk.width) - fk.cy) / fk.fy) * d;
       xs.push(r[0] * cx + r[1] * cy + r[2] * d + pose.position[0]);
       ys.push(r[3] * cx + r[4] * cy + r[5] * d + pose.position[1]);
       zs.push(r[6] * cx + r[7] * cy + r[8] * d + pose.position[2]);
     }
+  };
+  views.forEach((v, i) => {
+    collect(poses[i]!, k, v.depth, 37);
   });
+  // Reference and preceding frames show ground the target views may not (behind an obstacle, out of frame).
+  for (const f of frames) if (f.depth) collect(f.pose, f.intrinsics, f.depth, 53);
   const anchor = poses[0]!.position;
   const rand = mulberry32(seed ^ 0x5bd1e995);
   const samples = ys.length;
   const sy = Float64Array.from(ys).sort();
   const floorY = samples >= MIN_FIT_SAMPLES ? percentile(sy, 0.03) : anchor[1] - EYE_HEIGHT_M;
-  if (!indoor) return { floorY, samples };
+  const seenGround = new Set<string>();
+  for (let i = 0; i < samples; i++) {
+    if (ys[i]! < floorY + 0.3) seenGround.add(propCellKey(xs[i]!, zs[i]!));
+  }
+  if (!indoor) return { floorY, samples, seenGround };
   const sx = Float64Array.from(xs).sort();
   const sz = Float64Array.from(zs).sort();
   const half = () => 3 + rand() * 3;
@@ -72,8 +86,11 @@ export function fitScene(
   const minZ = Math.min(seen ? percentile(sz, 0.01) : anchor[2] - half(), anchor[2] - 2);
   const maxZ = Math.max(seen ? percentile(sz, 0.99) : anchor[2] + half(), anchor[2] + 2);
   const ceilingY = Math.max(seen ? percentile(sy, 0.995) : floorY + 3, anchor[1] + 0.6);
-  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples };
+  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples, seenGround };
 }
+
+const propCellKey = (x: number, z: number): string =>
+  `${Math.floor(x / PROP_CELL_M)},${Math.floor(z / PROP_CELL_M)}`;
 
 /** Small fast seeded PRNG in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -169,7 +186,7 @@ export function inventWorld(
   for (let gx = c0x; gx <= c1x; gx++) {
     for (let gz = c0z; gz <= c1z; gz++) {
       const h = cellHash(gx, gz, seed);
-      if (h / 4294967296 >= style.propDensity) continue;
+      if (h / 4294967296 >= style.propDensity || fit.seenGround.has(`${gx},${gz}`)) continue;
       const r = mulberry32(h);
       const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;

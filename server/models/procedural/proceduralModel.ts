@@ -58,17 +58,19 @@ export class ProceduralModel implements WorldModel {
     validateClipRequest(req, this.info);
     const k = req.intrinsics;
     const style = styleFromPrompt(req.prompt);
-    const fit = fitScene(req.poses, k, req.memoryViews, style.indoor, req.seed);
+    const context = [...req.references, ...req.preceding];
+    const fit = fitScene(req.poses, k, req.memoryViews, style.indoor, req.seed, context);
     const world = inventWorld(style, fit, req.poses, req.seed, hashString(req.prompt));
     for (let i = 0; i < req.poses.length; i++) {
-      if (req.signal?.aborted) throw new SpatiaError('INVALID_ARGUMENT', `clip ${req.clipId} was cancelled`);
+      if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
       const t0 = performance.now();
       const frame = composeFrame(
         world,
         req.poses[i]!,
         k,
         req.memoryViews[i]!,
-        req.references,
+        // Reference keyframes first (they are what the memory chose), then the clip's preceding frames.
+        [...req.references, ...[...req.preceding].reverse()],
         req.timeS + i / this.info.fps,
       );
       yield { index: i, ...frame, generateMs: performance.now() - t0 };
@@ -79,6 +81,8 @@ export class ProceduralModel implements WorldModel {
 
   async dispose(): Promise<void> {}
 }
+
+const NEAR_CULL_M = 0.6;
 
 /** Uncovered-pixel share above which reference frames are reprojected into the gaps. */
 const REPROJECT_ABOVE = 0.002;
@@ -121,7 +125,8 @@ function composeFrame(
     const moving = renderScene(world, pose, k, { includeStatic: false, sky: false, timeS });
     for (let p = 0; p < n; p++) {
       const z = moving.depth[p]!;
-      if (z > 0 && (depth[p] === 0 || z < depth[p]!)) {
+      // Entities closer than NEAR_CULL_M are ones the camera is walking through: leave them out.
+      if (z > NEAR_CULL_M && (depth[p] === 0 || z < depth[p]!)) {
         rgb[p * 3] = moving.rgb[p * 3]!;
         rgb[p * 3 + 1] = moving.rgb[p * 3 + 1]!;
         rgb[p * 3 + 2] = moving.rgb[p * 3 + 2]!;

@@ -1,0 +1,214 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SingleBar } from 'cli-progress';
+import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import {
+  type ClosedLoopRow,
+  closedLoop,
+  type DriftRow,
+  defaultLoop,
+  drift,
+  type FidelityRow,
+  fidelity,
+  type LeakageRow,
+  leakage,
+} from '../eval/consistencyEval.ts';
+import { linePlotPng } from '../io/plot.ts';
+import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
+import type { Scene } from '../scene/sceneFormat.ts';
+import { loadTrajectoryFile, sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
+import { intArg, runTool, sceneArg } from './cli.ts';
+
+const USAGE = `usage: npm run eval -- [--scene NAME|FILE.json --trajectory FILE.json] [--json FILE] [--out DIR]
+                     [--drift-frames N] [--quick]
+
+Reproduces the paper's experiments (BRIEF §6) on the bundled scenes (room, courtyard, hall-dynamic)
+and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), memory fidelity
+for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop.
+Writes DIR/drift.png (PSNR per frame) and, with --json, the numbers as JSON.
+Formats of scene and trajectory files: docs/formats.md. --quick: short loops (a smoke run).`;
+
+const VOXEL_SIZES = [0.01, 0.03, 0.05, 0.07];
+const PLOT_COLORS: [number, number, number][] = [
+  [31, 119, 180],
+  [214, 39, 40],
+  [44, 160, 44],
+  [148, 103, 189],
+  [255, 127, 14],
+];
+
+interface EvalPlan {
+  readonly scenes: { scene: Scene; loop: Trajectory; driftLoop: Trajectory }[];
+  readonly jsonPath?: string;
+  readonly outDir: string;
+}
+
+function plan(argv: string[]): EvalPlan {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scene: { type: 'string' },
+      trajectory: { type: 'string' },
+      json: { type: 'string' },
+      out: { type: 'string', default: 'out/eval' },
+      'drift-frames': { type: 'string', default: '500' },
+      quick: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const driftFrames = values.quick ? 48 : intArg('drift-frames', values['drift-frames'], 16, 100_000);
+  const loopS = values.quick ? 1.6 : 4;
+  const custom = values.trajectory ? loadTrajectoryFile(resolve(values.trajectory)) : undefined;
+  const scenes = values.scene ? [sceneArg(values.scene)] : BUNDLED_SCENES.map((n) => loadBundledScene(n));
+  return {
+    scenes: scenes.map((scene) => ({
+      scene,
+      loop: custom ?? defaultLoop(scene, loopS),
+      driftLoop: custom ?? defaultLoop(scene, driftFrames / 30),
+    })),
+    jsonPath: values.json ? resolve(values.json) : undefined,
+    outDir: resolve(values.out),
+  };
+}
+
+const CLOSED_LOOP_CONFIGS = [
+  { model: 'procedural', memory: true, k: 7 },
+  { model: 'procedural', memory: true, k: 0 },
+  { model: 'procedural', memory: false, k: 0 },
+  { model: 'scene', memory: true, k: 7 },
+] as const;
+const MASKINGS = ['model', 'contradictions', 'none'] as const;
+
+async function main(): Promise<void> {
+  const p = plan(process.argv.slice(2));
+  const framesOf = (t: Trajectory): number => sampleTrajectory(t, 30).length - 1;
+  let total = 0;
+  for (const s of p.scenes) {
+    total += CLOSED_LOOP_CONFIGS.length * framesOf(s.loop) + VOXEL_SIZES.length + framesOf(s.driftLoop);
+    if (s.scene.entities.length > 0) total += MASKINGS.length * framesOf(s.loop);
+  }
+  const bar = new SingleBar({
+    format: 'eval [{bar}] {percentage}% | {step} | ETA {eta_formatted}',
+    hideCursor: true,
+  });
+  bar.start(total, 0, { step: '' });
+  const tick = (): void => bar.increment();
+  const closed: ClosedLoopRow[] = [];
+  const fid: FidelityRow[] = [];
+  const leak: LeakageRow[] = [];
+  const drifts: DriftRow[] = [];
+  const k = intrinsicsFromFov(512, 288, 75);
+  for (const { scene, loop, driftLoop } of p.scenes) {
+    for (const c of CLOSED_LOOP_CONFIGS) {
+      bar.update({
+        step: `${scene.name}: closed loop ${c.model} memory ${c.memory ? 'on' : 'off'} K=${c.k}`,
+      });
+      closed.push(
+        await closedLoop({
+          scene,
+          trajectory: loop,
+          modelName: c.model,
+          memory: c.memory,
+          k: c.k,
+          onFrame: tick,
+        }),
+      );
+    }
+    for (const v of VOXEL_SIZES) {
+      bar.update({ step: `${scene.name}: fidelity ${v} m` });
+      fid.push(fidelity(scene, loop, v, k));
+      tick();
+    }
+    if (scene.entities.length > 0) {
+      for (const m of MASKINGS) {
+        bar.update({ step: `${scene.name}: leakage, masking ${m}` });
+        leak.push(await leakage(scene, loop, m, {}, tick));
+      }
+    }
+    bar.update({ step: `${scene.name}: drift` });
+    drifts.push(await drift(scene, driftLoop, 'procedural', {}, tick));
+  }
+  bar.stop();
+  printTable(closed, fid, leak, drifts);
+  mkdirSync(p.outDir, { recursive: true });
+  const plotPath = join(p.outDir, 'drift.png');
+  writeFileSync(
+    plotPath,
+    linePlotPng(
+      drifts.map((d, i) => ({
+        name: d.scene,
+        values: d.perFrame,
+        color: PLOT_COLORS[i % PLOT_COLORS.length]!,
+      })),
+      {
+        title: 'Drift: PSNR per frame vs ground truth (procedural model, memory on)',
+        xLabel: 'frame',
+        yLabel: 'PSNR dB',
+      },
+    ),
+  );
+  process.stdout.write(`\nplot: ${plotPath}\n`);
+  if (p.jsonPath) {
+    const json = {
+      closedLoop: closed,
+      fidelity: fid,
+      leakage: leak,
+      drift: drifts.map(({ perFrame: _perFrame, ...row }) => row),
+    };
+    writeFileSync(p.jsonPath, `${JSON.stringify(json, null, 2)}\n`);
+    process.stdout.write(`json: ${p.jsonPath}\n`);
+  }
+}
+
+function printTable(
+  closed: ClosedLoopRow[],
+  fid: FidelityRow[],
+  leak: LeakageRow[],
+  drifts: DriftRow[],
+): void {
+  const rows: string[][] = [['experiment', 'scene', 'setting', 'PSNR dB', 'SSIM / other']];
+  for (const r of closed)
+    rows.push([
+      'closed loop',
+      r.scene,
+      `${r.model}, memory ${r.memory ? 'on' : 'off'}, K=${r.k}`,
+      r.psnr.toFixed(2),
+      `SSIM ${r.ssim.toFixed(3)}`,
+    ]);
+  for (const r of fid)
+    rows.push([
+      'fidelity',
+      r.scene,
+      `voxel ${r.voxelSize} m`,
+      r.psnr.toFixed(2),
+      `coverage ${(100 * r.coverage).toFixed(1)}%, ${r.voxels} voxels`,
+    ]);
+  for (const r of leak)
+    rows.push([
+      'leakage',
+      r.scene,
+      `masking: ${r.masking}`,
+      '',
+      `${r.ghostVoxels} ghost voxels / ${r.dynamicPixels} dynamic px`,
+    ]);
+  for (const r of drifts)
+    rows.push([
+      'drift',
+      r.scene,
+      `${r.frames} frames`,
+      r.psnrMean.toFixed(2),
+      `min ${r.psnrMin.toFixed(2)} dB`,
+    ]);
+  const widths = rows[0]!.map((_h, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]): string => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ');
+  process.stdout.write(`\n${line(rows[0]!)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  for (const r of rows.slice(1)) process.stdout.write(`${line(r)}\n`);
+}
+
+runTool(USAGE, main);

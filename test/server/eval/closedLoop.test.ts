@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { closedLoop, defaultLoop, leakage } from '../../../server/eval/consistencyEval.ts';
+import { sceneNamed } from '../../helpers/groundTruth.ts';
+
+/**
+ * The paper's closed-loop experiment on each bundled scene at 256×144 with a 1.6 s loop (48 frames).
+ * Thresholds sit ~2 dB under what was measured (2026-11-24: memory on room 32.8, courtyard 25.1,
+ * hall-dynamic 23.9 dB; memory off 17.6, 9.6, 14.8 dB).
+ */
+const size = { width: 256, height: 144 };
+const cases = [
+  { scene: 'room', minOn: 30 },
+  { scene: 'courtyard', minOn: 22 },
+  { scene: 'hall-dynamic', minOn: 21 },
+] as const;
+
+describe('closed loop: the world stays the same when the player comes back', () => {
+  for (const c of cases) {
+    it(`${c.scene}: memory on ≥ ${c.minOn} dB and memory off clearly lower`, async () => {
+      const scene = sceneNamed(c.scene);
+      const trajectory = defaultLoop(scene, 1.6);
+      const on = await closedLoop({
+        scene,
+        trajectory,
+        modelName: 'procedural',
+        memory: true,
+        k: 7,
+        ...size,
+      });
+      const off = await closedLoop({
+        scene,
+        trajectory,
+        modelName: 'procedural',
+        memory: false,
+        k: 0,
+        ...size,
+      });
+      expect(on.frames).toBe(49);
+      expect(on.psnr).toBeGreaterThan(c.minOn);
+      expect(on.ssim).toBeGreaterThan(0.8);
+      expect(off.psnr).toBeLessThan(on.psnr - 6);
+      expect(off.ssim).toBeLessThan(on.ssim - 0.2);
+    });
+  }
+
+  it('moving entities leave no ghost voxels with the dynamic mask (and do without it)', async () => {
+    const scene = sceneNamed('hall-dynamic');
+    const loop = defaultLoop(scene, 1.6);
+    const masked = await leakage(scene, loop, 'model', size);
+    const unmasked = await leakage(scene, loop, 'none', size);
+    expect(masked.dynamicPixels).toBeGreaterThan(1000); // entities were really in view
+    expect(masked.ghostVoxels).toBe(0);
+    expect(unmasked.ghostVoxels).toBeGreaterThan(500);
+  });
+});
