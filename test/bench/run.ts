@@ -1,10 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { benchDirector } from './directorBench.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 import { benchMemory } from './memoryBench.ts';
 
 /** `npm run bench -- [--json FILE] [--quick]`: prints a table; --json also writes the results. */
-function main(): void {
+async function main(): Promise<void> {
   let args: ReturnType<
     typeof parseArgs<{
       options: { json: { type: 'string' }; quick: { type: 'boolean' }; help: { type: 'boolean' } };
@@ -22,7 +23,8 @@ function main(): void {
     process.stdout.write('usage: npm run bench -- [--json FILE] [--quick]\n');
     return;
   }
-  const results: BenchResult[] = benchMemory({ quick: args.values.quick ?? false });
+  const quick = args.values.quick ?? false;
+  const results: BenchResult[] = [...benchMemory({ quick }), ...(await benchDirector({ quick }))];
   process.stdout.write(`\n${formatTable(results)}\n`);
   if (args.values.json) {
     const json = results.map(({ note: _note, ...r }) => r);
@@ -31,4 +33,4 @@ function main(): void {
   }
 }
 
-main();
+await main();

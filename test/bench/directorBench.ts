@@ -1,0 +1,110 @@
+import { SingleBar } from 'cli-progress';
+import { defaultLoop } from '../../server/eval/consistencyEval.ts';
+import { SpatialMemory } from '../../server/memory/spatialMemory.ts';
+import { DEFAULT_VOXEL_SIZE_M } from '../../server/memory/voxelGrid.ts';
+import { ProceduralModel } from '../../server/models/procedural/proceduralModel.ts';
+import type { ClipRequest, MemoryViewImage } from '../../server/models/worldModel.ts';
+import { loadBundledScene } from '../../server/scene/loadScene.ts';
+import { renderScene } from '../../server/scene/rayCaster.ts';
+import { Director } from '../../server/world/director.ts';
+import { sampleTrajectory } from '../../server/world/trajectory.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
+import { type BenchResult, median } from './harness.ts';
+
+/**
+ * The procedural model's frame rate and the director's own cost per frame (everything except
+ * `generate`: memory views, retrieval, fusing, keyframes), at 512×288 on the room's closed loop.
+ */
+export async function benchDirector(opts: { quick: boolean }): Promise<BenchResult[]> {
+  const scene = loadBundledScene('room');
+  const model = new ProceduralModel();
+  const info = model.describe();
+  const k = model.intrinsics;
+  const poses = sampleTrajectory(defaultLoop(scene, opts.quick ? 2 : 6), info.fps);
+  const bar = new SingleBar({
+    format: `${'director / procedural model'.padEnd(28)} [{bar}] {value}/{total}`,
+    clearOnComplete: true,
+  });
+  bar.start(poses.length * 3, 0);
+
+  // An explored world: ground truth fused every 8th pose (what a player who walked here leaves).
+  const explored = SpatialMemory.create(DEFAULT_VOXEL_SIZE_M);
+  for (let i = 0; i < poses.length; i += 8) {
+    const gt = renderScene(scene, poses[i]!, k);
+    explored.fuse(gt, poses[i]!, k, { excludeMask: gt.dynamicMask });
+    explored.addKeyframe(gt, poses[i]!, k);
+  }
+
+  // Model alone, clip by clip, memory views precomputed (they are the director's cost).
+  const modelFps = async (memory: SpatialMemory | undefined): Promise<number> => {
+    let frames = 0;
+    let ms = 0;
+    for (let s = 0; s < poses.length; s += info.framesPerClip) {
+      const clip: Pose[] = poses.slice(s, s + info.framesPerClip);
+      const n = k.width * k.height;
+      const views: MemoryViewImage[] = clip.map((p) =>
+        memory
+          ? memory.render(p, k)
+          : { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), coverage: new Uint8Array(n) },
+      );
+      const req: ClipRequest = {
+        clipId: s,
+        poses: clip,
+        intrinsics: k,
+        memoryViews: views,
+        references: [],
+        preceding: [],
+        prompt: 'a cozy room',
+        seed: s,
+        timeS: s / info.fps,
+      };
+      const t0 = performance.now();
+      for await (const _f of model.generate(req)) {
+        frames++;
+        bar.increment();
+      }
+      ms += performance.now() - t0;
+    }
+    return (frames * 1000) / ms;
+  };
+  await modelFps(explored); // warm-up (JIT)
+  const fpsExplored = await modelFps(explored);
+  const fpsEmpty = await modelFps(undefined);
+
+  // The director over the same loop, memory on, K = 7: per-frame condition + update.
+  const director = new Director(explored, model, { prompt: 'a cozy room' });
+  const overhead: number[] = [];
+  const condition: number[] = [];
+  const update: number[] = [];
+  for (let s = 0, clip = 0; s < poses.length; s += info.framesPerClip, clip++) {
+    for await (const f of director.runClip(poses.slice(s, s + info.framesPerClip), {
+      seed: clip,
+      timeS: s / info.fps,
+    })) {
+      overhead.push(f.timings.conditionMs + f.timings.updateMs);
+      condition.push(f.timings.conditionMs);
+      update.push(f.timings.updateMs);
+    }
+  }
+  bar.stop();
+  return [
+    {
+      name: 'model.procedural.fps.512x288',
+      value: fpsExplored,
+      unit: 'fps',
+      note: `goal ≥ 30; explored room, 16-frame clips, one thread; empty memory (all invented): ${fpsEmpty.toFixed(1)} fps`,
+    },
+    {
+      name: 'model.procedural.fps.512x288.empty',
+      value: fpsEmpty,
+      unit: 'fps',
+      note: 'nothing remembered: every pixel ray-cast from the invented scene',
+    },
+    {
+      name: 'director.overhead.512x288',
+      value: median(overhead),
+      unit: 'ms',
+      note: `goal ≤ 4; median per frame: condition ${median(condition).toFixed(2)} ms (memory view + retrieval), update ${median(update).toFixed(2)} ms (fuse + keyframes)`,
+    },
+  ];
+}
