@@ -1,0 +1,200 @@
+import { io, type Socket } from 'socket.io-client';
+import { type CameraState, poseOfCamera, stepCamera } from '../../shared/camera/controller.ts';
+import {
+  type ClientToServerEvents,
+  type Joined,
+  PROTOCOL_VERSION,
+  type ServerToClientEvents,
+  type WorldStats,
+} from '../../shared/protocol/events.ts';
+import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import { InputSampler } from './input.ts';
+import { Minimap } from './minimap.ts';
+import { Reprojector } from './reprojector.ts';
+
+/**
+ * The Spatia client: connects, joins a world (`?world=ID&name=NAME&prompt=TEXT`), sends input every
+ * animation frame, predicts the camera with the shared controller, and draws the newest frame
+ * reprojected to the predicted pose. State for tests and the HUD is on `window.spatia`.
+ */
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const params = new URLSearchParams(location.search);
+const worldId = params.get('world') ?? 'room';
+const name = params.get('name') ?? `player-${Math.floor(Math.random() * 1000)}`;
+
+const canvas = $<HTMLCanvasElement>('view');
+const banner = $<HTMLDivElement>('banner');
+const hud = {
+  connection: $('hud-connection'),
+  fps: $('hud-fps'),
+  genFps: $('hud-gen-fps'),
+  latency: $('hud-latency'),
+  memory: $('hud-memory'),
+  clip: $('hud-clip'),
+  world: $('hud-world'),
+};
+
+interface ClientState {
+  connected: boolean;
+  joined?: Joined;
+  camera?: CameraState;
+  framesReceived: number;
+  framesDrawn: number;
+  displayFps: number;
+  generatedFps: number;
+  latencyMs: number;
+  lastFrame?: EncodedFrame;
+  stats?: WorldStats;
+  errors: string[];
+}
+const state: ClientState = {
+  connected: false,
+  framesReceived: 0,
+  framesDrawn: 0,
+  displayFps: 0,
+  generatedFps: 0,
+  latencyMs: Number.NaN,
+  errors: [],
+};
+(window as unknown as { spatia: ClientState }).spatia = state;
+
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({ transports: ['websocket'] });
+const input = new InputSampler(canvas);
+const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
+let reprojector: Reprojector | undefined;
+let decoding = false;
+let pending: EncodedFrame | undefined;
+
+function showBanner(text: string | undefined): void {
+  banner.hidden = !text;
+  banner.textContent = text ?? '';
+}
+
+socket.on('connect', () => {
+  state.connected = true;
+  hud.connection.textContent = 'connected';
+  socket.emit('hello', { protocol: PROTOCOL_VERSION, client: 'spatia-web' }, (hello) => {
+    if (!hello.ok) {
+      showBanner(hello.error.message);
+      return;
+    }
+    const m = hello.value.model;
+    hud.world.textContent = `${worldId} · ${m.name} ${m.width}×${m.height} on ${m.device}`;
+    socket.emit('join', { worldId, name, prompt: params.get('prompt') ?? undefined }, (joined) => {
+      if (!joined.ok) {
+        showBanner(`cannot join: ${joined.error.message}`);
+        return;
+      }
+      showBanner(undefined);
+      state.joined = joined.value;
+      // A reconnect keeps the predicted camera only if the server put us back where we were.
+      state.camera = {
+        position: [...joined.value.spawn.position],
+        yaw: joined.value.spawn.yaw,
+        pitch: joined.value.spawn.pitch,
+      };
+      reprojector ??= new Reprojector(canvas, joined.value.intrinsics.width, joined.value.intrinsics.height);
+      $<HTMLInputElement>('prompt').placeholder = `${joined.value.prompt} — type a new prompt, Enter`;
+    });
+  });
+});
+socket.on('disconnect', (reason) => {
+  state.connected = false;
+  hud.connection.textContent = 'disconnected';
+  showBanner(`Disconnected from the server (${reason}). Reconnecting…`);
+});
+socket.io.on('reconnect_attempt', (n) => {
+  hud.connection.textContent = `reconnecting (try ${n})`;
+});
+socket.on('error', (err) => {
+  state.errors.push(`${err.code}: ${err.message}`);
+  console.warn('server error', err);
+});
+socket.on('stats', (s) => {
+  state.stats = s;
+  hud.memory.textContent = `${(s.voxels / 1000).toFixed(0)}k voxels · ${s.keyframes} keyframes · ${(s.memoryBytes / 1048576).toFixed(1)} MiB · ${s.players} player${s.players === 1 ? '' : 's'}`;
+  if (s.map) minimap.setMap(s.map);
+});
+
+let genCount = 0;
+socket.on('frame', (bytes, ack) => {
+  ack();
+  const frame = decodeFrame(new Uint8Array(bytes));
+  state.framesReceived++;
+  genCount++;
+  if (frame.header.inputSeq > 0) state.latencyMs = performance.now() - frame.header.clientTimeMs;
+  hud.clip.textContent = `#${frame.header.clipId} · frame ${frame.header.frameId} · gen ${frame.header.timings.generateMs.toFixed(0)} ms`;
+  pending = frame;
+  void decodeNewest();
+});
+
+/** Decodes only the newest frame; frames that arrive while one decodes replace each other. */
+async function decodeNewest(): Promise<void> {
+  if (decoding || !pending || !reprojector) return;
+  decoding = true;
+  const frame = pending;
+  pending = undefined;
+  try {
+    const bitmap = await createImageBitmap(new Blob([frame.image as BlobPart], { type: 'image/jpeg' }));
+    reprojector.setFrame(frame, bitmap);
+    bitmap.close();
+    state.lastFrame = frame;
+  } finally {
+    decoding = false;
+  }
+  if (pending) void decodeNewest();
+}
+
+$<HTMLFormElement>('prompt-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const box = $<HTMLInputElement>('prompt');
+  const text = box.value.trim();
+  if (text) socket.emit('prompt', { prompt: text });
+  box.value = '';
+  box.placeholder = `${text} — type a new prompt, Enter`;
+  canvas.focus();
+});
+
+let last = performance.now();
+let fpsWindowStart = last;
+let fpsFrames = 0;
+function tick(now: number): void {
+  const dt = now - last;
+  last = now;
+  if (state.joined && state.camera && state.connected) {
+    const msg = input.sample(dt, now);
+    socket.emit('input', msg);
+    state.camera = stepCamera(state.camera, msg, Math.min(msg.dtMs, 100) / 1000);
+    minimap.trail(state.camera);
+  }
+  if (reprojector && state.camera && state.joined && state.lastFrame) {
+    const w = canvas.width;
+    const h = canvas.height;
+    const k = state.joined.intrinsics;
+    // Cover the canvas with the model's field of view (crop, never letterbox).
+    const f = Math.max((w / k.width) * k.fx, (h / k.height) * k.fy);
+    reprojector.render(poseOfCamera(state.camera), {
+      fx: f,
+      fy: f,
+      cx: (w - 1) / 2,
+      cy: (h - 1) / 2,
+      width: w,
+      height: h,
+    });
+    state.framesDrawn = reprojector.drawn;
+  }
+  fpsFrames++;
+  if (now - fpsWindowStart >= 1000) {
+    state.displayFps = (fpsFrames * 1000) / (now - fpsWindowStart);
+    state.generatedFps = (genCount * 1000) / (now - fpsWindowStart);
+    hud.fps.textContent = state.displayFps.toFixed(0);
+    hud.genFps.textContent = state.generatedFps.toFixed(1);
+    hud.latency.textContent = Number.isFinite(state.latencyMs) ? state.latencyMs.toFixed(0) : '–';
+    fpsFrames = 0;
+    genCount = 0;
+    fpsWindowStart = now;
+  }
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+window.addEventListener('resize', () => reprojector?.resize());

@@ -1,0 +1,191 @@
+import { VertexBuffer } from '@babylonjs/core/Buffers/buffer';
+import { FreeCamera } from '@babylonjs/core/Cameras/freeCamera';
+import { Constants } from '@babylonjs/core/Engines/constants';
+import { Engine } from '@babylonjs/core/Engines/engine';
+import { Effect } from '@babylonjs/core/Materials/effect';
+import { ShaderMaterial } from '@babylonjs/core/Materials/shaderMaterial';
+import { DynamicTexture } from '@babylonjs/core/Materials/Textures/dynamicTexture';
+import { Color4 } from '@babylonjs/core/Maths/math.color';
+import { Vector2, Vector3, Vector4 } from '@babylonjs/core/Maths/math.vector';
+import { Mesh } from '@babylonjs/core/Meshes/mesh';
+import { VertexData } from '@babylonjs/core/Meshes/mesh.vertexData';
+import { Scene } from '@babylonjs/core/scene';
+import type { Pose } from '../../shared/camera/pose.ts';
+import type { EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+
+/**
+ * Shows the newest server frame at the player's *current* (predicted) camera: the frame's depth,
+ * sampled on a grid, becomes a mesh in world space that is drawn from the current pose with the
+ * frame as its texture. Between server frames the view moves at display rate; where the new view
+ * looks past the frame's edge, the background shows.
+ */
+const VERTEX = `
+precision highp float;
+attribute vec3 position;
+attribute vec2 uv;
+uniform vec3 camPos;
+uniform vec3 r0;
+uniform vec3 r1;
+uniform vec3 r2;
+uniform vec4 intr;   // fx, fy, cx, cy of the display camera
+uniform vec2 size;   // width, height of the display camera
+varying vec2 vUV;
+void main(void) {
+  vec3 d = position - camPos;
+  vec3 c = vec3(dot(r0, d), dot(r1, d), dot(r2, d));
+  float w = max(c.z, 1e-4);
+  float x = ((intr.x * c.x / w + intr.z) + 0.5) / size.x * 2.0 - 1.0;
+  float y = 1.0 - ((intr.y * c.y / w + intr.w) + 0.5) / size.y * 2.0;
+  float near = 0.05;
+  float far = 2000.0;
+  float z = (c.z - near) / (far - near) * 2.0 - 1.0;
+  gl_Position = c.z > near ? vec4(x * w, y * w, z * w, w) : vec4(0.0, 0.0, -2.0, 1.0);
+  vUV = uv;
+}`;
+const FRAGMENT = `
+precision highp float;
+varying vec2 vUV;
+uniform sampler2D frame;
+void main(void) {
+  gl_FragColor = vec4(texture2D(frame, vUV).rgb, 1.0);
+}`;
+
+/** Depth jump (relative) beyond which two neighbouring samples are not joined by a triangle. */
+const EDGE_JUMP = 0.08;
+/** Where pixels without depth (sky) are put: far enough that only rotation moves them. */
+const SKY_DEPTH_M = 1000;
+
+export class Reprojector {
+  readonly engine: Engine;
+  private readonly scene: Scene;
+  private readonly material: ShaderMaterial;
+  private readonly texture: DynamicTexture;
+  private mesh: Mesh | undefined;
+  private gridW = 0;
+  private gridH = 0;
+  /** Frames drawn since creation (the e2e test reads it). */
+  drawn = 0;
+
+  constructor(
+    canvas: HTMLCanvasElement,
+    private readonly width: number,
+    private readonly height: number,
+  ) {
+    this.engine = new Engine(canvas, false, { preserveDrawingBuffer: true, stencil: false });
+    this.scene = new Scene(this.engine);
+    this.scene.clearColor = new Color4(0.07, 0.07, 0.08, 1);
+    // The shader does its own projection; Babylon needs a camera to render at all.
+    new FreeCamera('unused', new Vector3(0, 0, -1), this.scene);
+    Effect.ShadersStore.reprojectVertexShader = VERTEX;
+    Effect.ShadersStore.reprojectFragmentShader = FRAGMENT;
+    this.material = new ShaderMaterial(
+      'reproject',
+      this.scene,
+      { vertex: 'reproject', fragment: 'reproject' },
+      {
+        attributes: ['position', 'uv'],
+        uniforms: ['camPos', 'r0', 'r1', 'r2', 'intr', 'size'],
+        samplers: ['frame'],
+      },
+    );
+    this.material.backFaceCulling = false;
+    this.texture = new DynamicTexture(
+      'frame',
+      { width, height },
+      this.scene,
+      false,
+      Constants.TEXTURE_BILINEAR_SAMPLINGMODE,
+    );
+    this.texture.wrapU = Constants.TEXTURE_CLAMP_ADDRESSMODE;
+    this.texture.wrapV = Constants.TEXTURE_CLAMP_ADDRESSMODE;
+    this.material.setTexture('frame', this.texture);
+  }
+
+  /** Takes a decoded frame: its image goes to the texture, its depth becomes the mesh. */
+  setFrame(frame: EncodedFrame, image: ImageBitmap): void {
+    const ctx = this.texture.getContext() as unknown as CanvasRenderingContext2D;
+    ctx.drawImage(image, 0, 0, this.width, this.height);
+    this.texture.update(true);
+    this.buildMesh(frame);
+  }
+
+  private buildMesh(frame: EncodedFrame): void {
+    const { depthWidth: gw, depthHeight: gh, depthMm } = frame;
+    const h = frame.header;
+    const k = h.intrinsics;
+    const factor = k.width / gw;
+    const positions = new Float32Array(gw * gh * 3);
+    const uvs = new Float32Array(gw * gh * 2);
+    const r = h.rotation;
+    const t = h.position;
+    for (let y = 0; y < gh; y++) {
+      for (let x = 0; x < gw; x++) {
+        const i = y * gw + x;
+        const px = x * factor + (factor >> 1);
+        const py = y * factor + (factor >> 1);
+        const mm = depthMm[i]!;
+        const d = mm > 0 ? mm / 1000 : SKY_DEPTH_M;
+        const cx = ((px - k.cx) / k.fx) * d;
+        const cy = ((py - k.cy) / k.fy) * d;
+        positions[i * 3] = r[0]! * cx + r[1]! * cy + r[2]! * d + t[0]!;
+        positions[i * 3 + 1] = r[3]! * cx + r[4]! * cy + r[5]! * d + t[1]!;
+        positions[i * 3 + 2] = r[6]! * cx + r[7]! * cy + r[8]! * d + t[2]!;
+        uvs[i * 2] = (px + 0.5) / k.width;
+        uvs[i * 2 + 1] = 1 - (py + 0.5) / k.height;
+      }
+    }
+    const indices: number[] = [];
+    const depthAt = (i: number): number => (depthMm[i]! > 0 ? depthMm[i]! : SKY_DEPTH_M * 1000);
+    for (let y = 0; y + 1 < gh; y++) {
+      for (let x = 0; x + 1 < gw; x++) {
+        const a = y * gw + x;
+        const b = a + 1;
+        const c = a + gw;
+        const e = c + 1;
+        const ds = [depthAt(a), depthAt(b), depthAt(c), depthAt(e)];
+        const lo = Math.min(...ds);
+        const hi = Math.max(...ds);
+        if (hi - lo > EDGE_JUMP * lo) continue; // a depth edge: leave a hole, not a rubber sheet
+        indices.push(a, c, b, b, c, e);
+      }
+    }
+    if (!this.mesh || this.gridW !== gw || this.gridH !== gh) {
+      this.mesh?.dispose();
+      this.mesh = new Mesh('frame-mesh', this.scene);
+      const vd = new VertexData();
+      vd.positions = positions;
+      vd.uvs = uvs;
+      vd.indices = indices;
+      vd.applyToMesh(this.mesh, true);
+      this.mesh.material = this.material;
+      this.mesh.alwaysSelectAsActiveMesh = true;
+      this.gridW = gw;
+      this.gridH = gh;
+    } else {
+      this.mesh.updateVerticesData(VertexBuffer.PositionKind, positions);
+      this.mesh.updateVerticesData(VertexBuffer.UVKind, uvs);
+      this.mesh.setIndices(indices);
+    }
+  }
+
+  /** Draws the newest frame from `pose` with the display camera's intrinsics. */
+  render(
+    pose: Pose,
+    k: { fx: number; fy: number; cx: number; cy: number; width: number; height: number },
+  ): void {
+    const r = pose.rotation;
+    // World → camera rows are the columns of the camera-to-world rotation.
+    this.material.setVector3('r0', new Vector3(r[0], r[3], r[6]));
+    this.material.setVector3('r1', new Vector3(r[1], r[4], r[7]));
+    this.material.setVector3('r2', new Vector3(r[2], r[5], r[8]));
+    this.material.setVector3('camPos', new Vector3(pose.position[0], pose.position[1], pose.position[2]));
+    this.material.setVector4('intr', new Vector4(k.fx, k.fy, k.cx, k.cy));
+    this.material.setVector2('size', new Vector2(k.width, k.height));
+    this.scene.render();
+    if (this.mesh) this.drawn++;
+  }
+
+  resize(): void {
+    this.engine.resize();
+  }
+}

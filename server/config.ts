@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { SpatiaError } from '../shared/errors.ts';
+import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
+import { MODEL_NAMES } from './models/registry.ts';
+
+/** Server configuration: flags win over environment variables (SPATIA_*), which win over defaults. */
+export const serverConfigSchema = z.strictObject({
+  port: z.coerce.number().int().min(0).max(65535),
+  host: z.string().min(1).max(255),
+  model: z.enum(MODEL_NAMES),
+  voxel: z.coerce.number().refine((v) => {
+    try {
+      validateVoxelSize(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a voxel size in metres within the supported range'),
+  clipFrames: z.coerce.number().int().min(1).max(16),
+  jpegQuality: z.coerce.number().int().min(30).max(95),
+  queueFrames: z.coerce.number().int().min(1).max(16),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
+  scene: z.string().optional(),
+});
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+
+export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
+                 [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
+
+Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
+Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
+SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL (flags win).
+Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
+JPEG quality 80, 2 queued frames per player, log level info.`;
+
+const DEFAULTS: Record<string, string> = {
+  port: '8080',
+  host: '127.0.0.1',
+  model: 'procedural',
+  voxel: String(DEFAULT_VOXEL_SIZE_M),
+  clipFrames: '1',
+  jpegQuality: '80',
+  queueFrames: '2',
+  logLevel: 'info',
+};
+const FLAG_OF: Record<string, string> = {
+  clipFrames: 'clip-frames',
+  jpegQuality: 'jpeg-quality',
+  queueFrames: 'queue',
+  logLevel: 'log-level',
+};
+const ENV_OF = (key: string): string => `SPATIA_${(FLAG_OF[key] ?? key).toUpperCase().replace(/-/g, '_')}`;
+
+/** Parses flags and environment; throws a SpatiaError naming the bad setting. Returns undefined for --help. */
+export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      model: { type: 'string' },
+      scene: { type: 'string' },
+      voxel: { type: 'string' },
+      'clip-frames': { type: 'string' },
+      'jpeg-quality': { type: 'string' },
+      queue: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return undefined;
+  const raw: Record<string, string | undefined> = {};
+  for (const key of Object.keys(DEFAULTS)) {
+    const flag = (values as Record<string, string | boolean | undefined>)[FLAG_OF[key] ?? key];
+    raw[key] = (typeof flag === 'string' ? flag : undefined) ?? env[ENV_OF(key)] ?? DEFAULTS[key];
+  }
+  raw.scene = values.scene;
+  const r = serverConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    const key = String(i.path[0]);
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      `--${FLAG_OF[key] ?? key} / ${ENV_OF(key)} = "${raw[key]}": ${i.message}`,
+    );
+  }
+  if (r.data.model === 'scene' && !r.data.scene)
+    throw new SpatiaError('INVALID_ARGUMENT', '--model scene needs --scene NAME|FILE (the scene it renders)');
+  return r.data;
+}

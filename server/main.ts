@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { parseServerConfig, SERVER_USAGE } from './config.ts';
+import { createModel } from './models/registry.ts';
+import { startGameServer } from './net/gameServer.ts';
+import { runTool, sceneArg } from './tools/cli.ts';
+
+const CLIENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../client/dist');
+
+runTool(SERVER_USAGE, async () => {
+  const cfg = parseServerConfig(process.argv.slice(2), process.env);
+  if (!cfg) {
+    process.stdout.write(`${SERVER_USAGE}\n`);
+    return;
+  }
+  const logger = pino({ level: cfg.logLevel });
+  const model = createModel(cfg.model, { scene: cfg.scene ? sceneArg(cfg.scene) : undefined });
+  const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;
+  if (!clientDir)
+    logger.warn('client/dist is missing: run `npm run build` (npm start does) to serve the game page');
+  const server = await startGameServer({
+    port: cfg.port,
+    host: cfg.host,
+    model,
+    voxelSizeM: cfg.voxel,
+    clipFrames: cfg.clipFrames,
+    jpegQuality: cfg.jpegQuality,
+    queueFrames: cfg.queueFrames,
+    clientDir,
+    logger,
+  });
+  process.stdout.write(
+    `\nSpatia is running: open ${server.url}?world=room (ground-truth seeded room) or ${server.url}?world=my-world&prompt=a%20snowy%20forest\n\n`,
+  );
+  const stop = (): void => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+});

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+/**
+ * The one typed event contract between the Babylon client and the server (socket.io, websocket
+ * transport). Client → server payloads are validated at runtime on the server with these zod
+ * schemas; server → client frames are binary (see frameCodec.ts).
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest client message the server accepts (socket.io's maxHttpBufferSize is set to this). */
+export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+/** Input messages a player may send per second before the excess is refused (display rates ≤ 240 Hz). */
+export const MAX_INPUTS_PER_SECOND = 250;
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const axis = finite.refine((v) => Math.abs(v) <= 1, 'must be within [-1, 1]');
+
+export const helloSchema = z.strictObject({ protocol: z.number().int(), client: z.string().max(64) });
+export type Hello = z.infer<typeof helloSchema>;
+
+export const joinSchema = z.strictObject({
+  /** A world id: letters, digits, dash, underscore. Bundled scenes (`room`, …) seed ground-truth worlds. */
+  worldId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, - or _'),
+  name: z.string().trim().min(1).max(32),
+  /** Creates the world with this prompt when it does not exist yet. */
+  prompt: z.string().max(2000).optional(),
+  seed: z.number().int().min(0).max(0xffffffff).optional(),
+});
+export type JoinRequest = z.infer<typeof joinSchema>;
+
+export const inputSchema = z.strictObject({
+  seq: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31),
+  /** Client clock (performance.now() ms), echoed in frames for latency. */
+  clientTimeMs: finite,
+  /** Time this input was held, ms; the server clamps it to 100. */
+  dtMs: finite.refine((v) => v >= 0 && v <= 1000, 'must be within [0, 1000] ms'),
+  keys: z.number().int().min(0).max(0xff),
+  lookDxPx: finite.refine((v) => Math.abs(v) <= 4000, 'must be within ±4000 px'),
+  lookDyPx: finite.refine((v) => Math.abs(v) <= 4000, 'must be within ±4000 px'),
+  padMoveX: axis,
+  padMoveY: axis,
+  padLookX: axis,
+  padLookY: axis,
+});
+export type InputMessage = z.infer<typeof inputSchema>;
+
+export const promptSchema = z.strictObject({ prompt: z.string().trim().min(1).max(2000) });
+
+export interface Welcome {
+  readonly protocol: number;
+  readonly server: string;
+  readonly model: { name: string; width: number; height: number; fps: number; device: string };
+}
+
+export interface Joined {
+  readonly worldId: string;
+  readonly playerId: string;
+  readonly prompt: string;
+  /** The camera the player starts with (the client predicts from it). */
+  readonly spawn: { position: [number, number, number]; yaw: number; pitch: number };
+  readonly intrinsics: { fx: number; fy: number; cx: number; cy: number; width: number; height: number };
+}
+
+export interface WorldStats {
+  readonly worldId: string;
+  readonly voxels: number;
+  readonly keyframes: number;
+  readonly memoryBytes: number;
+  readonly players: number;
+  /** Top-down map of the memory: PNG bytes, and the world rectangle it covers. */
+  readonly map?: { png: Uint8Array; minX: number; minZ: number; pxPerM: number };
+}
+
+export type ErrorCode =
+  | 'BAD_MESSAGE'
+  | 'TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'VERSION_MISMATCH'
+  | 'NOT_JOINED'
+  | 'ALREADY_JOINED'
+  | 'INTERNAL';
+
+export interface ServerError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** The event that caused it. */
+  readonly event?: string;
+}
+
+type Ack<T> = (reply: { ok: true; value: T } | { ok: false; error: ServerError }) => void;
+
+export interface ClientToServerEvents {
+  hello: (hello: Hello, ack: Ack<Welcome>) => void;
+  join: (join: JoinRequest, ack: Ack<Joined>) => void;
+  input: (input: InputMessage) => void;
+  prompt: (p: { prompt: string }) => void;
+  leave: () => void;
+}
+
+export interface ServerToClientEvents {
+  /** One encoded frame (frameCodec.ts). */
+  frame: (bytes: Uint8Array, ack: () => void) => void;
+  stats: (stats: WorldStats) => void;
+  error: (err: ServerError) => void;
+}
+
+/** Validates `value` with `schema`; on failure a readable one-line reason. */
+export function validate<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+): { ok: true; value: T } | { ok: false; reason: string } {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, value: r.data };
+  return {
+    ok: false,
+    reason: r.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; '),
+  };
+}
