@@ -248,8 +248,9 @@ export class Director {
         : masking === 'model' && frame.dynamicMask
           ? frame.dynamicMask
           : contradictions(depth, view, this.memory.grid.voxelSizeM);
+    const exclude = withUnchanged(dynamic, frame.rgb, depth, view, this.memory.grid.voxelSizeM);
     this.memory.fuse({ width: k.width, height: k.height, rgb: frame.rgb, depth }, pose, k, {
-      excludeMask: dynamic,
+      excludeMask: exclude,
     });
   }
 
@@ -286,6 +287,39 @@ function toConditioning(kf: {
     rgb: kf.image?.rgb ?? new Uint8Array(kf.intrinsics.width * kf.intrinsics.height * 3),
     depth: kf.image?.depth,
   };
+}
+
+/** Summed |ΔR|+|ΔG|+|ΔB| below which a generated pixel counts as the memory's own colour. */
+const UNCHANGED_RGB = 24;
+
+/**
+ * `dynamic` plus the pixels where the frame only repeats what the memory already holds (same
+ * surface, same colour). Fusing those again adds nothing but blur: the memory's splat rendering
+ * re-fused frame after frame diffuses colours into neighbouring voxels. Only what is new or
+ * changed is written.
+ */
+export function withUnchanged(
+  dynamic: Uint8Array | undefined,
+  rgb: Uint8Array,
+  depth: Float32Array,
+  view: MemoryView,
+  voxelSizeM: number,
+): Uint8Array {
+  const n = depth.length;
+  const mask = dynamic ? dynamic.slice() : new Uint8Array(n);
+  const cov = view.coverage;
+  const vd = view.depth;
+  const vr = view.rgb;
+  for (let p = 0; p < n; p++) {
+    if (mask[p] || cov[p] === 0) continue;
+    const dm = vd[p]!;
+    if (Math.abs(depth[p]! - dm) > Math.max(2 * voxelSizeM, 0.02 * dm)) continue;
+    const o = p * 3;
+    const diff =
+      Math.abs(rgb[o]! - vr[o]!) + Math.abs(rgb[o + 1]! - vr[o + 1]!) + Math.abs(rgb[o + 2]! - vr[o + 2]!);
+    if (diff < UNCHANGED_RGB) mask[p] = 1;
+  }
+  return mask;
 }
 
 /**

@@ -1,0 +1,110 @@
+import sharp from 'sharp';
+import { io, type Socket } from 'socket.io-client';
+import { NO_INPUT } from '../../shared/camera/controller.ts';
+import {
+  type ClientToServerEvents,
+  type InputMessage,
+  type Joined,
+  PROTOCOL_VERSION,
+  type ServerError,
+  type ServerToClientEvents,
+  type Welcome,
+  type WorldStats,
+} from '../../shared/protocol/events.ts';
+import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+
+/** A scripted player over a real socket.io connection (tests and bench:net). */
+export class Bot {
+  readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>;
+  readonly frames: EncodedFrame[] = [];
+  readonly errors: ServerError[] = [];
+  readonly stats: WorldStats[] = [];
+  /** Receive time (performance.now()) of each frame. */
+  readonly receivedAt: number[] = [];
+  private seq = 0;
+  private waiters: (() => void)[] = [];
+  keepFrames = true;
+
+  constructor(url: string) {
+    this.socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false });
+    this.socket.on('frame', (bytes, ack) => {
+      ack();
+      const f = decodeFrame(new Uint8Array(bytes));
+      this.receivedAt.push(performance.now());
+      if (this.keepFrames) this.frames.push(f);
+      else this.frames[0] = f;
+      this.framesSeen++;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.socket.on('error', (e) => this.errors.push(e));
+    this.socket.on('stats', (s) => this.stats.push(s));
+  }
+  framesSeen = 0;
+  lastFrame?: EncodedFrame;
+
+  async connected(): Promise<void> {
+    if (this.socket.connected) return;
+    await new Promise<void>((resolve, reject) => {
+      this.socket.once('connect', () => resolve());
+      this.socket.once('connect_error', reject);
+    });
+  }
+
+  async hello(
+    protocol = PROTOCOL_VERSION,
+  ): Promise<{ ok: true; value: Welcome } | { ok: false; error: ServerError }> {
+    await this.connected();
+    return this.socket.timeout(10_000).emitWithAck('hello', { protocol, client: 'bot' });
+  }
+
+  async join(worldId: string, name = 'bot', prompt?: string): Promise<Joined> {
+    const hello = await this.hello();
+    if (!hello.ok) throw new Error(hello.error.message);
+    const r = await this.socket.timeout(10_000).emitWithAck('join', { worldId, name, prompt });
+    if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
+    return r.value;
+  }
+
+  /** Sends one input sample; returns it. */
+  input(partial: Partial<InputMessage> & { dtMs: number }): InputMessage {
+    const msg: InputMessage = { ...NO_INPUT, seq: ++this.seq, clientTimeMs: performance.now(), ...partial };
+    this.socket.emit('input', msg);
+    return msg;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** Resolves with the first frame (after now) that satisfies `pred`. */
+  async nextFrame(
+    pred: (f: EncodedFrame) => boolean = () => true,
+    timeoutMs = 20_000,
+  ): Promise<EncodedFrame> {
+    const deadline = performance.now() + timeoutMs;
+    const start = this.framesSeen;
+    for (;;) {
+      if (this.framesSeen > start) {
+        const f = this.frames.at(-1)!;
+        if (pred(f)) return f;
+      }
+      if (performance.now() > deadline) throw new Error('timed out waiting for a frame');
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** RGB pixels of a frame's JPEG. */
+export async function frameRgb(f: EncodedFrame): Promise<Uint8Array> {
+  const { data } = await sharp(f.image).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

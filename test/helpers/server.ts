@@ -1,0 +1,20 @@
+import { pino } from 'pino';
+import { ProceduralModel } from '../../server/models/procedural/proceduralModel.ts';
+import { type RunningServer, startGameServer } from '../../server/net/gameServer.ts';
+
+/** The real game server on a free loopback port, quiet, with the procedural model. */
+export function startTestServer(
+  opts: { clientDir?: string; width?: number; height?: number } = {},
+): Promise<RunningServer> {
+  return startGameServer({
+    port: 0,
+    host: '127.0.0.1',
+    model: new ProceduralModel({ width: opts.width, height: opts.height }),
+    voxelSizeM: 0.02,
+    clipFrames: 1,
+    jpegQuality: 85,
+    queueFrames: 2,
+    clientDir: opts.clientDir,
+    logger: pino({ level: 'silent' }),
+  });
+}
