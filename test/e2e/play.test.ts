@@ -1,0 +1,104 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Browser, chromium } from 'playwright-core';
+import { PNG } from 'pngjs';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../server/net/gameServer.ts';
+import { startTestServer } from '../helpers/server.ts';
+
+/**
+ * End to end: the built Babylon.js client in Debian's Chromium (headless, software WebGL), the
+ * real server over loopback. Runs wherever /usr/bin/chromium exists, and always in CI.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const run = existsSync(CHROMIUM) || process.env.CI === 'true';
+const OUT = join(process.cwd(), 'out/e2e');
+
+let server: RunningServer;
+let browser: Browser;
+
+describe.runIf(run)('playing in headless Chromium', () => {
+  beforeAll(async () => {
+    await build({ configFile: join(process.cwd(), 'vite.config.ts'), logLevel: 'warn' });
+    server = await startTestServer({ clientDir: join(process.cwd(), 'client/dist') });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--use-angle=swiftshader',
+        '--enable-unsafe-swiftshader',
+        '--ignore-gpu-blocklist',
+      ],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('walks with W and turns: frames arrive, the canvas shows them, the HUD counts', async () => {
+    const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(`${server.url}?world=room&name=e2e`);
+    const state = () =>
+      page.evaluate(() => {
+        const s = (window as unknown as { spatia: Record<string, unknown> }).spatia;
+        return {
+          received: s.framesReceived as number,
+          drawn: s.framesDrawn as number,
+          camera: s.camera as { position: number[]; yaw: number } | undefined,
+          errors: s.errors as string[],
+        };
+      });
+    await page
+      .waitForFunction(
+        () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
+        undefined,
+        { timeout: 30_000 },
+      )
+      .catch((e: unknown) => {
+        throw new Error(`no frame drawn: ${(e as Error).message}\n${logs.join('\n')}`);
+      });
+    const before = await state();
+    await page.click('#view');
+    await page.keyboard.down('KeyW');
+    await page.keyboard.down('ArrowRight');
+    await page.waitForTimeout(1500);
+    await page.keyboard.up('ArrowRight');
+    await page.keyboard.up('KeyW');
+    await page.waitForTimeout(1200);
+    const after = await state();
+    expect(after.received - before.received).toBeGreaterThan(5);
+    expect(after.drawn).toBeGreaterThan(before.drawn);
+    expect(after.errors).toEqual([]);
+    // The player moved forward (−z from the spawn) and turned right.
+    expect(after.camera!.position[2]!).toBeLessThan(before.camera!.position[2]! - 0.3);
+    expect(after.camera!.yaw).toBeGreaterThan(before.camera!.yaw + 0.3);
+    // The HUD shows a display frame rate and a generated frame rate.
+    const fps = Number(await page.textContent('#hud-fps'));
+    const genFps = Number(await page.textContent('#hud-gen-fps'));
+    expect(fps).toBeGreaterThan(0);
+    expect(genFps).toBeGreaterThan(0);
+    expect(await page.textContent('#hud-connection')).toBe('connected');
+    // The canvas is not blank: many distinct colours, not just the clear colour.
+    mkdirSync(OUT, { recursive: true });
+    const shot = await page.screenshot({ path: join(OUT, 'play.png') });
+    const png = PNG.sync.read(shot);
+    const colours = new Set<number>();
+    let dark = 0;
+    for (let i = 0; i < png.data.length; i += 4 * 7) {
+      const r = png.data[i]!;
+      const g = png.data[i + 1]!;
+      const b = png.data[i + 2]!;
+      colours.add((r >> 3) | ((g >> 3) << 5) | ((b >> 3) << 10));
+      if (r < 30 && g < 30 && b < 30) dark++;
+    }
+    expect(colours.size).toBeGreaterThan(60);
+    expect(dark / (png.data.length / 28)).toBeLessThan(0.5);
+    await page.close();
+  }, 90_000);
+});
