@@ -15,7 +15,7 @@ import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../scene/loadSc
 import { renderScene } from '../scene/rayCaster.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 
-const USAGE = `usage: npm start -- [--scene room|courtyard|hall-dynamic|FILE.json] [--voxel METRES] [--frames N] [--out DIR]
+const USAGE = `usage: npm run demo:memory -- [--scene room|courtyard|hall-dynamic|FILE.json] [--voxel METRES] [--frames N] [--out DIR]
 
 Walks a closed loop through a ground-truth scene, fuses every frame into the spatial memory
 (moving entities masked out), keeps keyframes where overlap is low, and writes what it built:
