@@ -22,17 +22,20 @@ export const serverConfigSchema = z.strictObject({
   queueFrames: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
   scene: z.string().optional(),
+  store: z.string().min(1).max(4096),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
+                 [--store FILE.sqlite|none]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
-SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL (flags win).
+SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE (flags win).
 Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
-JPEG quality 80, 2 queued frames per player, log level info.`;
+JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
+(SQLite, WAL; \`none\` keeps worlds in RAM only).`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -43,6 +46,7 @@ const DEFAULTS: Record<string, string> = {
   jpegQuality: '80',
   queueFrames: '2',
   logLevel: 'info',
+  store: 'data/spatia.sqlite',
 };
 const FLAG_OF: Record<string, string> = {
   clipFrames: 'clip-frames',
@@ -66,6 +70,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'jpeg-quality': { type: 'string' },
       queue: { type: 'string' },
       'log-level': { type: 'string' },
+      store: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,

@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
+import { WorldStore } from './store/worldStore.ts';
 import { runTool, sceneArg } from './tools/cli.ts';
 
 const CLIENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../client/dist');
@@ -20,7 +21,14 @@ runTool(SERVER_USAGE, async () => {
   const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;
   if (!clientDir)
     logger.warn('client/dist is missing: run `npm run build` (npm start does) to serve the game page');
+  let store: WorldStore | undefined;
+  if (cfg.store !== 'none') {
+    mkdirSync(dirname(resolve(cfg.store)), { recursive: true });
+    store = new WorldStore(cfg.store);
+    logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
+  }
   const server = await startGameServer({
+    store,
     port: cfg.port,
     host: cfg.host,
     model,
@@ -35,7 +43,10 @@ runTool(SERVER_USAGE, async () => {
     `\nSpatia is running: open ${server.url}?world=room (ground-truth seeded room) or ${server.url}?world=my-world&prompt=a%20snowy%20forest\n\n`,
   );
   const stop = (): void => {
-    void server.close().then(() => process.exit(0));
+    void server.close().then(() => {
+      store?.close();
+      process.exit(0);
+    });
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -11,7 +11,8 @@ export type SpatiaErrorCode =
   | 'TRAJECTORY_FORMAT'
   | 'CAPACITY'
   | 'CANCELLED'
-  | 'UNKNOWN_MODEL';
+  | 'UNKNOWN_MODEL'
+  | 'STORE';
 
 /** An error with a machine-readable code and a message a person can act on. */
 export class SpatiaError extends Error {

@@ -4,7 +4,7 @@ import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { crc32 } from '../../shared/codec/crc32.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
-import { KeyframeStore } from './keyframes.ts';
+import { type Keyframe, KeyframeStore } from './keyframes.ts';
 import {
   CHUNK_VOXELS,
   CONF,
@@ -77,6 +77,64 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   return chunk;
 }
 
+/** Appends one keyframe's exact state (pose, intrinsics, signature, optional RGB-D image). */
+export function encodeKeyframe(w: BinaryWriter, kf: Keyframe): void {
+  w.u32(kf.id);
+  for (const x of kf.pose.rotation) w.f64(x);
+  for (const x of kf.pose.position) w.f64(x);
+  const k = kf.intrinsics;
+  w.f64(k.fx);
+  w.f64(k.fy);
+  w.f64(k.cx);
+  w.f64(k.cy);
+  w.u32(k.width);
+  w.u32(k.height);
+  const s = kf.signature;
+  w.u32(s.sketch.length);
+  w.bytes(s.sketch);
+  w.u32(s.cells.length);
+  w.bytes(s.cells);
+  w.bytes(s.cellWeights);
+  w.f64(s.voxelCount);
+  w.u8(kf.image ? 1 : 0);
+  if (kf.image) {
+    w.bytes(kf.image.rgb);
+    w.bytes(kf.image.depth);
+  }
+}
+
+/** Reads one keyframe written by `encodeKeyframe`. */
+export function decodeKeyframe(r: BinaryReader): Keyframe {
+  const id = r.u32();
+  const rot = Array.from({ length: 9 }, () => r.f64()) as unknown as Mat3;
+  const position = [r.f64(), r.f64(), r.f64()] as const satisfies Vec3;
+  const pose: Pose = { rotation: rot, position };
+  const intrinsics: Intrinsics = {
+    fx: r.f64(),
+    fy: r.f64(),
+    cx: r.f64(),
+    cy: r.f64(),
+    width: r.u32(),
+    height: r.u32(),
+  };
+  const sketch = new Uint32Array(r.bytes(r.u32() * 4).slice().buffer);
+  const cellCount = r.u32();
+  const cells = new Float64Array(r.bytes(cellCount * 8).slice().buffer);
+  const cellWeights = new Float32Array(r.bytes(cellCount * 4).slice().buffer);
+  const voxelCount = r.f64();
+  const hasImage = r.u8() === 1;
+  const n = intrinsics.width * intrinsics.height;
+  const image = hasImage
+    ? {
+        width: intrinsics.width,
+        height: intrinsics.height,
+        rgb: r.bytes(n * 3).slice(),
+        depth: new Float32Array(r.bytes(n * 4).slice().buffer),
+      }
+    : undefined;
+  return { id, pose, intrinsics, signature: { sketch, cells, cellWeights, voxelCount }, image };
+}
+
 /** Serialises the grid and keyframes. O(voxels + keyframe bytes). */
 export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new KeyframeStore()): Uint8Array {
   const w = new BinaryWriter();
@@ -87,30 +145,7 @@ export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new Key
   for (const c of chunks) encodeChunk(w, c);
   const kfs = keyframes.all();
   w.u32(kfs.length);
-  for (const kf of kfs) {
-    w.u32(kf.id);
-    for (const x of kf.pose.rotation) w.f64(x);
-    for (const x of kf.pose.position) w.f64(x);
-    const k = kf.intrinsics;
-    w.f64(k.fx);
-    w.f64(k.fy);
-    w.f64(k.cx);
-    w.f64(k.cy);
-    w.u32(k.width);
-    w.u32(k.height);
-    const s = kf.signature;
-    w.u32(s.sketch.length);
-    w.bytes(s.sketch);
-    w.u32(s.cells.length);
-    w.bytes(s.cells);
-    w.bytes(s.cellWeights);
-    w.f64(s.voxelCount);
-    w.u8(kf.image ? 1 : 0);
-    if (kf.image) {
-      w.bytes(kf.image.rgb);
-      w.bytes(kf.image.depth);
-    }
-  }
+  for (const kf of kfs) encodeKeyframe(w, kf);
   const body = w.finish();
   const out = new Uint8Array(body.length + 4);
   out.set(body);
@@ -141,36 +176,8 @@ export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
   for (let i = 0; i < chunkCount; i++) grid.putChunk(decodeChunk(r));
   const keyframes = new KeyframeStore();
   const kfCount = r.u32();
-  for (let i = 0; i < kfCount; i++) {
-    const id = r.u32();
-    const rot = Array.from({ length: 9 }, () => r.f64()) as unknown as Mat3;
-    const position = [r.f64(), r.f64(), r.f64()] as const satisfies Vec3;
-    const pose: Pose = { rotation: rot, position };
-    const intrinsics: Intrinsics = {
-      fx: r.f64(),
-      fy: r.f64(),
-      cx: r.f64(),
-      cy: r.f64(),
-      width: r.u32(),
-      height: r.u32(),
-    };
-    const sketch = new Uint32Array(r.bytes(r.u32() * 4).buffer);
-    const cellCount = r.u32();
-    const cells = new Float64Array(r.bytes(cellCount * 8).buffer);
-    const cellWeights = new Float32Array(r.bytes(cellCount * 4).buffer);
-    const voxelCount = r.f64();
-    const hasImage = r.u8() === 1;
-    const n = intrinsics.width * intrinsics.height;
-    const image = hasImage
-      ? {
-          width: intrinsics.width,
-          height: intrinsics.height,
-          rgb: r.bytes(n * 3),
-          depth: new Float32Array(r.bytes(n * 4).buffer),
-        }
-      : undefined;
-    keyframes.add({ id, pose, intrinsics, signature: { sketch, cells, cellWeights, voxelCount }, image });
-  }
+  for (let i = 0; i < kfCount; i++) keyframes.add(decodeKeyframe(r));
+
   if (r.remaining !== 0)
     throw new SpatiaError('SNAPSHOT_FORMAT', `snapshot has ${r.remaining} unexpected trailing bytes`);
   return { grid, keyframes };

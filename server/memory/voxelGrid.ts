@@ -104,6 +104,10 @@ export class VoxelGrid {
     return c;
   }
 
+  hasChunk(key: number): boolean {
+    return this.chunkMap.has(key);
+  }
+
   /** Adds a whole chunk (loading); replaces one with the same key. */
   putChunk(chunk: VoxelChunk): void {
     this.chunkMap.set(chunk.key, chunk);

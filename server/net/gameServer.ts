@@ -28,6 +28,7 @@ import { encodeRgbPng } from '../io/png.ts';
 import { topDownMap } from '../memory/topDownMap.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import { renderScene } from '../scene/rayCaster.ts';
+import type { WorldStore } from '../store/worldStore.ts';
 import { type DirectedFrame, Director } from '../world/director.ts';
 import { FrameQueue, RateLimiter } from './sendQueue.ts';
 import { staticHandler } from './staticFiles.ts';
@@ -46,7 +47,16 @@ export interface GameServerOptions {
   /** Built client to serve at `/` (absent: socket.io only). */
   readonly clientDir?: string;
   readonly logger: Logger;
+  /** Durable worlds (absent: worlds live in RAM only). */
+  readonly store?: WorldStore;
+  /** How often changed memory is committed to the store. */
+  readonly commitIntervalMs?: number;
 }
+
+/** Chunks within this distance of a player are kept in (or brought back to) RAM. */
+const RESIDENT_RADIUS_M = 30;
+/** Committed chunks farther than this from every player may leave RAM. */
+const EVICT_RADIUS_M = 45;
 
 export interface RunningServer {
   readonly url: string;
@@ -85,7 +95,7 @@ interface Player {
  */
 export async function startGameServer(o: GameServerOptions): Promise<RunningServer> {
   const log = o.logger;
-  const worlds = new WorldRegistry(o.voxelSizeM);
+  const worlds = new WorldRegistry(o.voxelSizeM, o.store);
   const players = new Map<string, Player>();
   const info = o.model.describe();
   const http = createServer(
@@ -298,6 +308,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     let clip = 0;
     let due = performance.now();
     while (p.active) {
+      if (o.store && clip % 30 === 0)
+        o.store.loadChunksNear(p.world.id, p.world.memory, p.camera.position, RESIDENT_RADIUS_M);
       const seq = p.inputSeq;
       const clientTimeMs = p.inputClientTimeMs;
       const poses =
@@ -368,6 +380,26 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     }
   }, 1000);
 
+  /** Commits every world's changed chunks and new keyframes; evicts far chunks now and then. */
+  let commits = 0;
+  const commitAll = (): void => {
+    if (!o.store) return;
+    commits++;
+    for (const world of worlds.all()) {
+      try {
+        const c = o.store.commit(world.id, world.memory);
+        if (c.chunks + c.keyframes > 0) log.debug({ world: world.id, ...c }, 'committed');
+        if (commits % 10 === 0) {
+          const positions = [...world.players].map((id) => players.get(id)?.camera.position ?? [0, 0, 0]);
+          if (positions.length > 0) o.store.evictChunks(world.id, world.memory, positions, EVICT_RADIUS_M);
+        }
+      } catch (e) {
+        log.error({ err: e, world: world.id }, 'commit failed');
+      }
+    }
+  };
+  const commitTimer = setInterval(commitAll, o.commitIntervalMs ?? 1000);
+
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(o.port, o.host, () => resolve());
@@ -381,6 +413,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     worlds,
     close: async () => {
       clearInterval(statsTimer);
+      clearInterval(commitTimer);
+      commitAll();
       for (const p of players.values()) {
         p.active = false;
         p.abort.abort();

@@ -3,6 +3,7 @@ import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
+import type { WorldStore } from '../store/worldStore.ts';
 
 /**
  * A world: one spatial memory shared by every player in it, the prompt and seed it was created
@@ -22,8 +23,13 @@ export class World {
     readonly seed: number,
     voxelSizeM: number,
     readonly scene?: Scene,
+    memory?: SpatialMemory,
+    /** Invite token of a private world; absent for a public one. */
+    readonly inviteToken?: string,
   ) {
-    this.memory = SpatialMemory.create(voxelSizeM);
+    this.memory = memory ?? SpatialMemory.create(voxelSizeM);
+    // A world restored from the store already holds its seed frame.
+    this.seeded = memory !== undefined && memory.grid.voxelCount > 0;
   }
 
   /** Where players appear: the scene's spawn, or 1.6 m above the origin looking along −z. */
@@ -52,29 +58,69 @@ const DEFAULT_PROMPTS: Record<string, string> = {
 export class WorldRegistry {
   private readonly worlds = new Map<string, World>();
 
-  constructor(readonly voxelSizeM: number) {}
+  constructor(
+    readonly voxelSizeM: number,
+    readonly store?: WorldStore,
+  ) {}
 
   get(id: string): World | undefined {
     return this.worlds.get(id);
   }
 
-  /** The world with this id, created on first use (from the prompt and seed, or a bundled scene). */
-  getOrCreate(id: string, prompt?: string, seed?: number): World {
+  all(): IterableIterator<World> {
+    return this.worlds.values();
+  }
+
+  /**
+   * The world with this id: in RAM, else restored from the store, else created (from the prompt and
+   * seed, or the bundled scene of that name) and recorded in the store.
+   */
+  getOrCreate(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
     let w = this.worlds.get(id);
-    if (!w) {
-      const scene = (BUNDLED_SCENES as readonly string[]).includes(id)
-        ? loadBundledScene(id as (typeof BUNDLED_SCENES)[number])
+    if (w) return w;
+    const sceneOf = (name: string | undefined): Scene | undefined =>
+      name && (BUNDLED_SCENES as readonly string[]).includes(name)
+        ? loadBundledScene(name as (typeof BUNDLED_SCENES)[number])
         : undefined;
+    const stored = this.store?.getWorld(id);
+    if (stored && this.store) {
+      w = new World(
+        id,
+        stored.prompt,
+        stored.seed,
+        stored.voxelSizeM,
+        sceneOf(stored.scene),
+        this.store.loadMemory(id, stored.voxelSizeM),
+        stored.inviteToken,
+      );
+    } else {
+      const scene = sceneOf(id);
       w = new World(
         id,
         prompt ?? DEFAULT_PROMPTS[id] ?? 'a sunny courtyard outdoors',
         seed ?? 1,
         this.voxelSizeM,
         scene,
+        undefined,
+        inviteToken,
       );
-      this.worlds.set(id, w);
+      this.store?.upsertWorld({
+        id,
+        prompt: w.prompt,
+        seed: w.seed,
+        voxelSizeM: this.voxelSizeM,
+        scene: scene ? id : undefined,
+        inviteToken,
+        createdAt: new Date().toISOString(),
+      });
     }
+    this.worlds.set(id, w);
     return w;
+  }
+
+  /** Whether a world exists (in RAM or in the store). */
+  exists(id: string): boolean {
+    return this.worlds.has(id) || this.store?.getWorld(id) !== undefined;
   }
 
   get size(): number {

@@ -26,7 +26,7 @@ async function freePort(): Promise<number> {
 async function startServerProcess(port: number): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'server/main.ts', '--port', String(port), '--log-level', 'warn'],
+    ['--import', 'tsx', 'server/main.ts', '--port', String(port), '--log-level', 'warn', '--store', 'none'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve, reject) => {

@@ -4,7 +4,13 @@ import { parseServerConfig } from '../../../server/config.ts';
 describe('server configuration', () => {
   it('takes flags over SPATIA_* environment over defaults', () => {
     const d = parseServerConfig([], {})!;
-    expect(d).toMatchObject({ port: 8080, host: '127.0.0.1', model: 'procedural', clipFrames: 1, jpegQuality: 80 });
+    expect(d).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      model: 'procedural',
+      clipFrames: 1,
+      jpegQuality: 80,
+    });
     const e = parseServerConfig(['--port', '9000'], { SPATIA_PORT: '7000', SPATIA_CLIP_FRAMES: '4' })!;
     expect(e.port).toBe(9000);
     expect(e.clipFrames).toBe(4);

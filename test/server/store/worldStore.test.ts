@@ -1,0 +1,96 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { encodeChunk, encodeKeyframe } from '../../../server/memory/snapshot.ts';
+import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
+import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { WorldStore } from '../../../server/store/worldStore.ts';
+import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
+import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+
+function courtyardMemory(): SpatialMemory {
+  const scene = sceneNamed('courtyard');
+  const memory = SpatialMemory.create(0.05);
+  for (let i = 0; i < 4; i++) {
+    const pose = poseFromYawPitch([i * 6 - 9, 1.7, 6], (i * Math.PI) / 2, -0.1);
+    const f = renderScene(scene, pose, K256);
+    memory.fuse(f, pose, K256);
+    memory.addKeyframe(f, pose, K256);
+  }
+  return memory;
+}
+
+/** Every chunk's exact bytes by key, and every keyframe's, independent of load order. */
+function canonical(m: SpatialMemory): { chunks: [number, string][]; keyframes: string[] } {
+  const chunks = [...m.grid.chunks()]
+    .filter((c) => c.count > 0)
+    .map((c): [number, string] => {
+      const w = new BinaryWriter();
+      encodeChunk(w, c);
+      return [c.key, Buffer.from(w.finish()).toString('base64')];
+    })
+    .sort((a, b) => a[0] - b[0]);
+  const keyframes = m.keyframes.all().map((kf) => {
+    const w = new BinaryWriter();
+    encodeKeyframe(w, kf);
+    return Buffer.from(w.finish()).toString('base64');
+  });
+  return { chunks, keyframes };
+}
+
+const meta = (id: string) => ({
+  id,
+  prompt: 'p',
+  seed: 3,
+  voxelSizeM: 0.05,
+  createdAt: new Date().toISOString(),
+});
+
+describe('SQLite world store', () => {
+  it('commits only what changed and restores the memory exactly', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+    const store = new WorldStore(path);
+    store.upsertWorld(meta('a'));
+    const memory = courtyardMemory();
+    const first = store.commit('a', memory);
+    expect(first.chunks).toBe([...memory.grid.chunks()].filter((c) => c.count > 0).length);
+    expect(first.keyframes).toBe(4);
+    expect(store.commit('a', memory)).toEqual({ chunks: 0, keyframes: 0, bytes: 0 });
+    // One more frame touches a few chunks only.
+    const pose = poseFromYawPitch([0, 1.7, 6], 0.3, -0.1);
+    memory.fuse(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+    const second = store.commit('a', memory);
+    expect(second.chunks).toBeGreaterThan(0);
+    expect(second.chunks).toBeLessThan(first.chunks);
+    store.close();
+    const reopened = new WorldStore(path);
+    expect(reopened.getWorld('a')).toMatchObject({ prompt: 'p', seed: 3, voxelSizeM: 0.05 });
+    const back = reopened.loadMemory('a', 0.05);
+    expect(canonical(back)).toEqual(canonical(memory));
+    expect(back.keyframes.size).toBe(4);
+    reopened.close();
+  });
+
+  it('far chunks leave RAM once committed and come back when a player approaches', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+    const store = new WorldStore(path);
+    store.upsertWorld(meta('b'));
+    const memory = courtyardMemory();
+    const total = memory.grid.voxelCount;
+    const dirtyKept = store.evictChunks('b', memory, [[100, 0, 100]], 5);
+    expect(dirtyKept).toBe(0); // nothing committed yet: nothing may leave
+    store.commit('b', memory);
+    const evicted = store.evictChunks('b', memory, [[100, 0, 100]], 5);
+    expect(evicted).toBeGreaterThan(0);
+    expect(memory.grid.voxelCount).toBe(0);
+    store.loadChunksNear('b', memory, [0, 1.7, 0], 60);
+    expect(memory.grid.voxelCount).toBe(total);
+    store.close();
+  });
+
+  it('refuses a path it cannot open with a clear error', () => {
+    expect(() => new WorldStore('/nonexistent-dir/x/y.sqlite')).toThrow(/cannot open the world store/);
+  });
+});
