@@ -49,6 +49,8 @@ export interface LeakageRow {
 export interface DriftRow {
   readonly scene: string;
   readonly frames: number;
+  /** Frames that had static pixels within 20 m to compare. */
+  readonly comparedFrames: number;
   readonly psnrMean: number;
   readonly psnrMin: number;
   /** PSNR of every frame against the ground truth (for the plot; left out of the JSON rows). */
@@ -281,12 +283,14 @@ export async function drift(
     },
   });
   await model.dispose();
+  // Frames with no static pixel to compare (NaN) stay in the series as gaps.
   const finite = perFrame.filter((v) => !Number.isNaN(v));
   return {
     scene: scene.name,
     frames: perFrame.length,
+    comparedFrames: finite.length,
     psnrMean: finite.reduce((a, b) => a + b, 0) / Math.max(1, finite.length),
     psnrMin: Math.min(...finite),
-    perFrame: finite,
+    perFrame,
   };
 }

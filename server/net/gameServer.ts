@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -6,9 +7,11 @@ import { Server, type Socket } from 'socket.io';
 import {
   type CameraState,
   type InputState,
+  NO_INPUT,
   poseOfCamera,
   stepCamera,
 } from '../../shared/camera/controller.ts';
+import { crc32 } from '../../shared/codec/crc32.ts';
 import {
   type ClientToServerEvents,
   type ErrorCode,
@@ -30,6 +33,7 @@ import type { WorldModel } from '../models/worldModel.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import { type DirectedFrame, Director } from '../world/director.ts';
+import { type Avatar, avatarColor, compositeAvatars } from './avatars.ts';
 import { FrameQueue, RateLimiter } from './sendQueue.ts';
 import { staticHandler } from './staticFiles.ts';
 import { type World, WorldRegistry } from './worlds.ts';
@@ -71,21 +75,40 @@ type GameSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 const SEND_WINDOW = 2;
 const DEPTH_DOWNSAMPLE = 2;
 const MAP_EVERY_TICKS = 3;
+/** A clip whose view the memory covers less than this (quarter resolution) invents, under the world's lock. */
+const INVENTS_BELOW_COVERAGE = 0.98;
 
-interface Player {
-  readonly id: string;
-  readonly name: string;
+/** A clip's seed from the world's seed, the player and the clip index (32-bit mix). */
+export function mixSeed(worldSeed: number, player: number, clip: number): number {
+  let h = worldSeed ^ Math.imul(player + 1, 0x9e3779b1) ^ Math.imul(clip + 1, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Someone a player's frames go to: the player, or a spectator watching them. */
+interface Viewer {
   readonly socket: GameSocket;
+  readonly queue: FrameQueue<Uint8Array>;
+  inFlight: number;
+  active: boolean;
+}
+
+interface Player extends Viewer {
+  readonly id: string;
+  /** Numeric part of the id (mixes into clip seeds). */
+  readonly index: number;
+  readonly name: string;
   readonly world: World;
   readonly director: Director;
   camera: CameraState;
   inputSeq: number;
   inputClientTimeMs: number;
-  active: boolean;
   readonly abort: AbortController;
-  readonly queue: FrameQueue<Uint8Array>;
-  inFlight: number;
   frames: number;
+  readonly spectators: Set<Viewer>;
+  /** Recording session id, when recording. */
+  readonly sessionId?: string;
 }
 
 /**
@@ -113,6 +136,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   io.on('connection', (socket) => {
     let greeted = false;
     let player: Player | undefined;
+    let watching: { target: Player; viewer: Viewer; name: string } | undefined;
     const errorLimiter = new RateLimiter(20, 40, performance.now());
     const inputLimiter = new RateLimiter(MAX_INPUTS_PER_SECOND, MAX_INPUTS_PER_SECOND, performance.now());
     const fail = (code: ErrorCode, message: string, event?: string): void => {
@@ -162,24 +186,103 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     socket.on('join', (join, ack) => {
       if (tooLarge(join)) return replyError(ack, 'TOO_LARGE', 'join is too large', 'join');
       if (!greeted) return replyError(ack, 'NOT_JOINED', 'say hello (protocol version) first', 'join');
-      if (player) return replyError(ack, 'ALREADY_JOINED', `already in world ${player.world.id}`, 'join');
+      if (player || watching) return replyError(ack, 'ALREADY_JOINED', 'already in a world', 'join');
       const v = validate(joinSchema, join);
       if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `join: ${v.reason}`, 'join');
-      const world = worlds.getOrCreate(v.value.worldId, v.value.prompt, v.value.seed);
+      const j = v.value;
+      // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
+      const existing =
+        worlds.get(j.worldId) ?? (worlds.exists(j.worldId) ? worlds.getOrCreate(j.worldId) : undefined);
+      if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
+        return replyError(
+          ack,
+          'FORBIDDEN',
+          `world "${j.worldId}" is private: joining needs its invite token`,
+          'join',
+        );
+      if (j.spectate !== undefined) {
+        if (!existing) return replyError(ack, 'NOT_FOUND', `no world "${j.worldId}" to watch`, 'join');
+        const target = [...existing.players]
+          .map((id) => players.get(id))
+          .find((p) => p && (p.id === j.spectate || p.name === j.spectate));
+        if (!target)
+          return replyError(ack, 'NOT_FOUND', `no player "${j.spectate}" in world "${j.worldId}"`, 'join');
+        const viewer: Viewer = { socket, queue: new FrameQueue(o.queueFrames), inFlight: 0, active: true };
+        target.spectators.add(viewer);
+        watching = { target, viewer, name: j.name };
+        void socket.join(`world:${existing.id}`);
+        io.to(`world:${existing.id}`).emit('announce', {
+          kind: 'joined',
+          name: j.name,
+          playerId: target.id,
+          role: 'spectator',
+        });
+        log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
+        if (typeof ack === 'function')
+          ack({
+            ok: true,
+            value: {
+              worldId: existing.id,
+              playerId: target.id,
+              role: 'spectator',
+              prompt: existing.prompt,
+              spawn: {
+                position: [...target.camera.position],
+                yaw: target.camera.yaw,
+                pitch: target.camera.pitch,
+              },
+              intrinsics: { ...target.director.intrinsics },
+              others: namesIn(existing),
+              inviteToken: existing.inviteToken,
+            },
+          });
+        return;
+      }
+      const token = existing ? undefined : j.private ? randomBytes(18).toString('base64url') : undefined;
+      const world = existing ?? worlds.getOrCreate(j.worldId, j.prompt, j.seed, token);
       const director = new Director(world.memory, o.model, { prompt: world.prompt });
       const camera = world.spawn();
+      const index = nextPlayer++;
+      const id = `p${index}`;
+      let sessionId: string | undefined;
+      const seedFromScene = !world.seeded && world.scene !== undefined;
+      if (j.record && o.store) {
+        const pose = poseOfCamera(camera);
+        sessionId = o.store.sessions.start({
+          worldId: world.id,
+          player: j.name,
+          model: info.name,
+          width: info.width,
+          height: info.height,
+          fps: info.fps,
+          prompt: world.prompt,
+          startSnapshot: world.memory.save(),
+          seededFrom: seedFromScene
+            ? { scene: world.id, rotation: [...pose.rotation], position: [...pose.position], timeS: 0 }
+            : undefined,
+        });
+      } else if (j.record) {
+        return replyError(
+          ack,
+          'BAD_MESSAGE',
+          'recording needs a world store (start the server with --store)',
+          'join',
+        );
+      }
       if (!world.seeded) {
         world.seeded = true;
         if (world.scene) {
           const pose = poseOfCamera(camera);
-          const gt = renderScene(world.scene, pose, director.intrinsics, { timeS: world.timeS() });
+          // World time 0: the seed frame is part of the world's definition (replay repeats it).
+          const gt = renderScene(world.scene, pose, director.intrinsics, { timeS: 0 });
           director.seedFrame(gt, pose, gt.dynamicMask);
         }
       }
-      const id = `p${nextPlayer++}`;
+      const others = namesIn(world);
       player = {
         id,
-        name: v.value.name,
+        index,
+        name: j.name,
         socket,
         world,
         director,
@@ -191,20 +294,32 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         queue: new FrameQueue(o.queueFrames),
         inFlight: 0,
         frames: 0,
+        spectators: new Set(),
+        sessionId,
       };
       players.set(id, player);
       world.players.add(id);
       void socket.join(`world:${world.id}`);
-      log.info({ player: id, name: player.name, world: world.id }, 'player joined');
+      io.to(`world:${world.id}`).emit('announce', {
+        kind: 'joined',
+        name: j.name,
+        playerId: id,
+        role: 'player',
+      });
+      log.info({ player: id, name: player.name, world: world.id, recording: sessionId }, 'player joined');
       if (typeof ack === 'function')
         ack({
           ok: true,
           value: {
             worldId: world.id,
             playerId: id,
+            role: 'player',
             prompt: world.prompt,
             spawn: { position: [...camera.position], yaw: camera.yaw, pitch: camera.pitch },
             intrinsics: { ...director.intrinsics },
+            others,
+            inviteToken: world.inviteToken,
+            sessionId,
           },
         });
       void runPlayer(player);
@@ -214,7 +329,12 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       if (!inputLimiter.take(performance.now()))
         return fail('RATE_LIMITED', `more than ${MAX_INPUTS_PER_SECOND} inputs/s`, 'input');
       if (tooLarge(input)) return fail('TOO_LARGE', 'input is too large', 'input');
-      if (!player) return fail('NOT_JOINED', 'join a world before sending input', 'input');
+      if (!player)
+        return fail(
+          'NOT_JOINED',
+          watching ? 'spectators do not send input' : 'join a world before sending input',
+          'input',
+        );
       const v = validate(inputSchema, input);
       if (!v.ok) return fail('BAD_MESSAGE', `input: ${v.reason}`, 'input');
       const i = v.value;
@@ -238,41 +358,75 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     });
 
     const leave = (): void => {
+      if (watching) {
+        const w = watching;
+        w.viewer.active = false;
+        w.target.spectators.delete(w.viewer);
+        io.to(`world:${w.target.world.id}`).emit('announce', {
+          kind: 'left',
+          name: w.name,
+          playerId: w.target.id,
+          role: 'spectator',
+        });
+        void socket.leave(`world:${w.target.world.id}`);
+        watching = undefined;
+      }
       if (!player) return;
-      player.active = false;
-      player.abort.abort();
-      player.queue.clear();
-      players.delete(player.id);
-      player.world.players.delete(player.id);
-      void socket.leave(`world:${player.world.id}`);
-      log.info({ player: player.id, frames: player.frames, dropped: player.queue.dropped }, 'player left');
+      const p = player;
+      p.active = false;
+      p.abort.abort();
+      p.queue.clear();
+      players.delete(p.id);
+      p.world.players.delete(p.id);
+      if (p.sessionId && o.store) o.store.sessions.end(p.sessionId);
+      void socket.leave(`world:${p.world.id}`);
+      io.to(`world:${p.world.id}`).emit('announce', {
+        kind: 'left',
+        name: p.name,
+        playerId: p.id,
+        role: 'player',
+      });
+      log.info({ player: p.id, frames: p.frames, dropped: p.queue.dropped }, 'player left');
       player = undefined;
     };
     socket.on('leave', leave);
     socket.on('disconnect', leave);
   });
 
-  /** Sends queued frames while fewer than SEND_WINDOW are unacknowledged. */
-  const pump = (p: Player): void => {
-    while (p.active && p.inFlight < SEND_WINDOW && p.queue.length > 0) {
-      const bytes = p.queue.shift()!;
-      p.inFlight++;
-      p.socket.timeout(5000).emit('frame', bytes, () => {
-        p.inFlight--;
-        pump(p);
+  /** Sends a viewer's queued frames while fewer than SEND_WINDOW are unacknowledged. */
+  const pump = (v: Viewer): void => {
+    while (v.active && v.inFlight < SEND_WINDOW && v.queue.length > 0) {
+      const bytes = v.queue.shift()!;
+      v.inFlight++;
+      v.socket.timeout(5000).emit('frame', bytes, () => {
+        v.inFlight--;
+        pump(v);
       });
     }
   };
+
+  const namesIn = (world: World): string[] => [...world.players].map((id) => players.get(id)?.name ?? id);
+
+  /** The other players of `p`'s world, as avatars. */
+  const avatarsFor = (p: Player): Avatar[] =>
+    [...p.world.players]
+      .filter((id) => id !== p.id)
+      .map((id) => players.get(id))
+      .filter((q): q is Player => q !== undefined)
+      .map((q) => ({ name: q.name, eye: q.camera.position, color: avatarColor(q.id) }));
 
   const encode = async (
     p: Player,
     f: DirectedFrame,
     seq: number,
     clientTimeMs: number,
-  ): Promise<Uint8Array> => {
+  ): Promise<{ bytes: Uint8Array; jpeg: Uint8Array }> => {
     const t0 = performance.now();
     const k = p.director.intrinsics;
-    const jpeg = await sharp(f.rgb, { raw: { width: k.width, height: k.height, channels: 3 } })
+    const avatars = avatarsFor(p);
+    const rgb = avatars.length > 0 ? f.rgb.slice() : f.rgb;
+    compositeAvatars(rgb, f.depth, f.pose, k, avatars);
+    const jpeg = await sharp(rgb, { raw: { width: k.width, height: k.height, channels: 3 } })
       .jpeg({ quality: o.jpegQuality })
       .toBuffer();
     const depth = f.depth
@@ -282,7 +436,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
           width: k.width / DEPTH_DOWNSAMPLE,
           height: k.height / DEPTH_DOWNSAMPLE,
         };
-    return encodeFrame({
+    const image = new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
+    const bytes = encodeFrame({
       header: {
         frameId: p.frames,
         clipId: f.clipId,
@@ -295,17 +450,23 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         timings: { ...f.timings, encodeMs: performance.now() - t0 },
       },
       imageFormat: ImageFormat.Jpeg,
-      image: new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength),
+      image,
       depthWidth: depth.width,
       depthHeight: depth.height,
       depthMm: depth.depthMm,
     });
+    return { bytes, jpeg: image };
   };
 
-  /** One player's generation loop: a clip at the current camera, paced to the model's frame rate. */
+  /**
+   * One player's generation loop: a clip at the current camera, paced to the model's frame rate.
+   * A clip that will invent (the memory does not cover its view) runs under the world's
+   * invention lock, so two players never invent the same unseen place differently.
+   */
   const runPlayer = async (p: Player): Promise<void> => {
     const intervalMs = 1000 / info.fps;
     let clip = 0;
+    let frameIndex = 0;
     let due = performance.now();
     while (p.active) {
       if (o.store && clip % 30 === 0)
@@ -315,28 +476,45 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       const poses =
         o.clipFrames === 1
           ? [poseOfCamera(p.camera)]
-          : p.director
-              .planClip(p.camera, {
-                keys: 0,
-                lookDxPx: 0,
-                lookDyPx: 0,
-                padMoveX: 0,
-                padMoveY: 0,
-                padLookX: 0,
-                padLookY: 0,
-              })
-              .poses.slice(0, o.clipFrames);
-      try {
-        for await (const f of p.director.runClip(poses, {
-          seed: (p.world.seed + clip++) >>> 0,
-          timeS: p.world.timeS(),
-          signal: p.abort.signal,
-        })) {
-          const bytes = await encode(p, f, seq, clientTimeMs);
+          : p.director.planClip(p.camera, NO_INPUT).poses.slice(0, o.clipFrames);
+      // Each player's clips get their own seeds (a real model is stochastic; inventions would differ).
+      const seed = mixSeed(p.world.seed, p.index, clip);
+      const timeS = p.world.timeS();
+      const clipIndex = clip++;
+      const prompt = p.world.prompt;
+      const generateClip = async (): Promise<void> => {
+        if (p.sessionId && o.store)
+          o.store.sessions.clip(p.sessionId, {
+            index: clipIndex,
+            rotations: poses.map((q) => [...q.rotation]),
+            positions: poses.map((q) => [...q.position]),
+            seed,
+            timeS,
+            prompt,
+            inputSeq: seq,
+          });
+        for await (const f of p.director.runClip(poses, { seed, timeS, signal: p.abort.signal })) {
+          const { bytes, jpeg } = await encode(p, f, seq, clientTimeMs);
+          if (p.sessionId && o.store)
+            o.store.sessions.frame(p.sessionId, {
+              index: frameIndex,
+              clipIndex,
+              jpeg,
+              rgbCrc: crc32(f.rgb),
+              timings: { ...f.timings },
+            });
+          frameIndex++;
           p.frames++;
-          p.queue.push(bytes);
-          pump(p);
+          for (const v of [p, ...p.spectators]) {
+            v.queue.push(bytes);
+            pump(v);
+          }
         }
+      };
+      try {
+        const invents = poses.some((q) => p.director.coverageAt(q) < INVENTS_BELOW_COVERAGE);
+        if (invents) await p.world.whileInventing(generateClip);
+        else await generateClip();
       } catch (e) {
         if (!p.active) return;
         log.error({ err: e, player: p.id }, 'generation failed');
@@ -385,6 +563,11 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   const commitAll = (): void => {
     if (!o.store) return;
     commits++;
+    try {
+      o.store.sessions.flush();
+    } catch (e) {
+      log.error({ err: e }, 'session log flush failed');
+    }
     for (const world of worlds.all()) {
       try {
         const c = o.store.commit(world.id, world.memory);

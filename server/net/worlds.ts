@@ -43,6 +43,26 @@ export class World {
     };
   }
 
+  private inventing: Promise<void> = Promise.resolve();
+
+  /**
+   * Runs `fn` while no other clip of this world is inventing: a clip over unseen space waits for
+   * one already inventing there, then sees its result in the memory instead of inventing anew.
+   */
+  async whileInventing<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.inventing;
+    let release!: () => void;
+    this.inventing = new Promise<void>((r) => {
+      release = r;
+    });
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
   /** World time in seconds (moves dynamic content). */
   timeS(): number {
     return (performance.now() - this.createdAtMs) / 1000;

@@ -6,6 +6,7 @@ import { decodeChunk, decodeKeyframe, encodeChunk, encodeKeyframe } from '../mem
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { VoxelGrid } from '../memory/voxelGrid.ts';
+import { SessionLog } from './sessionLog.ts';
 
 /** What a world is, apart from its memory. */
 export interface WorldMeta {
@@ -61,20 +62,31 @@ CREATE TABLE IF NOT EXISTS keyframes (
  */
 export class WorldStore {
   private readonly db: Database.Database;
+  /** Recorded play sessions, in the same database. */
+  readonly sessions: SessionLog;
   /** Per world: chunk key → revision last written; keyframe ids written. */
   private readonly written = new Map<string, { chunks: Map<number, number>; keyframes: Set<number> }>();
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    opts: { readonly?: boolean } = {},
+  ) {
     try {
-      this.db = new Database(path);
+      this.db = new Database(path, {
+        readonly: opts.readonly ?? false,
+        fileMustExist: opts.readonly ?? false,
+      });
     } catch (e) {
       throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
     }
-    this.db.pragma('journal_mode = WAL');
-    // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.exec(SCHEMA);
+    }
+    this.sessions = new SessionLog(this.db, opts.readonly ?? false);
   }
 
   close(): void {

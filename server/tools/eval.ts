@@ -201,7 +201,7 @@ function printTable(
     rows.push([
       'drift',
       r.scene,
-      `${r.frames} frames`,
+      `${r.frames} frames (${r.comparedFrames} compared)`,
       r.psnrMean.toFixed(2),
       `min ${r.psnrMin.toFixed(2)} dB`,
     ]);

@@ -233,6 +233,14 @@ export class Director {
       .slice(0, this.opts.k);
   }
 
+  /** Share of the view at `pose` the memory covers (quarter resolution): below 1, a clip there invents. */
+  coverageAt(pose: Pose): number {
+    const v = this.memory.render(pose, this.sigK);
+    let c = 0;
+    for (let p = 0; p < v.coverage.length; p++) c += v.coverage[p]!;
+    return c / v.coverage.length;
+  }
+
   private signatureAt(pose: Pose): ViewSignature {
     return viewSignature(this.memory.render(pose, this.sigK));
   }

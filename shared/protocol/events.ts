@@ -25,6 +25,13 @@ export const joinSchema = z.strictObject({
   /** Creates the world with this prompt when it does not exist yet. */
   prompt: z.string().max(2000).optional(),
   seed: z.number().int().min(0).max(0xffffffff).optional(),
+  /** Create the world private: joining or watching it then needs the invite token returned here. */
+  private: z.boolean().optional(),
+  inviteToken: z.string().max(100).optional(),
+  /** Watch this player (by name or id) instead of playing. */
+  spectate: z.string().min(1).max(32).optional(),
+  /** Record this play session (event log + frames) for export and replay. */
+  record: z.boolean().optional(),
 });
 export type JoinRequest = z.infer<typeof joinSchema>;
 
@@ -59,6 +66,13 @@ export interface Welcome {
 export interface Joined {
   readonly worldId: string;
   readonly playerId: string;
+  readonly role: 'player' | 'spectator';
+  /** Present for a private world: what others need to join it. */
+  readonly inviteToken?: string;
+  /** Present when the session is being recorded. */
+  readonly sessionId?: string;
+  /** Players already in the world. */
+  readonly others: readonly string[];
   readonly prompt: string;
   /** The camera the player starts with (the client predicts from it). */
   readonly spawn: { position: [number, number, number]; yaw: number; pitch: number };
@@ -82,6 +96,8 @@ export type ErrorCode =
   | 'VERSION_MISMATCH'
   | 'NOT_JOINED'
   | 'ALREADY_JOINED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
   | 'INTERNAL';
 
 export interface ServerError {
@@ -105,6 +121,13 @@ export interface ServerToClientEvents {
   /** One encoded frame (frameCodec.ts). */
   frame: (bytes: Uint8Array, ack: () => void) => void;
   stats: (stats: WorldStats) => void;
+  /** Someone joined or left the world. */
+  announce: (a: {
+    kind: 'joined' | 'left';
+    name: string;
+    playerId: string;
+    role: 'player' | 'spectator';
+  }) => void;
   error: (err: ServerError) => void;
 }
 
