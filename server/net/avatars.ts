@@ -17,6 +17,7 @@ const HEAD_RADIUS_M = 0.17;
 const BODY_RADIUS_M = 0.24;
 const BODY_TOP_BELOW_EYE_M = 0.25;
 const BODY_HEIGHT_M = 1.3;
+const NEAR_AVATAR_M = 0.6;
 
 /** A stable, saturated colour per player id. */
 export function avatarColor(id: string): [number, number, number] {
@@ -51,6 +52,10 @@ export function compositeAvatars(
   k: Intrinsics,
   avatars: readonly Avatar[],
 ): void {
+  // An avatar the camera stands in (players sharing a spawn) would fill the view: leave it out.
+  avatars = avatars.filter(
+    (a) => Math.hypot(a.eye[0] - pose.position[0], a.eye[2] - pose.position[2]) > NEAR_AVATAR_M,
+  );
   if (avatars.length === 0) return;
   const objects: SceneShape[] = [];
   const materials: Scene['materials'] = {};

@@ -19,6 +19,7 @@ export class Bot {
   readonly frames: EncodedFrame[] = [];
   readonly errors: ServerError[] = [];
   readonly stats: WorldStats[] = [];
+  readonly announcements: { kind: string; name: string; playerId: string; role: string }[] = [];
   /** Receive time (performance.now()) of each frame. */
   readonly receivedAt: number[] = [];
   private seq = 0;
@@ -38,6 +39,7 @@ export class Bot {
     });
     this.socket.on('error', (e) => this.errors.push(e));
     this.socket.on('stats', (s) => this.stats.push(s));
+    this.socket.on('announce', (a) => this.announcements.push(a));
   }
   framesSeen = 0;
   lastFrame?: EncodedFrame;

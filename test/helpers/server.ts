@@ -1,20 +1,30 @@
 import { pino } from 'pino';
 import { ProceduralModel } from '../../server/models/procedural/proceduralModel.ts';
 import { type RunningServer, startGameServer } from '../../server/net/gameServer.ts';
+import type { WorldStore } from '../../server/store/worldStore.ts';
 
 /** The real game server on a free loopback port, quiet, with the procedural model. */
 export function startTestServer(
-  opts: { clientDir?: string; width?: number; height?: number } = {},
+  opts: {
+    clientDir?: string;
+    width?: number;
+    height?: number;
+    store?: WorldStore;
+    clipFrames?: number;
+    entities?: boolean;
+  } = {},
 ): Promise<RunningServer> {
   return startGameServer({
     port: 0,
     host: '127.0.0.1',
-    model: new ProceduralModel({ width: opts.width, height: opts.height }),
+    model: new ProceduralModel({ width: opts.width, height: opts.height, entities: opts.entities }),
     voxelSizeM: 0.02,
-    clipFrames: 1,
+    clipFrames: opts.clipFrames ?? 1,
     jpegQuality: 85,
     queueFrames: 2,
     clientDir: opts.clientDir,
+    store: opts.store,
+    commitIntervalMs: 300,
     logger: pino({ level: 'silent' }),
   });
 }

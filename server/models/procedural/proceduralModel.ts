@@ -20,6 +20,8 @@ export interface ProceduralModelOptions {
   readonly height?: number;
   readonly fps?: number;
   readonly framesPerClip?: number;
+  /** Add moving entities (default true); off isolates static content in tests. */
+  readonly entities?: boolean;
 }
 
 /**
@@ -32,9 +34,11 @@ export interface ProceduralModelOptions {
  */
 export class ProceduralModel implements WorldModel {
   private readonly info: WorldModelInfo;
+  private readonly entities: boolean;
   readonly intrinsics: Intrinsics;
 
   constructor(opts: ProceduralModelOptions = {}) {
+    this.entities = opts.entities ?? true;
     const width = opts.width ?? 512;
     const height = opts.height ?? 288;
     this.intrinsics = intrinsicsFromFov(width, height, 75);
@@ -60,7 +64,8 @@ export class ProceduralModel implements WorldModel {
     const style = styleFromPrompt(req.prompt);
     const context = [...req.references, ...req.preceding];
     const fit = fitScene(req.poses, k, req.memoryViews, style.indoor, req.seed, context);
-    const world = inventWorld(style, fit, req.poses, req.seed, hashString(req.prompt));
+    const invented = inventWorld(style, fit, req.poses, req.seed, hashString(req.prompt));
+    const world = this.entities ? invented : { ...invented, entities: [] };
     for (let i = 0; i < req.poses.length; i++) {
       if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
       const t0 = performance.now();

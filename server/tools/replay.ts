@@ -1,0 +1,83 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SingleBar } from 'cli-progress';
+import type { Mat3, Pose } from '../../shared/camera/pose.ts';
+import { crc32 } from '../../shared/codec/crc32.ts';
+import { SpatiaError } from '../../shared/errors.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
+import { SpatialMemory } from '../memory/spatialMemory.ts';
+import { createModel } from '../models/registry.ts';
+import { renderScene } from '../scene/rayCaster.ts';
+import { WorldStore } from '../store/worldStore.ts';
+import { Director } from '../world/director.ts';
+import { runTool, sceneArg } from './cli.ts';
+
+const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite]
+
+Regenerates a recorded session from its log (the memory it started from, then every clip's
+poses, seed, world time and prompt through a fresh director and model) and checks each frame
+against the recording (CRC-32 of the generated RGB). Exit code 0 when every frame matches.
+Sessions that shared their world with other players diverge where those players changed it.`;
+
+runTool(USAGE, async () => {
+  const { values, positionals } = parseArgs({
+    options: {
+      store: { type: 'string', default: 'data/spatia.sqlite' },
+      help: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const id = positionals[0];
+  if (!id || positionals.length !== 1)
+    throw new SpatiaError('INVALID_ARGUMENT', 'give exactly one SESSION id');
+  const store = new WorldStore(resolve(values.store), { readonly: true });
+  const session = store.sessions.session(id);
+  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${values.store}`);
+  const memory = SpatialMemory.load(session.startSnapshot);
+  const model = createModel(session.model, { width: session.width, height: session.height });
+  const director = new Director(memory, model, { prompt: session.prompt });
+  if (session.seededFrom) {
+    const s = session.seededFrom;
+    const pose: Pose = { rotation: s.rotation as unknown as Mat3, position: s.position as unknown as Vec3 };
+    const gt = renderScene(sceneArg(s.scene), pose, director.intrinsics, { timeS: s.timeS });
+    director.seedFrame(gt, pose, gt.dynamicMask);
+  }
+  const recorded = [...store.sessions.frames(id)];
+  const bar = new SingleBar({
+    format: 'replay [{bar}] {value}/{total} frames | {matched} match',
+    hideCursor: true,
+  });
+  bar.start(recorded.length, 0, { matched: 0 });
+  let i = 0;
+  let matched = 0;
+  let firstMismatch = -1;
+  for (const clip of store.sessions.clips(id)) {
+    director.prompt = clip.prompt;
+    const poses: Pose[] = clip.rotations.map((r, j) => ({
+      rotation: r as unknown as Mat3,
+      position: clip.positions[j] as unknown as Vec3,
+    }));
+    for await (const f of director.runClip(poses, { seed: clip.seed, timeS: clip.timeS })) {
+      const rec = recorded[i];
+      if (rec && rec.rgbCrc === crc32(f.rgb) >>> 0) matched++;
+      else if (firstMismatch < 0) firstMismatch = i;
+      i++;
+      bar.update(i, { matched });
+    }
+  }
+  bar.stop();
+  await model.dispose();
+  store.close();
+  process.stdout.write(
+    `replayed ${i} frames of session ${id}: ${matched}/${recorded.length} match the recording\n`,
+  );
+  if (matched !== recorded.length || i !== recorded.length) {
+    process.stderr.write(`first mismatch at frame ${firstMismatch}\n`);
+    process.exit(1);
+  }
+});
