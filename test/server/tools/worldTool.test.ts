@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PNG } from 'pngjs';
+import { describe, expect, it } from 'vitest';
+import { parsePly } from '../../../server/memory/ply.ts';
+import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
+import { psnr } from '../../../server/metrics/imageMetrics.ts';
+import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { WorldStore } from '../../../server/store/worldStore.ts';
+import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
+import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { sceneNamed } from '../../helpers/groundTruth.ts';
+
+const run = promisify(execFile);
+const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
+const world = (args: string[]) => run(TSX, ['server/tools/worldTool.ts', ...args]);
+
+describe('npm run world: import and export', () => {
+  it('a PLY import renders like the memory it came from, and exports back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spatia-world-'));
+    const store = join(dir, 'w.sqlite');
+    const k = intrinsicsFromFov(256, 144, 75);
+    const scene = sceneNamed('courtyard');
+    const original = SpatialMemory.create(0.05);
+    const poses = [0, 1, 2].map((i) => poseFromYawPitch([0, 1.7, 6], i * 0.8, -0.1));
+    for (const p of poses) original.fuse(renderScene(scene, p, k), p, k);
+    writeFileSync(join(dir, 'in.ply'), original.toPly());
+    const out = await world(['import-ply', join(dir, 'in.ply'), '--world', 'from-ply', '--store', store]);
+    expect(out.stdout).toMatch(new RegExp(`${original.grid.voxelCount} voxels`));
+    const s = new WorldStore(store);
+    const imported = s.loadMemory('from-ply', s.getWorld('from-ply')!.voxelSizeM);
+    s.close();
+    const a = original.render(poses[1]!, k);
+    const b = imported.render(poses[1]!, k);
+    expect(psnr(b.rgb, a.rgb)).toBeGreaterThan(40);
+    await world(['export-ply', '--world', 'from-ply', '--out', join(dir, 'out.ply'), '--store', store]);
+    expect(parsePly(readFileSync(join(dir, 'out.ply'))).count).toBe(original.grid.voxelCount);
+    // Importing over an existing world is refused.
+    const again = await world([
+      'import-ply',
+      join(dir, 'in.ply'),
+      '--world',
+      'from-ply',
+      '--store',
+      store,
+    ]).catch((e: { stderr: string; code: number }) => e);
+    expect((again as { code: number }).code).toBe(2);
+    expect((again as { stderr: string }).stderr).toMatch(/already exists/);
+  }, 60_000);
+
+  it('an RGB-D image pair starts a world that reproduces the image from its camera', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spatia-rgbd-'));
+    const store = join(dir, 'w.sqlite');
+    const k = intrinsicsFromFov(256, 144, 75);
+    const pose = poseFromYawPitch([0, 1.6, 0], 0, 0);
+    const gt = renderScene(sceneNamed('room'), pose, k);
+    const rgbPng = new PNG({ width: k.width, height: k.height });
+    for (let p = 0; p < k.width * k.height; p++) {
+      rgbPng.data[p * 4] = gt.rgb[p * 3]!;
+      rgbPng.data[p * 4 + 1] = gt.rgb[p * 3 + 1]!;
+      rgbPng.data[p * 4 + 2] = gt.rgb[p * 3 + 2]!;
+      rgbPng.data[p * 4 + 3] = 255;
+    }
+    writeFileSync(join(dir, 'rgb.png'), PNG.sync.write(rgbPng));
+    // 16-bit grey depth in millimetres (pngjs takes 16-bit samples in native byte order).
+    const depthPng = new PNG({
+      width: k.width,
+      height: k.height,
+      bitDepth: 16,
+      colorType: 0,
+      inputColorType: 0,
+      inputHasAlpha: false,
+    });
+    const mm = new Uint16Array(k.width * k.height).map((_v, p) => Math.round(gt.depth[p]! * 1000));
+    depthPng.data = Buffer.from(mm.buffer);
+    writeFileSync(
+      join(dir, 'depth.png'),
+      PNG.sync.write(depthPng, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }),
+    );
+    writeFileSync(join(dir, 'k.json'), JSON.stringify({ fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy }));
+    await world([
+      'import-rgbd',
+      '--rgb',
+      join(dir, 'rgb.png'),
+      '--depth',
+      join(dir, 'depth.png'),
+      '--intrinsics',
+      join(dir, 'k.json'),
+      '--world',
+      'from-rgbd',
+      '--store',
+      store,
+    ]);
+    const s = new WorldStore(store);
+    const memory = s.loadMemory('from-rgbd', s.getWorld('from-rgbd')!.voxelSizeM);
+    s.close();
+    expect(memory.keyframes.size).toBe(1);
+    const view = memory.render(pose, k);
+    expect(psnr(view.rgb, gt.rgb, view.coverage)).toBeGreaterThan(30);
+    expect(view.coverage.reduce((x, y) => x + y, 0) / view.coverage.length).toBeGreaterThan(0.95);
+  }, 60_000);
+});
