@@ -1,5 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
 import { type CameraState, poseOfCamera, stepCamera } from '../../shared/camera/controller.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
 import {
   type ClientToServerEvents,
   type Joined,
@@ -10,6 +11,7 @@ import {
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
 import { InputSampler } from './input.ts';
 import { Minimap } from './minimap.ts';
+import { ViewRecorder } from './recorder.ts';
 import { Reprojector } from './reprojector.ts';
 
 /**
@@ -21,6 +23,9 @@ const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) 
 const params = new URLSearchParams(location.search);
 const worldId = params.get('world') ?? 'room';
 const name = params.get('name') ?? `player-${Math.floor(Math.random() * 1000)}`;
+/** `?spectate=NAME` watches a player; `?invite=TOKEN` joins a private world; `?private=1` creates one; `?record=1` records server-side. */
+const spectate = params.get('spectate') ?? undefined;
+const inviteToken = params.get('invite') ?? undefined;
 
 const canvas = $<HTMLCanvasElement>('view');
 const banner = $<HTMLDivElement>('banner');
@@ -32,6 +37,8 @@ const hud = {
   memory: $('hud-memory'),
   clip: $('hud-clip'),
   world: $('hud-world'),
+  players: $('hud-players'),
+  rec: $('hud-rec'),
 };
 
 interface ClientState {
@@ -46,6 +53,9 @@ interface ClientState {
   lastFrame?: EncodedFrame;
   stats?: WorldStats;
   errors: string[];
+  announcements: string[];
+  /** The last finished in-browser recording (tests read it). */
+  recording?: { bytes: number; mime: string; frames: number; head: number[] };
 }
 const state: ClientState = {
   connected: false,
@@ -55,6 +65,7 @@ const state: ClientState = {
   generatedFps: 0,
   latencyMs: Number.NaN,
   errors: [],
+  announcements: [],
 };
 (window as unknown as { spatia: ClientState }).spatia = state;
 
@@ -62,8 +73,45 @@ const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({ transpor
 const input = new InputSampler(canvas);
 const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
 let reprojector: Reprojector | undefined;
+const recorder = new ViewRecorder(canvas);
+const recordButton = $<HTMLButtonElement>('record');
+
+async function toggleRecording(): Promise<void> {
+  if (!recorder.recording) {
+    try {
+      await recorder.start();
+      recordButton.classList.add('on');
+      recordButton.textContent = '■ stop';
+    } catch (e) {
+      toast(`cannot record: ${(e as Error).message}`);
+    }
+    return;
+  }
+  const blob = await recorder.stop();
+  recordButton.classList.remove('on');
+  recordButton.textContent = '● record';
+  hud.rec.textContent = '';
+  const head = [...new Uint8Array(await blob.slice(0, 12).arrayBuffer())];
+  state.recording = { bytes: blob.size, mime: blob.type, frames: recorder.frames, head };
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = `spatia-${worldId}-${new Date().toISOString().replace(/[:.]/g, '-')}.${blob.type === 'video/mp4' ? 'mp4' : 'webm'}`;
+  a.click();
+  toast(`saved ${(blob.size / 1048576).toFixed(1)} MiB, ${recorder.frames} frames`);
+}
+recordButton.addEventListener('click', () => void toggleRecording());
+window.addEventListener('keydown', (e) => {
+  if (e.code === 'KeyR' && (e.target as HTMLElement | null)?.tagName !== 'INPUT') void toggleRecording();
+});
 let decoding = false;
 let pending: EncodedFrame | undefined;
+
+function toast(text: string, ms = 4000): void {
+  const el = document.createElement('div');
+  el.textContent = text;
+  $('toasts').appendChild(el);
+  setTimeout(() => el.remove(), ms);
+}
 
 function showBanner(text: string | undefined): void {
   banner.hidden = !text;
@@ -80,13 +128,28 @@ socket.on('connect', () => {
     }
     const m = hello.value.model;
     hud.world.textContent = `${worldId} · ${m.name} ${m.width}×${m.height} on ${m.device}`;
-    socket.emit('join', { worldId, name, prompt: params.get('prompt') ?? undefined }, (joined) => {
+    const join = {
+      worldId,
+      name,
+      prompt: params.get('prompt') ?? undefined,
+      spectate,
+      inviteToken,
+      private: params.get('private') === '1' ? true : undefined,
+      record: params.get('record') === '1' ? true : undefined,
+    };
+    socket.emit('join', join, (joined) => {
       if (!joined.ok) {
         showBanner(`cannot join: ${joined.error.message}`);
         return;
       }
       showBanner(undefined);
       state.joined = joined.value;
+      hud.players.textContent = [name, ...joined.value.others].join(', ');
+      if (joined.value.inviteToken && !inviteToken) {
+        const link = `${location.origin}${location.pathname}?world=${encodeURIComponent(worldId)}&invite=${joined.value.inviteToken}`;
+        toast(`private world — invite link: ${link}`, 20_000);
+      }
+      if (joined.value.role === 'spectator') toast(`watching ${spectate}`);
       // A reconnect keeps the predicted camera only if the server put us back where we were.
       state.camera = {
         position: [...joined.value.spawn.position],
@@ -109,6 +172,11 @@ socket.io.on('reconnect_attempt', (n) => {
 socket.on('error', (err) => {
   state.errors.push(`${err.code}: ${err.message}`);
   console.warn('server error', err);
+});
+socket.on('announce', (a) => {
+  const text = `${a.name} ${a.kind === 'joined' ? 'joined' : 'left'}${a.role === 'spectator' ? ' (watching)' : ''}`;
+  state.announcements.push(text);
+  toast(text);
 });
 socket.on('stats', (s) => {
   state.stats = s;
@@ -161,7 +229,7 @@ let fpsFrames = 0;
 function tick(now: number): void {
   const dt = now - last;
   last = now;
-  if (state.joined && state.camera && state.connected) {
+  if (state.joined?.role === 'player' && state.camera && state.connected) {
     const msg = input.sample(dt, now);
     socket.emit('input', msg);
     state.camera = stepCamera(state.camera, msg, Math.min(msg.dtMs, 100) / 1000);
@@ -173,7 +241,13 @@ function tick(now: number): void {
     const k = state.joined.intrinsics;
     // Cover the canvas with the model's field of view (crop, never letterbox).
     const f = Math.max((w / k.width) * k.fx, (h / k.height) * k.fy);
-    reprojector.render(poseOfCamera(state.camera), {
+    // Players see their predicted camera; spectators see the watched player's latest pose.
+    const header = state.lastFrame.header;
+    const pose =
+      state.joined.role === 'player'
+        ? poseOfCamera(state.camera)
+        : ({ rotation: header.rotation, position: header.position } as unknown as Pose);
+    reprojector.render(pose, {
       fx: f,
       fy: f,
       cx: (w - 1) / 2,
@@ -182,6 +256,10 @@ function tick(now: number): void {
       height: h,
     });
     state.framesDrawn = reprojector.drawn;
+    if (recorder.recording) {
+      recorder.capture();
+      hud.rec.textContent = `● REC ${Math.floor(recorder.seconds / 60)}:${String(Math.floor(recorder.seconds % 60)).padStart(2, '0')}`;
+    }
   }
   fpsFrames++;
   if (now - fpsWindowStart >= 1000) {
