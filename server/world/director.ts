@@ -26,6 +26,8 @@ export interface DirectorOptions {
   readonly minIoU?: number;
   /** A generated frame becomes a keyframe when no keyframe overlaps it by more than this. */
   readonly keyframeMaxIoU?: number;
+  /** Consider a new keyframe at most once per this many generated frames (short clips would otherwise keep one per clip). */
+  readonly keyframeEvery?: number;
   /** Fuse every n-th generated frame (consecutive frames overlap almost entirely). */
   readonly fuseEvery?: number;
   readonly prompt?: string;
@@ -77,6 +79,7 @@ export const MODEL_FOV_DEG = 75;
 export class Director {
   private readonly opts: Required<Omit<DirectorOptions, 'prompt'>> & { prompt: string };
   private clipCounter = 0;
+  private framesSinceKeyframeCheck = 0;
   private preceding: ConditioningFrame[] = [];
   private readonly k: Intrinsics;
   private readonly sigK: Intrinsics;
@@ -92,6 +95,7 @@ export class Director {
       minIoU: opts.minIoU ?? 0.1,
       keyframeMaxIoU: opts.keyframeMaxIoU ?? 0.5,
       fuseEvery: opts.fuseEvery ?? 1,
+      keyframeEvery: opts.keyframeEvery ?? 16,
       prompt: opts.prompt ?? '',
       precedingFrames: opts.precedingFrames ?? 2,
       dynamicMasking: opts.dynamicMasking ?? 'model',
@@ -212,8 +216,12 @@ export class Director {
     }
     this.preceding = last.slice(-this.opts.precedingFrames);
     // Keyframes: the clip's last frame when nothing remembered overlaps it much.
+    this.framesSinceKeyframeCheck += last.length;
     const end = last.at(-1);
-    if (useMemory && end) this.considerKeyframe(end);
+    if (useMemory && end && this.framesSinceKeyframeCheck >= this.opts.keyframeEvery) {
+      this.framesSinceKeyframeCheck = 0;
+      this.considerKeyframe(end);
+    }
   }
 
   /** The union of the best references for the clip's first, middle and last poses, top K by IoU. */
