@@ -203,7 +203,9 @@ export class WorldStore {
       .prepare('SELECT data FROM keyframes WHERE world_id = ? ORDER BY id')
       .iterate(worldId) as Iterable<{ data: Buffer }>) {
       const kf = keyframes.add(
-        decodeKeyframe(new BinaryReader(new Uint8Array(row.data), 'STORE', 'stored keyframe')),
+        decodeKeyframe(
+          new BinaryReader(new Uint8Array(inflateRawSync(row.data)), 'STORE', 'stored keyframe'),
+        ),
       );
       s.keyframes.add(kf.id);
     }
