@@ -23,19 +23,22 @@ export const serverConfigSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
   scene: z.string().optional(),
   store: z.string().min(1).max(4096),
+  workerToken: z.string().max(200).optional(),
+  stallMs: z.coerce.number().int().min(100).max(600_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
-                 [--store FILE.sqlite|none]
+                 [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
 SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE (flags win).
 Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
 JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
-(SQLite, WAL; \`none\` keeps worlds in RAM only).`;
+(SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
+(npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -47,8 +50,11 @@ const DEFAULTS: Record<string, string> = {
   queueFrames: '2',
   logLevel: 'info',
   store: 'data/spatia.sqlite',
+  stallMs: '5000',
 };
 const FLAG_OF: Record<string, string> = {
+  workerToken: 'worker-token',
+  stallMs: 'stall-ms',
   clipFrames: 'clip-frames',
   jpegQuality: 'jpeg-quality',
   queueFrames: 'queue',
@@ -71,6 +77,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       queue: { type: 'string' },
       'log-level': { type: 'string' },
       store: { type: 'string' },
+      'worker-token': { type: 'string' },
+      'stall-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -82,6 +90,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
     raw[key] = (typeof flag === 'string' ? flag : undefined) ?? env[ENV_OF(key)] ?? DEFAULTS[key];
   }
   raw.scene = values.scene;
+  raw.workerToken = values['worker-token'] ?? env.SPATIA_WORKER_TOKEN;
   const r = serverConfigSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
+import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
 import { runTool, sceneArg } from './tools/cli.ts';
 
@@ -17,7 +18,19 @@ runTool(SERVER_USAGE, async () => {
     return;
   }
   const logger = pino({ level: cfg.logLevel });
-  const model = createModel(cfg.model, { scene: cfg.scene ? sceneArg(cfg.scene) : undefined });
+  const workers =
+    cfg.model === 'remote'
+      ? new RemoteWorkerPool({
+          width: 512,
+          height: 288,
+          fps: 30,
+          framesPerClip: 16,
+          token: cfg.workerToken,
+          stallMs: cfg.stallMs,
+          logger,
+        })
+      : undefined;
+  const model = workers ?? createModel(cfg.model, { scene: cfg.scene ? sceneArg(cfg.scene) : undefined });
   const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;
   if (!clientDir)
     logger.warn('client/dist is missing: run `npm run build` (npm start does) to serve the game page');
@@ -29,6 +42,7 @@ runTool(SERVER_USAGE, async () => {
   }
   const server = await startGameServer({
     store,
+    workers,
     port: cfg.port,
     host: cfg.host,
     model,

@@ -12,7 +12,8 @@ export type SpatiaErrorCode =
   | 'CAPACITY'
   | 'CANCELLED'
   | 'UNKNOWN_MODEL'
-  | 'STORE';
+  | 'STORE'
+  | 'WORKER_UNAVAILABLE';
 
 /** An error with a machine-readable code and a message a person can act on. */
 export class SpatiaError extends Error {

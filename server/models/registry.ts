@@ -5,7 +5,7 @@ import { SceneModel } from './sceneModel.ts';
 import type { WorldModel } from './worldModel.ts';
 
 /** The world models a run can name with `--model`. */
-export const MODEL_NAMES = ['procedural', 'scene'] as const;
+export const MODEL_NAMES = ['procedural', 'scene', 'remote'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ModelSettings {
@@ -27,6 +27,11 @@ export function createModel(name: string, settings: ModelSettings = {}): WorldMo
   switch (name) {
     case 'procedural':
       return new ProceduralModel(settings);
+    case 'remote':
+      throw new SpatiaError(
+        'INVALID_ARGUMENT',
+        'the "remote" model is served by worker processes connected to a running server (npm start -- --model remote)',
+      );
     case 'scene':
       if (!settings.scene)
         throw new SpatiaError('INVALID_ARGUMENT', 'the "scene" model needs a scene to render');

@@ -30,6 +30,7 @@ import { downsampleDepthMm, encodeFrame, ImageFormat } from '../../shared/protoc
 import { encodeRgbPng } from '../io/png.ts';
 import { topDownMap } from '../memory/topDownMap.ts';
 import type { WorldModel } from '../models/worldModel.ts';
+import type { RemoteWorkerPool } from '../remote/workerPool.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import { type DirectedFrame, Director } from '../world/director.ts';
@@ -53,6 +54,8 @@ export interface GameServerOptions {
   readonly logger: Logger;
   /** Durable worlds (absent: worlds live in RAM only). */
   readonly store?: WorldStore;
+  /** Remote workers (`--model remote`): attached to this server's socket.io under /workers. */
+  readonly workers?: RemoteWorkerPool;
   /** How often changed memory is committed to the store. */
   readonly commitIntervalMs?: number;
 }
@@ -132,6 +135,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     serveClient: false,
   });
   let nextPlayer = 1;
+  o.workers?.attach(io);
 
   io.on('connection', (socket) => {
     let greeted = false;

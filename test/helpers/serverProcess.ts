@@ -45,7 +45,7 @@ export async function spawnServer(args: string[]): Promise<{ child: ChildProcess
 
 /** Kills hard and waits for the exit. */
 export async function killHard(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
