@@ -24,13 +24,14 @@ export const serverConfigSchema = z.strictObject({
   scene: z.string().optional(),
   store: z.string().min(1).max(4096),
   workerToken: z.string().max(200).optional(),
+  onnxModel: z.string().max(4096).optional(),
   stallMs: z.coerce.number().int().min(100).max(600_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
-                 [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N]
+                 [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
@@ -38,7 +39,8 @@ SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE (flags win).
 Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
 JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
 (SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
-(npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.`;
+(npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
+--model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -78,6 +80,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'log-level': { type: 'string' },
       store: { type: 'string' },
       'worker-token': { type: 'string' },
+      'onnx-model': { type: 'string' },
       'stall-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -91,6 +94,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
   }
   raw.scene = values.scene;
   raw.workerToken = values['worker-token'] ?? env.SPATIA_WORKER_TOKEN;
+  raw.onnxModel = values['onnx-model'] ?? env.SPATIA_ONNX_MODEL;
   const r = serverConfigSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
-import { createModel } from './models/registry.ts';
+import { loadModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
@@ -30,7 +30,14 @@ runTool(SERVER_USAGE, async () => {
           logger,
         })
       : undefined;
-  const model = workers ?? createModel(cfg.model, { scene: cfg.scene ? sceneArg(cfg.scene) : undefined });
+  const model =
+    workers ??
+    (await loadModel(cfg.model, {
+      scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
+      onnxPath: cfg.onnxModel,
+    }));
+  const info = model.describe();
+  logger.info({ model: info.name, device: info.device, size: `${info.width}x${info.height}` }, 'model ready');
   const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;
   if (!clientDir)
     logger.warn('client/dist is missing: run `npm run build` (npm start does) to serve the game page');

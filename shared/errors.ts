@@ -13,7 +13,8 @@ export type SpatiaErrorCode =
   | 'CANCELLED'
   | 'UNKNOWN_MODEL'
   | 'STORE'
-  | 'WORKER_UNAVAILABLE';
+  | 'WORKER_UNAVAILABLE'
+  | 'MODEL_FILE';
 
 /** An error with a machine-readable code and a message a person can act on. */
 export class SpatiaError extends Error {

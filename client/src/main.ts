@@ -9,6 +9,7 @@ import {
   type WorldStats,
 } from '../../shared/protocol/events.ts';
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import { FILL_W, HoleFiller, type HoleFillerStats, INNER_W } from './holeFiller.ts';
 import { InputSampler } from './input.ts';
 import { Minimap } from './minimap.ts';
 import { ViewRecorder } from './recorder.ts';
@@ -54,6 +55,8 @@ interface ClientState {
   stats?: WorldStats;
   errors: string[];
   announcements: string[];
+  /** The in-browser hole filler (onnxruntime-web): backend, runs, last run time. */
+  holeFiller?: HoleFillerStats;
   /** The last finished in-browser recording (tests read it). */
   recording?: { bytes: number; mime: string; frames: number; head: number[] };
 }
@@ -74,6 +77,11 @@ const input = new InputSampler(canvas);
 const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
 let reprojector: Reprojector | undefined;
 const recorder = new ViewRecorder(canvas);
+const holeFiller = new HoleFiller();
+state.holeFiller = holeFiller.stats;
+holeFiller
+  .load('./models/hole-filler.onnx')
+  .catch((e: unknown) => console.warn('hole filler unavailable', e));
 const recordButton = $<HTMLButtonElement>('record');
 
 async function toggleRecording(): Promise<void> {
@@ -205,6 +213,8 @@ async function decodeNewest(): Promise<void> {
   try {
     const bitmap = await createImageBitmap(new Blob([frame.image as BlobPart], { type: 'image/jpeg' }));
     reprojector.setFrame(frame, bitmap);
+    const filled = await holeFiller.fill(bitmap).catch(() => undefined);
+    if (filled) reprojector.setBackground(frame, filled, FILL_W / INNER_W);
     bitmap.close();
     state.lastFrame = frame;
   } finally {

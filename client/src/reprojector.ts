@@ -54,6 +54,8 @@ void main(void) {
 const EDGE_JUMP = 0.08;
 /** Where pixels without depth (sky) are put: far enough that only rotation moves them. */
 const SKY_DEPTH_M = 1000;
+const BG_W = 160;
+const BG_H = 90;
 
 export class Reprojector {
   readonly engine: Engine;
@@ -61,6 +63,9 @@ export class Reprojector {
   private readonly material: ShaderMaterial;
   private readonly texture: DynamicTexture;
   private mesh: Mesh | undefined;
+  private readonly bgMaterial: ShaderMaterial;
+  private readonly bgTexture: DynamicTexture;
+  private bgMesh: Mesh | undefined;
   private gridW = 0;
   private gridH = 0;
   /** Frames drawn since creation (the e2e test reads it). */
@@ -99,6 +104,66 @@ export class Reprojector {
     this.texture.wrapU = Constants.TEXTURE_CLAMP_ADDRESSMODE;
     this.texture.wrapV = Constants.TEXTURE_CLAMP_ADDRESSMODE;
     this.material.setTexture('frame', this.texture);
+    // The background: the hole filler's extended frame, far away, drawn first.
+    this.bgMaterial = this.material.clone('reproject-background');
+    this.bgMaterial.backFaceCulling = false;
+    this.bgTexture = new DynamicTexture(
+      'background',
+      { width: BG_W, height: BG_H },
+      this.scene,
+      false,
+      Constants.TEXTURE_BILINEAR_SAMPLINGMODE,
+    );
+    this.bgTexture.wrapU = Constants.TEXTURE_CLAMP_ADDRESSMODE;
+    this.bgTexture.wrapV = Constants.TEXTURE_CLAMP_ADDRESSMODE;
+    this.bgMaterial.setTexture('frame', this.bgTexture);
+  }
+
+  /**
+   * Sets the background: `filled` covers the frame's view extended by `scale` (1.25 = 12.5% more on
+   * each side), placed at infinity along the frame's camera rays.
+   */
+  setBackground(frame: EncodedFrame, filled: ImageData, scale: number): void {
+    const ctx = this.bgTexture.getContext() as unknown as CanvasRenderingContext2D;
+    ctx.putImageData(filled, 0, 0);
+    this.bgTexture.update(true);
+    const h = frame.header;
+    const k = h.intrinsics;
+    const r = h.rotation;
+    const t = h.position;
+    const positions: number[] = [];
+    const uvs: number[] = [];
+    for (const [u, v] of [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ] as const) {
+      const px = (u - 0.5) * k.width * scale + k.width / 2 - 0.5;
+      const py = (v - 0.5) * k.height * scale + k.height / 2 - 0.5;
+      const d = SKY_DEPTH_M;
+      const cx = ((px - k.cx) / k.fx) * d;
+      const cy = ((py - k.cy) / k.fy) * d;
+      positions.push(
+        r[0]! * cx + r[1]! * cy + r[2]! * d + t[0]!,
+        r[3]! * cx + r[4]! * cy + r[5]! * d + t[1]!,
+        r[6]! * cx + r[7]! * cy + r[8]! * d + t[2]!,
+      );
+      uvs.push(u, 1 - v);
+    }
+    if (!this.bgMesh) {
+      this.bgMesh = new Mesh('background', this.scene);
+      const vd = new VertexData();
+      vd.positions = positions;
+      vd.uvs = uvs;
+      vd.indices = [0, 2, 1, 1, 2, 3];
+      vd.applyToMesh(this.bgMesh, true);
+      this.bgMesh.material = this.bgMaterial;
+      this.bgMesh.alwaysSelectAsActiveMesh = true;
+      this.bgMesh.renderingGroupId = 0;
+    } else {
+      this.bgMesh.updateVerticesData(VertexBuffer.PositionKind, positions);
+    }
   }
 
   /** Takes a decoded frame: its image goes to the texture, its depth becomes the mesh. */
@@ -159,6 +224,7 @@ export class Reprojector {
       vd.applyToMesh(this.mesh, true);
       this.mesh.material = this.material;
       this.mesh.alwaysSelectAsActiveMesh = true;
+      this.mesh.renderingGroupId = 1;
       this.gridW = gw;
       this.gridH = gh;
     } else {
@@ -175,12 +241,14 @@ export class Reprojector {
   ): void {
     const r = pose.rotation;
     // World → camera rows are the columns of the camera-to-world rotation.
-    this.material.setVector3('r0', new Vector3(r[0], r[3], r[6]));
-    this.material.setVector3('r1', new Vector3(r[1], r[4], r[7]));
-    this.material.setVector3('r2', new Vector3(r[2], r[5], r[8]));
-    this.material.setVector3('camPos', new Vector3(pose.position[0], pose.position[1], pose.position[2]));
-    this.material.setVector4('intr', new Vector4(k.fx, k.fy, k.cx, k.cy));
-    this.material.setVector2('size', new Vector2(k.width, k.height));
+    for (const m of [this.material, this.bgMaterial]) {
+      m.setVector3('r0', new Vector3(r[0], r[3], r[6]));
+      m.setVector3('r1', new Vector3(r[1], r[4], r[7]));
+      m.setVector3('r2', new Vector3(r[2], r[5], r[8]));
+      m.setVector3('camPos', new Vector3(pose.position[0], pose.position[1], pose.position[2]));
+      m.setVector4('intr', new Vector4(k.fx, k.fy, k.cx, k.cy));
+      m.setVector2('size', new Vector2(k.width, k.height));
+    }
     this.scene.render();
     if (this.mesh) this.drawn++;
   }

@@ -4,7 +4,7 @@ import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M } from '../memory/voxelGrid.ts';
 import { psnr, ssim } from '../metrics/imageMetrics.ts';
-import { createModel, type ModelName } from '../models/registry.ts';
+import { createModel, loadModel, type ModelName } from '../models/registry.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import { countGhostPoints, renderScene } from '../scene/rayCaster.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
@@ -137,7 +137,7 @@ export interface ClosedLoopOptions {
 
 /** Closed loop (paper §4.3): generate around a loop that returns to its start; compare last with first. */
 export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopRow> {
-  const model = createModel(o.modelName, { scene: o.scene, width: o.width, height: o.height });
+  const model = await loadModel(o.modelName, { scene: o.scene, width: o.width, height: o.height });
   const info = model.describe();
   const poses = sampleTrajectory(o.trajectory, info.fps);
   const { director, frames } = await drive({
@@ -257,7 +257,7 @@ export async function drift(
   onFrame?: () => void,
   exploreEvery = 10,
 ): Promise<DriftRow> {
-  const model = createModel(modelName, { scene, ...size });
+  const model = await loadModel(modelName, { scene, ...size });
   const info = model.describe();
   const poses = sampleTrajectory(trajectory, info.fps);
   const memory = SpatialMemory.create(DEFAULT_VOXEL_SIZE_M);

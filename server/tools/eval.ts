@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import { SpatiaError } from '../../shared/errors.ts';
 import {
   type ClosedLoopRow,
   closedLoop,
@@ -15,19 +16,22 @@ import {
   leakage,
 } from '../eval/consistencyEval.ts';
 import { linePlotPng } from '../io/plot.ts';
+import { isModelName, type ModelName } from '../models/registry.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import { loadTrajectoryFile, sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
 import { intArg, runTool, sceneArg } from './cli.ts';
 
 const USAGE = `usage: npm run eval -- [--scene NAME|FILE.json --trajectory FILE.json] [--json FILE] [--out DIR]
-                     [--drift-frames N] [--quick]
+                     [--drift-frames N] [--models procedural,onnx] [--quick]
 
 Reproduces the paper's experiments (BRIEF §6) on the bundled scenes (room, courtyard, hall-dynamic)
 and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), memory fidelity
 for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop.
 Writes DIR/drift.png (PSNR per frame) and, with --json, the numbers as JSON.
-Formats of scene and trajectory files: docs/formats.md. --quick: short loops (a smoke run).`;
+Formats of scene and trajectory files: docs/formats.md. --quick: short loops (a smoke run).
+--models: the world models whose closed-loop rows are measured (default procedural; the first also
+runs the drift loop).`;
 
 const VOXEL_SIZES = [0.01, 0.03, 0.05, 0.07];
 const PLOT_COLORS: [number, number, number][] = [
@@ -42,6 +46,7 @@ interface EvalPlan {
   readonly scenes: { scene: Scene; loop: Trajectory; driftLoop: Trajectory }[];
   readonly jsonPath?: string;
   readonly outDir: string;
+  readonly models: ModelName[];
 }
 
 function plan(argv: string[]): EvalPlan {
@@ -54,6 +59,7 @@ function plan(argv: string[]): EvalPlan {
       out: { type: 'string', default: 'out/eval' },
       'drift-frames': { type: 'string', default: '500' },
       quick: { type: 'boolean', default: false },
+      models: { type: 'string', default: 'procedural' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -74,15 +80,26 @@ function plan(argv: string[]): EvalPlan {
     })),
     jsonPath: values.json ? resolve(values.json) : undefined,
     outDir: resolve(values.out),
+    models: values.models.split(',').map((m) => {
+      const name = m.trim();
+      if (!isModelName(name) || name === 'remote' || name === 'scene')
+        throw new SpatiaError('INVALID_ARGUMENT', `--models: "${name}" is not procedural or onnx`);
+      return name;
+    }),
   };
 }
 
-const CLOSED_LOOP_CONFIGS = [
-  { model: 'procedural', memory: true, k: 7 },
-  { model: 'procedural', memory: true, k: 0 },
-  { model: 'procedural', memory: false, k: 0 },
-  { model: 'scene', memory: true, k: 7 },
-] as const;
+/** Closed-loop rows per model: memory on with K = 7 and K = 0, memory off; then the oracle once. */
+function closedLoopConfigs(models: readonly ModelName[]): { model: ModelName; memory: boolean; k: number }[] {
+  return [
+    ...models.flatMap((model) => [
+      { model, memory: true, k: 7 },
+      { model, memory: true, k: 0 },
+      { model, memory: false, k: 0 },
+    ]),
+    { model: 'scene' as const, memory: true, k: 7 },
+  ];
+}
 const MASKINGS = ['model', 'contradictions', 'none'] as const;
 
 async function main(): Promise<void> {
@@ -90,7 +107,8 @@ async function main(): Promise<void> {
   const framesOf = (t: Trajectory): number => sampleTrajectory(t, 30).length - 1;
   let total = 0;
   for (const s of p.scenes) {
-    total += CLOSED_LOOP_CONFIGS.length * framesOf(s.loop) + VOXEL_SIZES.length + framesOf(s.driftLoop);
+    total +=
+      closedLoopConfigs(p.models).length * framesOf(s.loop) + VOXEL_SIZES.length + framesOf(s.driftLoop);
     if (s.scene.entities.length > 0) total += MASKINGS.length * framesOf(s.loop);
   }
   const bar = new SingleBar({
@@ -105,7 +123,7 @@ async function main(): Promise<void> {
   const drifts: DriftRow[] = [];
   const k = intrinsicsFromFov(512, 288, 75);
   for (const { scene, loop, driftLoop } of p.scenes) {
-    for (const c of CLOSED_LOOP_CONFIGS) {
+    for (const c of closedLoopConfigs(p.models)) {
       bar.update({
         step: `${scene.name}: closed loop ${c.model} memory ${c.memory ? 'on' : 'off'} K=${c.k}`,
       });
@@ -132,7 +150,7 @@ async function main(): Promise<void> {
       }
     }
     bar.update({ step: `${scene.name}: drift` });
-    drifts.push(await drift(scene, driftLoop, 'procedural', {}, tick));
+    drifts.push(await drift(scene, driftLoop, p.models[0]!, {}, tick));
   }
   bar.stop();
   printTable(closed, fid, leak, drifts);

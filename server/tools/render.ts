@@ -7,7 +7,7 @@ import { drive, promptFor } from '../eval/consistencyEval.ts';
 import { encodeRgbPng } from '../io/png.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
-import { createModel, MODEL_NAMES } from '../models/registry.ts';
+import { loadModel, MODEL_NAMES } from '../models/registry.ts';
 import { loadTrajectoryFile, sampleTrajectory } from '../world/trajectory.ts';
 import { intArg, runTool, sceneArg } from './cli.ts';
 
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const k = intArg('k', values.k, 0, 64);
   const voxelSizeM = Number(values.voxel);
   validateVoxelSize(voxelSizeM);
-  const model = createModel(values.model, { scene });
+  const model = await loadModel(values.model, { scene });
   const info = model.describe();
   const poses = sampleTrajectory(trajectory, info.fps);
   const outDir = resolve(values.out);

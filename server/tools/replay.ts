@@ -6,7 +6,7 @@ import { crc32 } from '../../shared/codec/crc32.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
-import { createModel } from '../models/registry.ts';
+import { loadModel } from '../models/registry.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import { WorldStore } from '../store/worldStore.ts';
 import { Director } from '../world/director.ts';
@@ -39,7 +39,7 @@ runTool(USAGE, async () => {
   const session = store.sessions.session(id);
   if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${values.store}`);
   const memory = SpatialMemory.load(session.startSnapshot);
-  const model = createModel(session.model, { width: session.width, height: session.height });
+  const model = await loadModel(session.model, { width: session.width, height: session.height });
   const director = new Director(memory, model, { prompt: session.prompt });
   if (session.seededFrom) {
     const s = session.seededFrom;

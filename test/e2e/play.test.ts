@@ -75,6 +75,14 @@ describe.runIf(run)('playing in headless Chromium', () => {
     expect(after.received - before.received).toBeGreaterThan(5);
     expect(after.drawn).toBeGreaterThan(before.drawn);
     expect(after.errors).toEqual([]);
+    // The client's own model ran in the browser: onnxruntime-web on the wasm backend filled frame borders.
+    const filler = await page.evaluate(
+      () => (window as unknown as { spatia: { holeFiller?: { backend: string; runs: number; lastMs: number; error?: string } } }).spatia.holeFiller,
+    );
+    expect(filler?.error).toBeUndefined();
+    expect(filler?.backend).toBe('wasm');
+    expect(filler?.runs).toBeGreaterThan(0);
+    expect(filler?.lastMs).toBeGreaterThan(0);
     // The player moved forward (−z from the spawn) and turned right.
     expect(after.camera!.position[2]!).toBeLessThan(before.camera!.position[2]! - 0.1);
     expect(after.camera!.yaw).toBeGreaterThan(before.camera!.yaw + 0.1);

@@ -147,7 +147,7 @@ function composeFrame(
  * Forward-warps a reference frame (every second pixel, 2×2 splats) into the pixels of the target
  * view that are still unknown, nearest first. Returns how many unknown pixels it filled.
  */
-function reprojectInto(
+export function reprojectInto(
   ref: ConditioningFrame,
   pose: Pose,
   k: Intrinsics,

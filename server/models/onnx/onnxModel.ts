@@ -1,0 +1,180 @@
+import { existsSync, readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { z } from 'zod';
+import { type Intrinsics, intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
+import { SpatiaError } from '../../../shared/errors.ts';
+import {
+  type ClipRequest,
+  type ConditioningFrame,
+  type GeneratedFrame,
+  validateClipRequest,
+  type WorldModel,
+  type WorldModelInfo,
+} from '../worldModel.ts';
+import { buildConditioning, COND_CHANNELS, MAX_DEPTH_M } from './conditioning.ts';
+import { eulerSample, gaussianNoise } from './sampler.ts';
+
+/** The model card written beside the .onnx file by tools/train/train.py. */
+const cardSchema = z.object({
+  name: z.string(),
+  width: z.number().int().min(8).max(4096),
+  height: z.number().int().min(8).max(4096),
+  condChannels: z.literal(COND_CHANNELS),
+  maxDepthM: z.literal(MAX_DEPTH_M),
+  sampler: z.object({ steps: z.number().int().min(1).max(100) }).optional(),
+});
+
+export interface OnnxModelOptions {
+  /** Euler steps per frame (default: the card's, else 3). */
+  readonly steps?: number;
+  /** `auto` tries CUDA first and falls back to CPU. */
+  readonly provider?: 'auto' | 'cuda' | 'cpu';
+  readonly framesPerClip?: number;
+  readonly threads?: number;
+}
+
+/**
+ * `--model onnx`: a flow-matching denoiser exported to ONNX (contract: docs/onnx-model.md) run
+ * with onnxruntime-node. Each frame starts from seeded noise and takes `steps` Euler steps over
+ * the velocity the network predicts, conditioned on the memory view, the warped references and
+ * the warped preceding frame (within a clip, each generated frame is the next one's preceding).
+ * It outputs RGB and depth (the fourth channel); moving things are not flagged.
+ */
+export class OnnxModel implements WorldModel {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly info: WorldModelInfo,
+    private readonly steps: number,
+    readonly intrinsics: Intrinsics,
+  ) {}
+
+  /** Loads and checks the model (names, shapes, one trial run); problems are clear errors here, not mid-game. */
+  static async load(path: string, opts: OnnxModelOptions = {}): Promise<OnnxModel> {
+    if (!existsSync(path)) throw new SpatiaError('MODEL_FILE', `ONNX model not found: ${path}`);
+    const cardPath = path.replace(/\.onnx$/, '.json');
+    if (!existsSync(cardPath))
+      throw new SpatiaError('MODEL_FILE', `model card not found: ${cardPath} (width, height, condChannels)`);
+    let card: z.infer<typeof cardSchema>;
+    try {
+      const parsed = cardSchema.safeParse(JSON.parse(readFileSync(cardPath, 'utf8')));
+      if (!parsed.success)
+        throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      card = parsed.data;
+    } catch (e) {
+      throw new SpatiaError('MODEL_FILE', `model card ${cardPath} is invalid: ${(e as Error).message}`);
+    }
+    const providers =
+      opts.provider === 'cpu' ? ['cpu'] : opts.provider === 'cuda' ? ['cuda'] : ['cuda', 'cpu'];
+    let session: ort.InferenceSession | undefined;
+    let provider = 'cpu';
+    let lastError: unknown;
+    for (const p of providers) {
+      try {
+        session = await ort.InferenceSession.create(path, {
+          executionProviders: [p],
+          intraOpNumThreads: opts.threads ?? 2,
+          graphOptimizationLevel: 'all',
+        });
+        provider = p;
+        break;
+      } catch (e) {
+        lastError = e;
+      }
+    }
+    if (!session)
+      throw new SpatiaError(
+        'MODEL_FILE',
+        `cannot load ${path}: ${(lastError as Error)?.message ?? lastError}`,
+      );
+    const need = ['x_t', 't', 'cond'];
+    for (const name of need)
+      if (!session.inputNames.includes(name))
+        throw new SpatiaError(
+          'MODEL_FILE',
+          `${path} has inputs [${session.inputNames.join(', ')}], the contract needs [${need.join(', ')}]`,
+        );
+    if (!session.outputNames.includes('velocity'))
+      throw new SpatiaError(
+        'MODEL_FILE',
+        `${path} has outputs [${session.outputNames.join(', ')}], the contract needs [velocity]`,
+      );
+    const { width, height } = card;
+    const model = new OnnxModel(
+      session,
+      {
+        name: 'onnx',
+        width,
+        height,
+        fps: 30,
+        framesPerClip: opts.framesPerClip ?? 16,
+        outputsDepth: true,
+        outputsDynamicMask: false,
+        device: provider === 'cuda' ? 'cuda:0 (onnxruntime)' : 'cpu (onnxruntime)',
+      },
+      opts.steps ?? card.sampler?.steps ?? 3,
+      intrinsicsFromFov(width, height, 75),
+    );
+    // One trial step with zeros: a model whose shapes do not fit fails now, at start-up.
+    try {
+      const v = await model.velocity(
+        new Float32Array(4 * width * height),
+        0,
+        new Float32Array(COND_CHANNELS * width * height),
+      );
+      if (v.length !== 4 * width * height)
+        throw new Error(`velocity has ${v.length} values, expected 4×${height}×${width}`);
+    } catch (e) {
+      throw new SpatiaError('MODEL_FILE', `${path} does not follow the contract: ${(e as Error).message}`);
+    }
+    return model;
+  }
+
+  describe(): WorldModelInfo {
+    return this.info;
+  }
+
+  private async velocity(x: Float32Array, t: number, cond: Float32Array): Promise<Float32Array> {
+    const { width: w, height: h } = this.info;
+    const out = await this.session.run({
+      x_t: new ort.Tensor('float32', x, [1, 4, h, w]),
+      t: new ort.Tensor('float32', Float32Array.of(t), [1]),
+      cond: new ort.Tensor('float32', cond, [1, COND_CHANNELS, h, w]),
+    });
+    const v = out.velocity;
+    if (!v || v.type !== 'float32') throw new Error('output "velocity" missing or not float32');
+    return v.data as Float32Array;
+  }
+
+  async *generate(req: ClipRequest): AsyncGenerator<GeneratedFrame> {
+    validateClipRequest(req, this.info);
+    const k = req.intrinsics;
+    const n = k.width * k.height;
+    let preceding: ConditioningFrame[] = [...req.preceding];
+    const cond = new Float32Array(COND_CHANNELS * n);
+    for (let i = 0; i < req.poses.length; i++) {
+      if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
+      const t0 = performance.now();
+      const pose = req.poses[i]!;
+      buildConditioning(pose, k, req.memoryViews[i]!, req.references, preceding, cond);
+      const x = await eulerSample(
+        gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
+        this.steps,
+        (xt, t) => this.velocity(xt, t, cond),
+      );
+      const rgb = new Uint8Array(n * 3);
+      const depth = new Float32Array(n);
+      for (let p = 0; p < n; p++) {
+        for (let c = 0; c < 3; c++)
+          rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, (x[c * n + p]! + 1) / 2)) * 255);
+        const d = ((x[3 * n + p]! + 1) / 2) * MAX_DEPTH_M;
+        depth[p] = d > 0.05 ? Math.min(d, MAX_DEPTH_M) : 0;
+      }
+      preceding = [{ pose, intrinsics: k, rgb, depth }];
+      yield { index: i, rgb, depth, generateMs: performance.now() - t0 };
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
