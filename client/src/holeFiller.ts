@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-web';
+import * as ort from 'onnxruntime-web/wasm';
 
 /**
  * The client's own model (onnxruntime-web, wasm backend): extends each server frame by a border

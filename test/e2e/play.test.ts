@@ -77,7 +77,12 @@ describe.runIf(run)('playing in headless Chromium', () => {
     expect(after.errors).toEqual([]);
     // The client's own model ran in the browser: onnxruntime-web on the wasm backend filled frame borders.
     const filler = await page.evaluate(
-      () => (window as unknown as { spatia: { holeFiller?: { backend: string; runs: number; lastMs: number; error?: string } } }).spatia.holeFiller,
+      () =>
+        (
+          window as unknown as {
+            spatia: { holeFiller?: { backend: string; runs: number; lastMs: number; error?: string } };
+          }
+        ).spatia.holeFiller,
     );
     expect(filler?.error).toBeUndefined();
     expect(filler?.backend).toBe('wasm');
