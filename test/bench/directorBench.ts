@@ -2,7 +2,9 @@ import { SingleBar } from 'cli-progress';
 import { defaultLoop } from '../../server/eval/consistencyEval.ts';
 import { SpatialMemory } from '../../server/memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M } from '../../server/memory/voxelGrid.ts';
+import { OnnxModel } from '../../server/models/onnx/onnxModel.ts';
 import { ProceduralModel } from '../../server/models/procedural/proceduralModel.ts';
+import { DEFAULT_ONNX_MODEL } from '../../server/models/registry.ts';
 import type { ClipRequest, MemoryViewImage } from '../../server/models/worldModel.ts';
 import { loadBundledScene } from '../../server/scene/loadScene.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
@@ -87,7 +89,36 @@ export async function benchDirector(opts: { quick: boolean }): Promise<BenchResu
     }
   }
   bar.stop();
+
+  // The bundled ONNX model (128×72, 3 Euler steps) on this CPU.
+  const onnx = await OnnxModel.load(DEFAULT_ONNX_MODEL, { provider: 'cpu' });
+  const ok = onnx.intrinsics;
+  const onnxMemory = SpatialMemory.create(0.05);
+  const gt = renderScene(scene, poses[0]!, ok);
+  onnxMemory.fuse(gt, poses[0]!, ok);
+  const clip = poses.slice(0, 16);
+  const onnxReq: ClipRequest = {
+    clipId: 0,
+    poses: clip,
+    intrinsics: ok,
+    memoryViews: clip.map((p) => onnxMemory.render(p, ok)),
+    references: [],
+    preceding: [],
+    prompt: '',
+    seed: 1,
+    timeS: 0,
+  };
+  const onnxMs: number[] = [];
+  for (let rep = 0; rep < 3; rep++)
+    for await (const f of onnx.generate(onnxReq)) if (rep > 0) onnxMs.push(f.generateMs);
+  await onnx.dispose();
   return [
+    {
+      name: 'model.onnx.ms.128x72',
+      value: median(onnxMs),
+      unit: 'ms',
+      note: `bundled spatia-tiny.onnx, 3 Euler steps, onnxruntime-node CPU; ${(1000 / median(onnxMs)).toFixed(0)} frames/s`,
+    },
     {
       name: 'model.procedural.fps.512x288',
       value: fpsExplored,
