@@ -25,6 +25,7 @@ export const serverConfigSchema = z.strictObject({
   store: z.string().min(1).max(4096),
   workerToken: z.string().max(200).optional(),
   onnxModel: z.string().max(4096).optional(),
+  modelThreads: z.coerce.number().int().min(0).max(64),
   stallMs: z.coerce.number().int().min(100).max(600_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -32,6 +33,7 @@ export type ServerConfig = z.infer<typeof serverConfigSchema>;
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
+                 [--model-threads N]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
@@ -40,7 +42,8 @@ Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZ
 JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
 (SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
 (npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
---model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.`;
+--model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.
+--model-threads N (default 2) runs the procedural model in N worker threads (0: on the main thread).`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -53,10 +56,12 @@ const DEFAULTS: Record<string, string> = {
   logLevel: 'info',
   store: 'data/spatia.sqlite',
   stallMs: '5000',
+  modelThreads: '2',
 };
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
   stallMs: 'stall-ms',
+  modelThreads: 'model-threads',
   clipFrames: 'clip-frames',
   jpegQuality: 'jpeg-quality',
   queueFrames: 'queue',
@@ -81,6 +86,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       store: { type: 'string' },
       'worker-token': { type: 'string' },
       'onnx-model': { type: 'string' },
+      'model-threads': { type: 'string' },
       'stall-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { loadModel } from './models/registry.ts';
+import { ThreadedModel } from './models/threaded/threadedModel.ts';
 import { startGameServer } from './net/gameServer.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
@@ -32,10 +33,12 @@ runTool(SERVER_USAGE, async () => {
       : undefined;
   const model =
     workers ??
-    (await loadModel(cfg.model, {
-      scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
-      onnxPath: cfg.onnxModel,
-    }));
+    (cfg.model === 'procedural' && cfg.modelThreads > 0
+      ? new ThreadedModel('procedural', {}, cfg.modelThreads)
+      : await loadModel(cfg.model, {
+          scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
+          onnxPath: cfg.onnxModel,
+        }));
   const info = model.describe();
   logger.info({ model: info.name, device: info.device, size: `${info.width}x${info.height}` }, 'model ready');
   const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;

@@ -74,6 +74,8 @@ export class OnnxModel implements WorldModel {
           executionProviders: [p],
           intraOpNumThreads: opts.threads ?? 2,
           graphOptimizationLevel: 'all',
+          // A missing CUDA provider is expected on CPU machines: keep its load failure out of the log.
+          logSeverityLevel: p === 'cuda' && providers.length > 1 ? 4 : 2,
         });
         provider = p;
         break;

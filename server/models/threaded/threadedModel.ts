@@ -1,0 +1,86 @@
+import { Worker } from 'node:worker_threads';
+import { SpatiaError, type SpatiaErrorCode } from '../../../shared/errors.ts';
+import { createModel, type ModelSettings } from '../registry.ts';
+import type { ClipRequest, GeneratedFrame, WorldModel, WorldModelInfo } from '../worldModel.ts';
+
+interface Thread {
+  readonly worker: Worker;
+  busy: number;
+  readonly handlers: Map<number, (msg: ThreadMessage) => void>;
+}
+type ThreadMessage = { id: number; frame?: GeneratedFrame; done?: boolean; error?: string; code?: string };
+
+/**
+ * A stateless model run in `threads` worker threads: clips go to the least busy thread, so several
+ * players' generation runs on several cores while the main thread keeps the memory, the sockets
+ * and the encoding. Only for models whose whole input is the request (all of Spatia's are).
+ */
+export class ThreadedModel implements WorldModel {
+  private readonly threads: Thread[] = [];
+  private readonly info: WorldModelInfo;
+  private nextId = 1;
+
+  constructor(name: string, settings: Omit<ModelSettings, 'scene'>, threads: number) {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+      throw new SpatiaError('INVALID_ARGUMENT', `threads must be 1..64, got ${threads}`);
+    const local = createModel(name, settings);
+    this.info = { ...local.describe(), device: `${local.describe().device} × ${threads} threads` };
+    void local.dispose();
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./workerEntry.mjs', import.meta.url), {
+        workerData: { name, settings },
+      });
+      const thread: Thread = { worker, busy: 0, handlers: new Map() };
+      worker.on('message', (msg: ThreadMessage) => thread.handlers.get(msg.id)?.(msg));
+      worker.on('error', (e) => {
+        for (const h of thread.handlers.values()) h({ id: -1, error: `model thread failed: ${e.message}` });
+      });
+      worker.unref();
+      this.threads.push(thread);
+    }
+  }
+
+  describe(): WorldModelInfo {
+    return this.info;
+  }
+
+  async *generate(req: ClipRequest): AsyncGenerator<GeneratedFrame> {
+    const thread = [...this.threads].sort((a, b) => a.busy - b.busy)[0]!;
+    const id = this.nextId++;
+    const inbox: ThreadMessage[] = [];
+    let wake: (() => void) | undefined;
+    thread.handlers.set(id, (m) => {
+      inbox.push(m);
+      wake?.();
+    });
+    thread.busy++;
+    const { signal, ...request } = req;
+    const onAbort = (): void => thread.worker.postMessage({ id, cancel: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      thread.worker.postMessage({ id, request });
+      for (;;) {
+        if (inbox.length === 0) {
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          wake = undefined;
+          continue;
+        }
+        const m = inbox.shift()!;
+        if (m.error !== undefined)
+          throw new SpatiaError((m.code as SpatiaErrorCode) ?? 'INVALID_ARGUMENT', m.error);
+        if (m.done) return;
+        if (m.frame) yield m.frame;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      thread.busy--;
+      thread.handlers.delete(id);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+  }
+}
