@@ -43,7 +43,8 @@ JPEG quality 80, 2 queued frames per player, log level info, worlds stored in da
 (SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
 (npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
 --model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.
---model-threads N (default 2) runs the procedural model in N worker threads (0: on the main thread).`;
+--model-threads N runs the procedural model in N worker threads (default 0: the main thread; measured
+slower here, where the main thread's memory work is the bottleneck).`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -56,7 +57,7 @@ const DEFAULTS: Record<string, string> = {
   logLevel: 'info',
   store: 'data/spatia.sqlite',
   stallMs: '5000',
-  modelThreads: '2',
+  modelThreads: '0',
 };
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
