@@ -80,6 +80,7 @@ export class Director {
   private readonly opts: Required<Omit<DirectorOptions, 'prompt'>> & { prompt: string };
   private clipCounter = 0;
   private framesSinceKeyframeCheck = 0;
+  private quarterCache: { pose: Pose; revision: number; view: MemoryView } | undefined;
   private preceding: ConditioningFrame[] = [];
   private readonly k: Intrinsics;
   private readonly sigK: Intrinsics;
@@ -227,7 +228,8 @@ export class Director {
   /** The union of the best references for the clip's first, middle and last poses, top K by IoU. */
   private retrieveForClip(poses: readonly Pose[]): RetrievalHit[] {
     if (this.opts.k === 0 || this.memory.keyframes.size === 0) return [];
-    const picks = [poses[0]!, poses[poses.length >> 1]!, poses.at(-1)!];
+    // First, middle and last pose; a short clip has fewer distinct ones (a 1-frame clip has one).
+    const picks = [...new Set([0, poses.length >> 1, poses.length - 1])].map((i) => poses[i]!);
     const best = new Map<number, RetrievalHit>();
     for (const p of picks) {
       const sig = this.signatureAt(p);
@@ -243,14 +245,24 @@ export class Director {
 
   /** Share of the view at `pose` the memory covers (quarter resolution): below 1, a clip there invents. */
   coverageAt(pose: Pose): number {
-    const v = this.memory.render(pose, this.sigK);
+    const v = this.quarterView(pose);
     let c = 0;
     for (let p = 0; p < v.coverage.length; p++) c += v.coverage[p]!;
     return c / v.coverage.length;
   }
 
   private signatureAt(pose: Pose): ViewSignature {
-    return viewSignature(this.memory.render(pose, this.sigK));
+    return viewSignature(this.quarterView(pose));
+  }
+
+  /** The memory at quarter resolution from `pose`; reused while the pose object and the memory are unchanged. */
+  private quarterView(pose: Pose): MemoryView {
+    const c = this.quarterCache;
+    const revision = this.memory.grid.revision;
+    if (c && c.pose === pose && c.revision === revision) return c.view;
+    const view = this.memory.render(pose, this.sigK);
+    this.quarterCache = { pose, revision, view };
+    return view;
   }
 
   /** Fuses a generated frame's static pixels. Without a model mask, contradictions of confident memory count as dynamic. */
