@@ -66,7 +66,8 @@ export class InputSampler {
       clientTimeMs: nowMs,
       dtMs: Math.min(1000, Math.max(0, dtMs)),
       keys: this.keys | sprint,
-      lookDxPx: clampPx(this.dx + (this.turn * TURN_PX_PER_S * dtMs) / 1000),
+      // Arrow turning is clamped like the controller clamps a step (100 ms), so turn and walk stay in proportion.
+      lookDxPx: clampPx(this.dx + (this.turn * TURN_PX_PER_S * Math.min(dtMs, 100)) / 1000),
       lookDyPx: clampPx(this.dy),
       padMoveX: ax(0),
       padMoveY: ax(1),
