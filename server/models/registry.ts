@@ -2,7 +2,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
-import { OnnxModel } from './onnx/onnxModel.ts';
 import { ProceduralModel } from './procedural/proceduralModel.ts';
 import { SceneModel } from './sceneModel.ts';
 import type { WorldModel } from './worldModel.ts';
@@ -29,8 +28,11 @@ export const DEFAULT_ONNX_MODEL = join(
 
 /** Any model by name, including those that load asynchronously (`onnx`). */
 export async function loadModel(name: string, settings: ModelSettings = {}): Promise<WorldModel> {
-  if (name === 'onnx')
+  if (name === 'onnx') {
+    // Loaded on demand: onnxruntime's native library is not needed (nor loaded) for the other models.
+    const { OnnxModel } = await import('./onnx/onnxModel.ts');
     return OnnxModel.load(settings.onnxPath ?? DEFAULT_ONNX_MODEL, { framesPerClip: settings.framesPerClip });
+  }
   return createModel(name, settings);
 }
 

@@ -1,22 +1,18 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
-import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import {
   type ClipRequest,
+  describeCpuModel,
   type GeneratedFrame,
+  type ModelFrameOptions,
   validateClipRequest,
   type WorldModel,
   type WorldModelInfo,
 } from './worldModel.ts';
 
-export interface SceneModelOptions {
-  readonly width?: number;
-  readonly height?: number;
-  readonly fps?: number;
-  readonly framesPerClip?: number;
-}
+export type SceneModelOptions = ModelFrameOptions;
 
 /**
  * The oracle: a "world model" that renders a known scene exactly (RGB, depth, dynamic mask) and
@@ -31,19 +27,7 @@ export class SceneModel implements WorldModel {
     readonly scene: Scene,
     opts: SceneModelOptions = {},
   ) {
-    const width = opts.width ?? 512;
-    const height = opts.height ?? 288;
-    this.intrinsics = intrinsicsFromFov(width, height, 75);
-    this.info = {
-      name: 'scene',
-      width,
-      height,
-      fps: opts.fps ?? 30,
-      framesPerClip: opts.framesPerClip ?? 16,
-      outputsDepth: true,
-      outputsDynamicMask: true,
-      device: 'cpu',
-    };
+    ({ info: this.info, intrinsics: this.intrinsics } = describeCpuModel('scene', opts));
   }
 
   describe(): WorldModelInfo {

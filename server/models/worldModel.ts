@@ -1,5 +1,5 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
-import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
+import { intrinsicsFromFov, validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
 
@@ -77,6 +77,42 @@ export interface WorldModel {
 }
 
 export const MAX_PROMPT_LENGTH = 2000;
+
+/** Horizontal field of view of every model's camera, degrees (principal point at the centre). */
+export const MODEL_FOV_DEG = 75;
+
+/** Size and timing of a model's output; unset fields take the contract's defaults. */
+export interface ModelFrameOptions {
+  readonly width?: number;
+  readonly height?: number;
+  readonly fps?: number;
+  readonly framesPerClip?: number;
+}
+
+/**
+ * The description and camera of a CPU model that outputs depth and a dynamic mask, with the
+ * defaults every built-in model uses: 512×288, 30 fps, 16-frame clips, a 75° camera.
+ */
+export function describeCpuModel(
+  name: string,
+  opts: ModelFrameOptions,
+): { info: WorldModelInfo; intrinsics: Intrinsics } {
+  const width = opts.width ?? 512;
+  const height = opts.height ?? 288;
+  return {
+    intrinsics: intrinsicsFromFov(width, height, MODEL_FOV_DEG),
+    info: {
+      name,
+      width,
+      height,
+      fps: opts.fps ?? 30,
+      framesPerClip: opts.framesPerClip ?? 16,
+      outputsDepth: true,
+      outputsDynamicMask: true,
+      device: 'cpu',
+    },
+  };
+}
 
 /** Throws a coded error unless the request is well-formed for a model with this description. */
 export function validateClipRequest(req: ClipRequest, info: WorldModelInfo): void {

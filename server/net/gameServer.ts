@@ -195,8 +195,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `join: ${v.reason}`, 'join');
       const j = v.value;
       // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
-      const existing =
-        worlds.get(j.worldId) ?? (worlds.exists(j.worldId) ? worlds.getOrCreate(j.worldId) : undefined);
+      const existing = worlds.find(j.worldId);
       if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
         return replyError(
           ack,

@@ -69,6 +69,13 @@ export class World {
   }
 }
 
+/** The bundled ground-truth scene of this name, if there is one. */
+function bundledScene(name: string | undefined): Scene | undefined {
+  return name && (BUNDLED_SCENES as readonly string[]).includes(name)
+    ? loadBundledScene(name as (typeof BUNDLED_SCENES)[number])
+    : undefined;
+}
+
 const DEFAULT_PROMPTS: Record<string, string> = {
   room: 'an indoor room',
   courtyard: 'a sunny courtyard outdoors',
@@ -91,56 +98,53 @@ export class WorldRegistry {
     return this.worlds.values();
   }
 
-  /**
-   * The world with this id: in RAM, else restored from the store, else created (from the prompt and
-   * seed, or the bundled scene of that name) and recorded in the store.
-   */
-  getOrCreate(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
-    let w = this.worlds.get(id);
-    if (w) return w;
-    const sceneOf = (name: string | undefined): Scene | undefined =>
-      name && (BUNDLED_SCENES as readonly string[]).includes(name)
-        ? loadBundledScene(name as (typeof BUNDLED_SCENES)[number])
-        : undefined;
-    const stored = this.store?.getWorld(id);
-    if (stored && this.store) {
-      w = new World(
-        id,
-        stored.prompt,
-        stored.seed,
-        stored.voxelSizeM,
-        sceneOf(stored.scene),
-        this.store.loadMemory(id, stored.voxelSizeM),
-        stored.inviteToken,
-      );
-    } else {
-      const scene = sceneOf(id);
-      w = new World(
-        id,
-        prompt ?? DEFAULT_PROMPTS[id] ?? 'a sunny courtyard outdoors',
-        seed ?? 1,
-        this.voxelSizeM,
-        scene,
-        undefined,
-        inviteToken,
-      );
-      this.store?.upsertWorld({
-        id,
-        prompt: w.prompt,
-        seed: w.seed,
-        voxelSizeM: this.voxelSizeM,
-        scene: scene ? id : undefined,
-        inviteToken,
-        createdAt: new Date().toISOString(),
-      });
-    }
-    this.worlds.set(id, w);
-    return w;
+  /** The world with this id if it exists: in RAM, or restored from the store (and kept in RAM). */
+  find(id: string): World | undefined {
+    const w = this.worlds.get(id);
+    if (w || !this.store) return w;
+    const stored = this.store.getWorld(id);
+    if (!stored) return undefined;
+    const restored = new World(
+      id,
+      stored.prompt,
+      stored.seed,
+      stored.voxelSizeM,
+      bundledScene(stored.scene),
+      this.store.loadMemory(id, stored.voxelSizeM),
+      stored.inviteToken,
+    );
+    this.worlds.set(id, restored);
+    return restored;
   }
 
-  /** Whether a world exists (in RAM or in the store). */
-  exists(id: string): boolean {
-    return this.worlds.has(id) || this.store?.getWorld(id) !== undefined;
+  /**
+   * The world with this id: found (RAM or store), else created from the prompt and seed, or from
+   * the bundled scene of that name, and recorded in the store.
+   */
+  getOrCreate(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
+    const found = this.find(id);
+    if (found) return found;
+    const scene = bundledScene(id);
+    const w = new World(
+      id,
+      prompt ?? DEFAULT_PROMPTS[id] ?? 'a sunny courtyard outdoors',
+      seed ?? 1,
+      this.voxelSizeM,
+      scene,
+      undefined,
+      inviteToken,
+    );
+    this.store?.upsertWorld({
+      id,
+      prompt: w.prompt,
+      seed: w.seed,
+      voxelSizeM: this.voxelSizeM,
+      scene: scene ? id : undefined,
+      inviteToken,
+      createdAt: new Date().toISOString(),
+    });
+    this.worlds.set(id, w);
+    return w;
   }
 
   get size(): number {

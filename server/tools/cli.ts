@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { SpatiaError } from '../../shared/errors.ts';
 import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
+import type { WorldStore } from '../store/worldStore.ts';
 
 /** Shared pieces of the command-line tools: flag validation and one way to fail. */
 
@@ -21,6 +22,19 @@ export function intArg(flag: string, value: string, min: number, max: number): n
       `--${flag} must be an integer in ${min}..${max}, got "${value}"`,
     );
   return n;
+}
+
+/** The single SESSION positional and its recorded session in `store`; clear errors otherwise. */
+export function sessionArg(store: WorldStore, storePath: string, positionals: readonly string[]) {
+  const id = positionals[0];
+  if (!id || positionals.length !== 1)
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      'give exactly one SESSION id (npm run export -- --list shows them)',
+    );
+  const session = store.sessions.session(id);
+  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${storePath}`);
+  return { id, session };
 }
 
 /** Runs a tool's main: bad input prints `error: …` and the usage, exit code 2; other failures exit 1. */

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { SpatiaError } from '../../shared/errors.ts';
 import { WorldStore } from '../store/worldStore.ts';
-import { runTool } from './cli.ts';
+import { runTool, sessionArg } from './cli.ts';
 
 const USAGE = `usage: npm run export -- SESSION --out FILE.mp4 [--store FILE.sqlite] [--crf N]
        npm run export -- --list [--store FILE.sqlite]
@@ -36,15 +36,11 @@ runTool(USAGE, async () => {
       );
     return;
   }
-  const id = positionals[0];
-  if (!id || positionals.length !== 1)
-    throw new SpatiaError('INVALID_ARGUMENT', 'give exactly one SESSION id (see --list)');
+  const { id, session } = sessionArg(store, values.store, positionals);
   if (!values.out) throw new SpatiaError('INVALID_ARGUMENT', '--out FILE.mp4 is required');
   const crf = Number(values.crf);
   if (!Number.isInteger(crf) || crf < 0 || crf > 51)
     throw new SpatiaError('INVALID_ARGUMENT', `--crf must be 0..51, got "${values.crf}"`);
-  const session = store.sessions.session(id);
-  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${values.store}`);
   if (session.frames === 0) throw new SpatiaError('INVALID_ARGUMENT', `session ${id} has no frames`);
   const out = resolve(values.out);
   const ffmpeg = spawn(

@@ -10,7 +10,7 @@ import { loadModel } from '../models/registry.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import { WorldStore } from '../store/worldStore.ts';
 import { Director } from '../world/director.ts';
-import { runTool, sceneArg } from './cli.ts';
+import { runTool, sceneArg, sessionArg } from './cli.ts';
 
 const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite]
 
@@ -32,12 +32,8 @@ runTool(USAGE, async () => {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const id = positionals[0];
-  if (!id || positionals.length !== 1)
-    throw new SpatiaError('INVALID_ARGUMENT', 'give exactly one SESSION id');
   const store = new WorldStore(resolve(values.store), { readonly: true });
-  const session = store.sessions.session(id);
-  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${values.store}`);
+  const { id, session } = sessionArg(store, values.store, positionals);
   const memory = SpatialMemory.load(session.startSnapshot);
   const model = await loadModel(session.model, { width: session.width, height: session.height });
   const director = new Director(memory, model, { prompt: session.prompt });

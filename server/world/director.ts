@@ -15,7 +15,13 @@ import type { MemoryView } from '../memory/renderView.ts';
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import { type ViewSignature, viewSignature } from '../memory/visibility.ts';
 import { CONF, STRIDE } from '../memory/voxelChunk.ts';
-import type { ConditioningFrame, GeneratedFrame, MemoryViewImage, WorldModel } from '../models/worldModel.ts';
+import {
+  type ConditioningFrame,
+  type GeneratedFrame,
+  type MemoryViewImage,
+  MODEL_FOV_DEG,
+  type WorldModel,
+} from '../models/worldModel.ts';
 
 export interface DirectorOptions {
   /** Condition on and update the spatial memory (off = the plain video-model baseline). */
@@ -66,8 +72,6 @@ export interface ClipOptions {
 const CONFIDENT = 96;
 /** Signatures are computed at a quarter of the model's resolution: retrieval needs coverage, not detail. */
 const SIGNATURE_SCALE = 4;
-/** Horizontal field of view of every model's camera, degrees. */
-export const MODEL_FOV_DEG = 75;
 
 /**
  * Where the stages meet (BRIEF §2): plans the next clip's poses along the player's path, renders

@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Bot, sleep } from '../helpers/bot.ts';
+import { spawnServer } from '../helpers/serverProcess.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 
 /**
@@ -11,32 +10,6 @@ import { type BenchResult, formatTable } from './harness.ts';
  * the client time of the newest input the frame reflects (echoed in its header).
  */
 const USAGE = 'usage: npm run bench:net -- [--json FILE] [--seconds N]';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServerProcess(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'server/main.ts', '--port', String(port), '--log-level', 'warn', '--store', 'none'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('Spatia is running')) resolve();
-    });
-  });
-  return child;
-}
 
 const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -89,9 +62,7 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 600)
     throw new Error(`--seconds must be in 1..600\n${USAGE}`);
-  const port = await freePort();
-  const server = await startServerProcess(port);
-  const url = `http://127.0.0.1:${port}/`;
+  const { child: server, url } = await spawnServer(['--store', 'none']);
   try {
     process.stderr.write(`1 player, ${seconds} s…\n`);
     const one = await measure(url, 1, seconds);

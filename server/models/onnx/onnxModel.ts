@@ -7,6 +7,7 @@ import {
   type ClipRequest,
   type ConditioningFrame,
   type GeneratedFrame,
+  MODEL_FOV_DEG,
   validateClipRequest,
   type WorldModel,
   type WorldModelInfo,
@@ -114,7 +115,7 @@ export class OnnxModel implements WorldModel {
         device: provider === 'cuda' ? 'cuda:0 (onnxruntime)' : 'cpu (onnxruntime)',
       },
       opts.steps ?? card.sampler?.steps ?? 3,
-      intrinsicsFromFov(width, height, 75),
+      intrinsicsFromFov(width, height, MODEL_FOV_DEG),
     );
     // One trial step with zeros: a model whose shapes do not fit fails now, at start-up.
     try {

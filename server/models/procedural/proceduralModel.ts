@@ -1,13 +1,14 @@
 import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
-import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 import { renderScene } from '../../scene/rayCaster.ts';
 import {
   type ClipRequest,
   type ConditioningFrame,
+  describeCpuModel,
   type GeneratedFrame,
   type MemoryViewImage,
+  type ModelFrameOptions,
   validateClipRequest,
   type WorldModel,
   type WorldModelInfo,
@@ -15,11 +16,7 @@ import {
 import { fitScene, inventWorld } from './inventedWorld.ts';
 import { hashString, styleFromPrompt } from './style.ts';
 
-export interface ProceduralModelOptions {
-  readonly width?: number;
-  readonly height?: number;
-  readonly fps?: number;
-  readonly framesPerClip?: number;
+export interface ProceduralModelOptions extends ModelFrameOptions {
   /** Add moving entities (default true); off isolates static content in tests. */
   readonly entities?: boolean;
 }
@@ -39,19 +36,7 @@ export class ProceduralModel implements WorldModel {
 
   constructor(opts: ProceduralModelOptions = {}) {
     this.entities = opts.entities ?? true;
-    const width = opts.width ?? 512;
-    const height = opts.height ?? 288;
-    this.intrinsics = intrinsicsFromFov(width, height, 75);
-    this.info = {
-      name: 'procedural',
-      width,
-      height,
-      fps: opts.fps ?? 30,
-      framesPerClip: opts.framesPerClip ?? 16,
-      outputsDepth: true,
-      outputsDynamicMask: true,
-      device: 'cpu',
-    };
+    ({ info: this.info, intrinsics: this.intrinsics } = describeCpuModel('procedural', opts));
   }
 
   describe(): WorldModelInfo {
