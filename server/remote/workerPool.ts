@@ -24,6 +24,7 @@ import {
   type WorldModel,
   type WorldModelInfo,
 } from '../models/worldModel.ts';
+import { Inbox } from '../util/inbox.ts';
 
 export interface RemotePoolOptions {
   readonly width: number;
@@ -201,12 +202,8 @@ export class RemoteWorkerPool implements WorldModel {
     const requestId = randomUUID();
     const n = req.intrinsics.width * req.intrinsics.height;
     const total = req.poses.length - from;
-    const events: WorkerEvent[] = [];
-    let wake: (() => void) | undefined;
-    w.requests.set(requestId, (e) => {
-      events.push(e);
-      wake?.();
-    });
+    const events = new Inbox<WorkerEvent>();
+    w.requests.set(requestId, (e) => events.push(e));
     w.busy++;
     const wire: WireClipRequest = {
       requestId,
@@ -227,24 +224,12 @@ export class RemoteWorkerPool implements WorldModel {
       w.socket.emit('clip', wire);
       let received = 0;
       while (received < total) {
-        if (events.length === 0) {
-          const timedOut = await new Promise<boolean>((resolve) => {
-            const t = setTimeout(() => resolve(true), stallMs);
-            wake = () => {
-              clearTimeout(t);
-              resolve(false);
-            };
-            req.signal?.addEventListener('abort', () => wake?.(), { once: true });
-          });
-          wake = undefined;
-          if (req.signal?.aborted) {
-            w.socket.emit('cancel', { requestId });
-            throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
-          }
-          if (timedOut) throw new Error(`stalled: no frame for ${stallMs} ms`);
-          continue;
+        const e = await events.next(stallMs, req.signal);
+        if (req.signal?.aborted) {
+          w.socket.emit('cancel', { requestId });
+          throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
         }
-        const e = events.shift()!;
+        if (!e) throw new Error(`stalled: no frame for ${stallMs} ms`);
         if (e.kind === 'gone' || e.kind === 'failed') throw new Error(e.message);
         if (e.kind === 'done') throw new Error(`malformed: done after ${received} of ${total} frames`);
         const v = validate(wireFrameSchema, e.frame);

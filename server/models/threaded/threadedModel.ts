@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { SpatiaError, type SpatiaErrorCode } from '../../../shared/errors.ts';
+import { Inbox } from '../../util/inbox.ts';
 import { createModel, type ModelSettings } from '../registry.ts';
 import type { ClipRequest, GeneratedFrame, WorldModel, WorldModelInfo } from '../worldModel.ts';
 
@@ -47,12 +48,8 @@ export class ThreadedModel implements WorldModel {
   async *generate(req: ClipRequest): AsyncGenerator<GeneratedFrame> {
     const thread = [...this.threads].sort((a, b) => a.busy - b.busy)[0]!;
     const id = this.nextId++;
-    const inbox: ThreadMessage[] = [];
-    let wake: (() => void) | undefined;
-    thread.handlers.set(id, (m) => {
-      inbox.push(m);
-      wake?.();
-    });
+    const inbox = new Inbox<ThreadMessage>();
+    thread.handlers.set(id, (m) => inbox.push(m));
     thread.busy++;
     const { signal, ...request } = req;
     const onAbort = (): void => thread.worker.postMessage({ id, cancel: true });
@@ -60,14 +57,7 @@ export class ThreadedModel implements WorldModel {
     try {
       thread.worker.postMessage({ id, request });
       for (;;) {
-        if (inbox.length === 0) {
-          await new Promise<void>((r) => {
-            wake = r;
-          });
-          wake = undefined;
-          continue;
-        }
-        const m = inbox.shift()!;
+        const m = (await inbox.next())!;
         if (m.error !== undefined)
           throw new SpatiaError((m.code as SpatiaErrorCode) ?? 'INVALID_ARGUMENT', m.error);
         if (m.done) return;

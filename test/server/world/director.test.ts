@@ -10,6 +10,7 @@ import {
   DEFAULT_CONTROLLER,
   type InputState,
   Key,
+  NO_INPUT,
 } from '../../../shared/camera/controller.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
@@ -58,15 +59,7 @@ describe('director', () => {
   it('plans a clip with the shared controller, deterministically', () => {
     const director = new Director(SpatialMemory.create(0.02), new ProceduralModel(size));
     const state: CameraState = { position: [0, 1.6, 0], yaw: 0, pitch: 0 };
-    const input: InputState = {
-      keys: Key.Forward,
-      lookDxPx: 0,
-      lookDyPx: 0,
-      padMoveX: 0,
-      padMoveY: 0,
-      padLookX: 0,
-      padLookY: 0,
-    };
+    const input: InputState = { ...NO_INPUT, keys: Key.Forward };
     const a = director.planClip(state, input, DEFAULT_CONTROLLER);
     const b = director.planClip(state, input, DEFAULT_CONTROLLER);
     expect(a.poses).toHaveLength(16);
