@@ -242,7 +242,7 @@ function tick(now: number): void {
   if (state.joined?.role === 'player' && state.camera && state.connected) {
     const msg = input.sample(dt, now);
     socket.emit('input', msg);
-    state.camera = stepCamera(state.camera, msg, Math.min(msg.dtMs, 100) / 1000);
+    state.camera = stepCamera(state.camera, msg, msg.dtMs / 1000);
     minimap.trail(state.camera);
   }
   if (reprojector && state.camera && state.joined && state.lastFrame) {

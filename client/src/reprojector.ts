@@ -12,6 +12,7 @@ import { VertexData } from '@babylonjs/core/Meshes/mesh.vertexData';
 import { Scene } from '@babylonjs/core/scene';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import { FILL_H, FILL_W } from './holeFiller.ts';
 
 /**
  * Shows the newest server frame at the player's *current* (predicted) camera: the frame's depth,
@@ -54,8 +55,6 @@ void main(void) {
 const EDGE_JUMP = 0.08;
 /** Where pixels without depth (sky) are put: far enough that only rotation moves them. */
 const SKY_DEPTH_M = 1000;
-const BG_W = 160;
-const BG_H = 90;
 
 export class Reprojector {
   readonly engine: Engine;
@@ -109,7 +108,7 @@ export class Reprojector {
     this.bgMaterial.backFaceCulling = false;
     this.bgTexture = new DynamicTexture(
       'background',
-      { width: BG_W, height: BG_H },
+      { width: FILL_W, height: FILL_H },
       this.scene,
       false,
       Constants.TEXTURE_BILINEAR_SAMPLINGMODE,

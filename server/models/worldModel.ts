@@ -2,9 +2,10 @@ import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import { intrinsicsFromFov, validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
+import { MAX_PROMPT_LENGTH } from '../../shared/protocol/events.ts';
 
 /**
- * The world-model contract (BRIEF §4; written out in docs/model-contract.md). A model describes
+ * The world-model contract (docs/model-contract.md). A model describes
  * itself and turns a clip request into frames, one by one, as they are ready. It keeps no world of
  * its own between calls: everything it should stay consistent with arrives in the request.
  */
@@ -76,10 +77,19 @@ export interface WorldModel {
   dispose(): Promise<void>;
 }
 
-export const MAX_PROMPT_LENGTH = 2000;
-
 /** Horizontal field of view of every model's camera, degrees (principal point at the centre). */
 export const MODEL_FOV_DEG = 75;
+
+/** The frame size and timing every built-in model uses unless told otherwise. */
+export const MODEL_DEFAULTS = { width: 512, height: 288, fps: 30, framesPerClip: 16 } as const;
+
+/** The camera of a model of this size (default: the built-in size): 75° wide, centred principal point. */
+export function modelIntrinsics(
+  width: number = MODEL_DEFAULTS.width,
+  height: number = MODEL_DEFAULTS.height,
+): Intrinsics {
+  return intrinsicsFromFov(width, height, MODEL_FOV_DEG);
+}
 
 /** Size and timing of a model's output; unset fields take the contract's defaults. */
 export interface ModelFrameOptions {
@@ -89,24 +99,21 @@ export interface ModelFrameOptions {
   readonly framesPerClip?: number;
 }
 
-/**
- * The description and camera of a CPU model that outputs depth and a dynamic mask, with the
- * defaults every built-in model uses: 512×288, 30 fps, 16-frame clips, a 75° camera.
- */
+/** The description and camera of a CPU model that outputs depth and a dynamic mask (unset fields: `MODEL_DEFAULTS`). */
 export function describeCpuModel(
   name: string,
   opts: ModelFrameOptions,
 ): { info: WorldModelInfo; intrinsics: Intrinsics } {
-  const width = opts.width ?? 512;
-  const height = opts.height ?? 288;
+  const width = opts.width ?? MODEL_DEFAULTS.width;
+  const height = opts.height ?? MODEL_DEFAULTS.height;
   return {
-    intrinsics: intrinsicsFromFov(width, height, MODEL_FOV_DEG),
+    intrinsics: modelIntrinsics(width, height),
     info: {
       name,
       width,
       height,
-      fps: opts.fps ?? 30,
-      framesPerClip: opts.framesPerClip ?? 16,
+      fps: opts.fps ?? MODEL_DEFAULTS.fps,
+      framesPerClip: opts.framesPerClip ?? MODEL_DEFAULTS.framesPerClip,
       outputsDepth: true,
       outputsDynamicMask: true,
       device: 'cpu',

@@ -1,5 +1,6 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
+import { fnv1a } from '../../shared/math/random.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { drawText } from '../io/font.ts';
 import { renderScene } from '../scene/rayCaster.ts';
@@ -21,9 +22,7 @@ const NEAR_AVATAR_M = 0.6;
 
 /** A stable, saturated colour per player id. */
 export function avatarColor(id: string): [number, number, number] {
-  let h = 2166136261;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
-  const hue = ((h >>> 0) % 360) / 60;
+  const hue = (fnv1a(id) % 360) / 60;
   const x = 1 - Math.abs((hue % 2) - 1);
   const [r, g, b] =
     hue < 1

@@ -1,12 +1,5 @@
+import { cellUnit } from '../../shared/math/random.ts';
 import type { SceneMaterial } from './sceneFormat.ts';
-
-/** Integer hash → [0, 1). */
-function hash2(ix: number, iy: number, seed: number): number {
-  let h = Math.imul(ix, 0x27d4eb2d) ^ Math.imul(iy, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
-}
 
 /** Smooth 2D value noise in [0, 1). */
 export function valueNoise(x: number, y: number, seed = 0): number {
@@ -16,10 +9,10 @@ export function valueNoise(x: number, y: number, seed = 0): number {
   const fy = y - iy;
   const sx = fx * fx * (3 - 2 * fx);
   const sy = fy * fy * (3 - 2 * fy);
-  const a = hash2(ix, iy, seed);
-  const b = hash2(ix + 1, iy, seed);
-  const c = hash2(ix, iy + 1, seed);
-  const d = hash2(ix + 1, iy + 1, seed);
+  const a = cellUnit(ix, iy, seed);
+  const b = cellUnit(ix + 1, iy, seed);
+  const c = cellUnit(ix, iy + 1, seed);
+  const d = cellUnit(ix + 1, iy + 1, seed);
   return a + (b - a) * sx + (c - a) * sy + (a - b - c + d) * sx * sy;
 }
 
@@ -83,7 +76,7 @@ export function sampleMaterial(
       const row = Math.floor(v * s * 2);
       const bu = frac(u * s + (row & 1 ? 0.5 : 0));
       const bv = frac(v * s * 2);
-      t = bu < 0.05 || bv < 0.1 ? 1 : 0.15 * hash2(Math.floor(u * s + (row & 1 ? 0.5 : 0)), row, 3);
+      t = bu < 0.05 || bv < 0.1 ? 1 : 0.15 * cellUnit(Math.floor(u * s + (row & 1 ? 0.5 : 0)), row, 3);
       mean = 0.2;
       cycles = s * 4; // thin mortar lines: fade earlier than the bricks' own period
       break;
@@ -98,7 +91,7 @@ export function sampleMaterial(
     case 'tiles': {
       const fu = frac(u * s);
       const fv = frac(v * s);
-      t = fu < 0.05 || fv < 0.05 ? 1 : 0.2 * hash2(Math.floor(u * s), Math.floor(v * s), 9);
+      t = fu < 0.05 || fv < 0.05 ? 1 : 0.2 * cellUnit(Math.floor(u * s), Math.floor(v * s), 9);
       mean = 0.2;
       cycles = s * 6; // thin grout lines: fade earlier than the tiles' own period
       break;

@@ -2,7 +2,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
-import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import {
   type ClosedLoopRow,
@@ -17,6 +16,7 @@ import {
 } from '../eval/consistencyEval.ts';
 import { linePlotPng } from '../io/plot.ts';
 import { isModelName, type ModelName } from '../models/registry.ts';
+import { modelIntrinsics } from '../models/worldModel.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import { loadTrajectoryFile, sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const fid: FidelityRow[] = [];
   const leak: LeakageRow[] = [];
   const drifts: DriftRow[] = [];
-  const k = intrinsicsFromFov(512, 288, 75);
+  const k = modelIntrinsics();
   for (const { scene, loop, driftLoop } of p.scenes) {
     for (const c of closedLoopConfigs(p.models)) {
       bar.update({

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
-import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { type Pose, poseLookAt } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
@@ -11,6 +10,7 @@ import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { drawMarker, drawPath, topDownMap } from '../memory/topDownMap.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { psnr } from '../metrics/imageMetrics.ts';
+import { modelIntrinsics } from '../models/worldModel.ts';
 import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../scene/loadScene.ts';
 import { renderScene } from '../scene/rayCaster.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
@@ -92,7 +92,7 @@ function main(): void {
     process.exit(2);
   }
   const { scene, voxelSizeM, frames, outDir } = opts;
-  const k = intrinsicsFromFov(512, 288, 75);
+  const k = modelIntrinsics();
   const memory = SpatialMemory.create(voxelSizeM);
   const poses = loopPoses(scene, frames);
   process.stdout.write(

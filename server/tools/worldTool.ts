@@ -3,11 +3,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PNG } from 'pngjs';
 import { z } from 'zod';
-import { intrinsicsFromFov, validateIntrinsics } from '../../shared/camera/intrinsics.ts';
+import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
+import { modelIntrinsics } from '../models/worldModel.ts';
 import { WorldStore } from '../store/worldStore.ts';
 import { runTool } from './cli.ts';
 
@@ -118,7 +119,7 @@ runTool(USAGE, async () => {
           );
         const scale = Number(values['depth-scale']);
         if (!(scale > 0)) throw new SpatiaError('INVALID_ARGUMENT', '--depth-scale must be > 0');
-        let k = intrinsicsFromFov(width, height, 75);
+        let k = modelIntrinsics(width, height);
         if (values.intrinsics) {
           const parsed = intrinsicsSchema.safeParse(
             JSON.parse(readFileSync(resolve(values.intrinsics), 'utf8')),

@@ -9,6 +9,8 @@ export const PROTOCOL_VERSION = 1;
 
 /** Largest client message the server accepts (socket.io's maxHttpBufferSize is set to this). */
 export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+/** Longest prompt, in characters (the world model's contract takes the same). */
+export const MAX_PROMPT_LENGTH = 2000;
 /** Input messages a player may send per second before the excess is refused (display rates ≤ 240 Hz). */
 export const MAX_INPUTS_PER_SECOND = 250;
 
@@ -23,7 +25,7 @@ export const joinSchema = z.strictObject({
   worldId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, - or _'),
   name: z.string().trim().min(1).max(32),
   /** Creates the world with this prompt when it does not exist yet. */
-  prompt: z.string().max(2000).optional(),
+  prompt: z.string().max(MAX_PROMPT_LENGTH).optional(),
   seed: z.number().int().min(0).max(0xffffffff).optional(),
   /** Create the world private: joining or watching it then needs the invite token returned here. */
   private: z.boolean().optional(),
@@ -43,7 +45,7 @@ export const inputSchema = z.strictObject({
     .max(2 ** 31),
   /** Client clock (performance.now() ms), echoed in frames for latency. */
   clientTimeMs: finite,
-  /** Time this input was held, ms; the server clamps it to 100. */
+  /** Time this input was held, ms; the controller clamps each step to its `maxStepS`. */
   dtMs: finite.refine((v) => v >= 0 && v <= 1000, 'must be within [0, 1000] ms'),
   keys: z.number().int().min(0).max(0xff),
   lookDxPx: finite.refine((v) => Math.abs(v) <= 4000, 'must be within ±4000 px'),
@@ -55,7 +57,7 @@ export const inputSchema = z.strictObject({
 });
 export type InputMessage = z.infer<typeof inputSchema>;
 
-export const promptSchema = z.strictObject({ prompt: z.string().trim().min(1).max(2000) });
+export const promptSchema = z.strictObject({ prompt: z.string().trim().min(1).max(MAX_PROMPT_LENGTH) });
 
 export interface Welcome {
   readonly protocol: number;

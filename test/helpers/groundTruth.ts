@@ -1,13 +1,14 @@
+import { modelIntrinsics } from '../../server/models/worldModel.ts';
 import { loadBundledScene } from '../../server/scene/loadScene.ts';
 import { type GroundTruthFrame, renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
-import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, poseLookAt } from '../../shared/camera/pose.ts';
 
-/** The product's default camera: 512×288, 75° horizontal field of view. */
-export const K512: Intrinsics = intrinsicsFromFov(512, 288, 75);
+/** The product's default camera (MODEL_DEFAULTS: 512×288, 75° horizontal field of view). */
+export const K512: Intrinsics = modelIntrinsics();
 /** A smaller camera for tests that need many frames. */
-export const K256: Intrinsics = intrinsicsFromFov(256, 144, 75);
+export const K256: Intrinsics = modelIntrinsics(256, 144);
 
 export interface Shot {
   readonly pose: Pose;

@@ -4,14 +4,14 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { SpatialMemory } from '../../server/memory/spatialMemory.ts';
 import { buildConditioning, COND_CHANNELS, MAX_DEPTH_M } from '../../server/models/onnx/conditioning.ts';
-import { inventWorld, mulberry32 } from '../../server/models/procedural/inventedWorld.ts';
+import { inventWorld } from '../../server/models/procedural/inventedWorld.ts';
 import { styleFromPrompt } from '../../server/models/procedural/style.ts';
-import type { ConditioningFrame } from '../../server/models/worldModel.ts';
+import { type ConditioningFrame, modelIntrinsics } from '../../server/models/worldModel.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../../server/scene/loadScene.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
-import { intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
+import { mulberry32 } from '../../shared/math/random.ts';
 
 /**
  * Training data for the reference ONNX denoiser, rendered by the project's own worlds (the bundled
@@ -31,7 +31,7 @@ const { values } = parseArgs({
 const N = Number(values.samples);
 const W = Number(values.width);
 const H = Number(values.height);
-const k = intrinsicsFromFov(W, H, 75);
+const k = modelIntrinsics(W, H);
 const rand = mulberry32(Number(values.seed));
 const r = (a: number, b: number): number => a + (b - a) * rand();
 const PROMPTS = ['a forest', 'a desert', 'a snowy field', 'a dungeon', 'an indoor room', 'a sunny courtyard'];

@@ -1,4 +1,4 @@
-import { mulberry32 } from '../procedural/inventedWorld.ts';
+import { mulberry32 } from '../../../shared/math/random.ts';
 
 /** The velocity field the denoiser predicts: v(x_t, t), same shape as x. */
 export type VelocityField = (x: Float32Array, t: number) => Promise<Float32Array>;

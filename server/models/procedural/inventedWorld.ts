@@ -1,5 +1,6 @@
 import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
+import { cellHash, mulberry32 } from '../../../shared/math/random.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
 import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
 import type { ConditioningFrame, MemoryViewImage } from '../worldModel.ts';
@@ -91,24 +92,6 @@ export function fitScene(
 
 const propCellKey = (x: number, z: number): string =>
   `${Math.floor(x / PROP_CELL_M)},${Math.floor(z / PROP_CELL_M)}`;
-
-/** Small fast seeded PRNG in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function cellHash(x: number, z: number, seed: number): number {
-  let h = Math.imul(x, 0x27d4eb2d) ^ Math.imul(z, 0x165667b1) ^ Math.imul(seed, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
-  return Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-}
 
 /** Tints a material's colours by up to ±12% (seeded), so each seed dresses its inventions a little differently. */
 function tint(mat: SceneMaterial, rand: () => number): SceneMaterial {

@@ -1,6 +1,7 @@
 import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
+import { fnv1a } from '../../../shared/math/random.ts';
 import { renderScene } from '../../scene/rayCaster.ts';
 import {
   type ClipRequest,
@@ -14,7 +15,7 @@ import {
   type WorldModelInfo,
 } from '../worldModel.ts';
 import { fitScene, inventWorld } from './inventedWorld.ts';
-import { hashString, styleFromPrompt } from './style.ts';
+import { styleFromPrompt } from './style.ts';
 
 export interface ProceduralModelOptions extends ModelFrameOptions {
   /** Add moving entities (default true); off isolates static content in tests. */
@@ -49,7 +50,7 @@ export class ProceduralModel implements WorldModel {
     const style = styleFromPrompt(req.prompt);
     const context = [...req.references, ...req.preceding];
     const fit = fitScene(req.poses, k, req.memoryViews, style.indoor, req.seed, context);
-    const invented = inventWorld(style, fit, req.poses, req.seed, hashString(req.prompt));
+    const invented = inventWorld(style, fit, req.poses, req.seed, fnv1a(req.prompt));
     const world = this.entities ? invented : { ...invented, entities: [] };
     for (let i = 0; i < req.poses.length; i++) {
       if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);

@@ -106,13 +106,6 @@ const KEYWORDS: [RegExp, string][] = [
   [/\b(room|house|home|office|indoor|interior|apartment|hall|museum|library|kitchen)\b/i, 'room'],
 ];
 
-/** 32-bit FNV-1a of a string. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 /** The style a prompt asks for (first matching keyword; an outdoor courtyard otherwise). */
 export function styleFromPrompt(prompt: string): WorldStyle {
   const name = KEYWORDS.find(([re]) => re.test(prompt))?.[1] ?? 'courtyard';
