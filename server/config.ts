@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { SpatiaError } from '../shared/errors.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
+import { MODEL_DEFAULTS } from './models/worldModel.ts';
 
 /** Server configuration: flags win over environment variables (SPATIA_*), which win over defaults. */
-export const serverConfigSchema = z.strictObject({
+const serverConfigSchema = z.strictObject({
   port: z.coerce.number().int().min(0).max(65535),
   host: z.string().min(1).max(255),
   model: z.enum(MODEL_NAMES),
@@ -27,24 +28,35 @@ export const serverConfigSchema = z.strictObject({
   onnxModel: z.string().max(4096).optional(),
   modelThreads: z.coerce.number().int().min(0).max(64),
   stallMs: z.coerce.number().int().min(100).max(600_000),
+  size: z
+    .string()
+    .regex(/^\d{2,4}x\d{2,4}$/, 'must be WIDTHxHEIGHT, e.g. 512x288')
+    .transform((s) => s.split('x').map(Number) as [number, number])
+    .refine(
+      ([w, h]) => w % 8 === 0 && h % 8 === 0 && w <= 2048 && h <= 2048,
+      'width and height must be multiples of 8, at most 2048',
+    )
+    .optional(),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
-                 [--model-threads N]
+                 [--model-threads N] [--size WxH]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
-SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE (flags win).
+SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE, SPATIA_SIZE (flags win).
 Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
 JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
 (SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
 (npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
 --model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.
 --model-threads N runs the procedural model in N worker threads (default 0: the main thread; measured
-slower here, where the main thread's memory work is the bottleneck).`;
+slower here, where the main thread's memory work is the bottleneck). --size WxH sets the frame size of
+the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
+workers started with --model onnx).`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -89,6 +101,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'onnx-model': { type: 'string' },
       'model-threads': { type: 'string' },
       'stall-ms': { type: 'string' },
+      size: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -102,6 +115,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
   raw.scene = values.scene;
   raw.workerToken = values['worker-token'] ?? env.SPATIA_WORKER_TOKEN;
   raw.onnxModel = values['onnx-model'] ?? env.SPATIA_ONNX_MODEL;
+  raw.size = values.size ?? env.SPATIA_SIZE;
   const r = serverConfigSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;

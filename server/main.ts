@@ -1,10 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
+import { createLogger } from './logger.ts';
 import { loadModel } from './models/registry.ts';
-import { ThreadedModel } from './models/threaded/threadedModel.ts';
 import { startGameServer } from './net/gameServer.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
@@ -18,27 +17,17 @@ runTool(SERVER_USAGE, async () => {
     process.stdout.write(`${SERVER_USAGE}\n`);
     return;
   }
-  const logger = pino({ level: cfg.logLevel });
-  const workers =
-    cfg.model === 'remote'
-      ? new RemoteWorkerPool({
-          width: 512,
-          height: 288,
-          fps: 30,
-          framesPerClip: 16,
-          token: cfg.workerToken,
-          stallMs: cfg.stallMs,
-          logger,
-        })
-      : undefined;
-  const model =
-    workers ??
-    (cfg.model === 'procedural' && cfg.modelThreads > 0
-      ? new ThreadedModel('procedural', {}, cfg.modelThreads)
-      : await loadModel(cfg.model, {
-          scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
-          onnxPath: cfg.onnxModel,
-        }));
+  const logger = createLogger(cfg.logLevel);
+  const model = await loadModel(cfg.model, {
+    scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
+    onnxPath: cfg.onnxModel,
+    threads: cfg.modelThreads,
+    width: cfg.size?.[0],
+    height: cfg.size?.[1],
+    workerToken: cfg.workerToken,
+    stallMs: cfg.stallMs,
+    logger,
+  });
   const info = model.describe();
   logger.info({ model: info.name, device: info.device, size: `${info.width}x${info.height}` }, 'model ready');
   const clientDir = existsSync(join(CLIENT_DIR, 'index.html')) ? CLIENT_DIR : undefined;
@@ -52,7 +41,7 @@ runTool(SERVER_USAGE, async () => {
   }
   const server = await startGameServer({
     store,
-    workers,
+    workers: model instanceof RemoteWorkerPool ? model : undefined,
     port: cfg.port,
     host: cfg.host,
     model,

@@ -9,7 +9,7 @@ export const FILL_W = 160;
 export const FILL_H = 90;
 /** The frame occupies the central 128×72 of the 160×90 fill image (a 1.25× wider field of view). */
 export const INNER_W = 128;
-export const INNER_H = 72;
+const INNER_H = 72;
 
 export interface HoleFillerStats {
   backend: string;

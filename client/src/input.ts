@@ -67,7 +67,9 @@ export class InputSampler {
       dtMs: Math.min(1000, Math.max(0, dtMs)),
       keys: this.keys | sprint,
       // Arrow turning is clamped like the controller clamps a step (100 ms), so turn and walk stay in proportion.
-      lookDxPx: clampPx(this.dx + this.turn * TURN_PX_PER_S * Math.min(dtMs / 1000, DEFAULT_CONTROLLER.maxStepS)),
+      lookDxPx: clampPx(
+        this.dx + this.turn * TURN_PX_PER_S * Math.min(dtMs / 1000, DEFAULT_CONTROLLER.maxStepS),
+      ),
       lookDyPx: clampPx(this.dy),
       padMoveX: ax(0),
       padMoveY: ax(1),

@@ -4,10 +4,12 @@ import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M } from '../memory/voxelGrid.ts';
 import { psnr, ssim } from '../metrics/imageMetrics.ts';
-import { createModel, loadModel, type ModelName } from '../models/registry.ts';
+import { createLocalModel } from '../models/localModels.ts';
 import type { WorldModel } from '../models/worldModel.ts';
+import { promptForScene } from '../scene/prompts.ts';
 import { countGhostPoints, renderScene } from '../scene/rayCaster.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
+import { playClip, seedFromScene, trajectoryClips } from '../world/clipLoop.ts';
 import {
   type DirectedFrame,
   Director,
@@ -17,7 +19,7 @@ import {
 import { closedLoopTrajectory, sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
 
 /**
- * The paper's experiments (BRIEF §6) as plain functions over a scene and a trajectory; the CLI in
+ * The paper's experiments as plain functions over a scene and a trajectory; the CLI in
  * server/tools/eval.ts runs them on the bundled scenes, prints the table and draws the plot.
  */
 
@@ -57,13 +59,6 @@ export interface DriftRow {
   readonly perFrame: readonly number[];
 }
 
-/** The prompt each bundled scene is explored with (the procedural model styles inventions by it). */
-export function promptFor(scene: Scene): string {
-  if (/room|hall|museum|gallery/i.test(`${scene.name} ${scene.description}`))
-    return `an indoor ${scene.name}`;
-  return `a sunny ${scene.name} outdoors`;
-}
-
 /** The default closed loop of a scene: from its spawn, a 0.5 m circle while turning a full 360°. */
 export function defaultLoop(scene: Scene, durationS: number): Trajectory {
   return closedLoopTrajectory(
@@ -93,26 +88,19 @@ export interface DriveOptions {
 export async function drive(opts: DriveOptions): Promise<{ director: Director; frames: DirectedFrame[] }> {
   const info = opts.model.describe();
   const memory = opts.memory ?? SpatialMemory.create(opts.voxelSizeM ?? DEFAULT_VOXEL_SIZE_M);
-  const director = new Director(memory, opts.model, { prompt: promptFor(opts.scene), ...opts.director });
-  const k = director.intrinsics;
-  if (opts.seedWithGroundTruth ?? true) {
-    const gt = renderScene(opts.scene, opts.poses[0]!, k, { timeS: 0 });
-    director.seedFrame(gt, opts.poses[0]!, gt.dynamicMask);
-  }
+  const director = new Director(memory, opts.model, { prompt: promptForScene(opts.scene), ...opts.director });
+  if (opts.seedWithGroundTruth ?? true) seedFromScene(director, opts.scene, opts.poses[0]!, 0);
   const frames: DirectedFrame[] = [];
-  const seed = opts.seed ?? 1;
-  for (let start = 1, clip = 0; start < opts.poses.length; start += info.framesPerClip, clip++) {
-    const poses = opts.poses.slice(start, start + info.framesPerClip);
-    for await (const f of director.runClip(poses, { seed: (seed + clip) >>> 0, timeS: start / info.fps })) {
+  for (const plan of trajectoryClips(opts.poses, info.framesPerClip, info.fps, opts.seed ?? 1))
+    for await (const f of playClip(director, plan)) {
       frames.push(f);
       opts.onFrame?.(f, frames.length);
     }
-  }
   return { director, frames };
 }
 
 /** Identical images report 100 dB instead of Infinity (JSON has no Infinity); an empty mask stays NaN. */
-export const PSNR_CAP_DB = 100;
+const PSNR_CAP_DB = 100;
 function cappedPsnr(a: Uint8Array, b: Uint8Array, mask?: Uint8Array): number {
   return Math.min(PSNR_CAP_DB, psnr(a, b, mask));
 }
@@ -124,10 +112,20 @@ function staticPixels(n: number, ...masks: (Uint8Array | undefined)[]): Uint8Arr
   return keep;
 }
 
+/**
+ * Builds a model by name for a scene: the tools pass the registry's `loadModel` (the eval itself
+ * loads nothing, so it runs anywhere the data path runs).
+ */
+export type ModelLoader = (
+  name: string,
+  settings: { scene: Scene; width?: number; height?: number },
+) => Promise<WorldModel>;
+
 export interface ClosedLoopOptions {
   readonly scene: Scene;
   readonly trajectory: Trajectory;
-  readonly modelName: ModelName;
+  readonly modelName: string;
+  readonly loadModel: ModelLoader;
   readonly memory: boolean;
   readonly k: number;
   readonly width?: number;
@@ -137,7 +135,7 @@ export interface ClosedLoopOptions {
 
 /** Closed loop (paper §4.3): generate around a loop that returns to its start; compare last with first. */
 export async function closedLoop(o: ClosedLoopOptions): Promise<ClosedLoopRow> {
-  const model = await loadModel(o.modelName, { scene: o.scene, width: o.width, height: o.height });
+  const model = await o.loadModel(o.modelName, { scene: o.scene, width: o.width, height: o.height });
   const info = model.describe();
   const poses = sampleTrajectory(o.trajectory, info.fps);
   const { director, frames } = await drive({
@@ -210,7 +208,7 @@ export function fidelity(
     voxelSize: voxelSizeM,
     psnr: n === 0 ? Number.NaN : sum / n,
     coverage: n === 0 ? 0 : coverage / n,
-    voxels: memory.grid.voxelCount,
+    voxels: memory.voxelCount,
   };
 }
 
@@ -225,7 +223,7 @@ export async function leakage(
   size: { width?: number; height?: number } = {},
   onFrame?: () => void,
 ): Promise<LeakageRow> {
-  const model = createModel('scene', { scene, ...size });
+  const model = createLocalModel('scene', { scene, ...size });
   const info = model.describe();
   const poses = sampleTrajectory(trajectory, info.fps);
   const { director, frames } = await drive({
@@ -238,9 +236,9 @@ export async function leakage(
   let dynamicPixels = 0;
   for (const f of frames) if (f.dynamicMask) for (const v of f.dynamicMask) dynamicPixels += v;
   const points: Vec3[] = [];
-  director.memory.grid.forEachVoxel((v) => points.push([v.x, v.y, v.z]));
+  director.memory.forEachVoxel((v) => points.push([v.x, v.y, v.z]));
   const times = poses.map((_p, i) => i / info.fps);
-  const ghostVoxels = countGhostPoints(scene, points, times, director.memory.grid.voxelSizeM);
+  const ghostVoxels = countGhostPoints(scene, points, times, director.memory.voxelSizeM);
   return { scene: scene.name, masking, dynamicPixels, ghostVoxels };
 }
 
@@ -252,7 +250,8 @@ export async function leakage(
 export async function drift(
   scene: Scene,
   trajectory: Trajectory,
-  modelName: ModelName,
+  modelName: string,
+  loadModel: ModelLoader,
   size: { width?: number; height?: number } = {},
   onFrame?: () => void,
   exploreEvery = 10,

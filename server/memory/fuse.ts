@@ -24,7 +24,7 @@ export interface FuseStats {
 }
 
 /** Running means stop weighting history beyond this many observations, so memory can still adapt. */
-export const MAX_MEAN_WEIGHT = 64;
+const MAX_MEAN_WEIGHT = 64;
 /** Depth at which an observation's confidence gain has halved, metres. */
 const CONFIDENCE_HALF_DEPTH_M = 4;
 const CONFIDENCE_GAIN = 0.3;

@@ -31,8 +31,8 @@ export interface RetrievalHit {
   readonly iou: number;
 }
 
-export const DEFAULT_K = 7;
-export const DEFAULT_MIN_IOU = 0.1;
+const DEFAULT_K = 7;
+const DEFAULT_MIN_IOU = 0.1;
 const DEFAULT_CANDIDATES = 32;
 
 interface Posting {

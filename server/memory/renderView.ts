@@ -28,7 +28,7 @@ export interface MemoryView {
  * 27.5 dB at 2 cm (2× splats without filling: 26.6 / 24.9 dB), and 1 M voxels render in 21 ms
  * instead of 27 ms.
  */
-export const DEFAULT_SPLAT_SCALE = 1.25;
+const DEFAULT_SPLAT_SCALE = 1.25;
 
 // Module-local copies: imported bindings can compile to getter calls in hot loops.
 const STRIDE = layout.STRIDE;

@@ -6,8 +6,13 @@ import { type Keyframe, KeyframeStore, type RetrievalHit, type RetrieveOptions }
 import { exportPly, importPly } from './ply.ts';
 import { type MemoryView, type RenderViewOptions, renderMemoryView } from './renderView.ts';
 import { loadSnapshot, saveSnapshot } from './snapshot.ts';
+import { type TopDownMap, topDownMap } from './topDownMap.ts';
 import { type ViewSignature, viewSignature } from './visibility.ts';
-import { VoxelGrid } from './voxelGrid.ts';
+import { CONF, STRIDE } from './voxelChunk.ts';
+import { VoxelGrid, type VoxelRecord } from './voxelGrid.ts';
+
+/** Confidence (0–255) above which a surface is trusted enough to call contradictions of it dynamic. */
+const CONFIDENT = 96;
 
 export interface MemoryStats {
   readonly voxels: number;
@@ -36,6 +41,50 @@ export class SpatialMemory {
   /** Fuses an RGB-D frame seen from `pose` (camera-to-world); `excludeMask` marks moving pixels. */
   fuse(frame: RgbdImage, pose: Pose, k: Intrinsics, opts?: FuseOptions): FuseStats {
     return fuseFrame(this.grid, frame, pose, k, opts);
+  }
+
+  /** Edge of a voxel, metres. */
+  get voxelSizeM(): number {
+    return this.grid.voxelSizeM;
+  }
+
+  get voxelCount(): number {
+    return this.grid.voxelCount;
+  }
+
+  /** Grows whenever a voxel changes: a view rendered at an earlier revision may be stale. */
+  get revision(): number {
+    return this.grid.revision;
+  }
+
+  /** Calls `fn` with every voxel (world metres, colour, count, confidence). */
+  forEachVoxel(fn: (v: VoxelRecord) => void): void {
+    this.grid.forEachVoxel(fn);
+  }
+
+  /** The memory seen from above, `pxPerM` pixels per metre (the minimap). */
+  topDownMap(pxPerM: number): TopDownMap {
+    return topDownMap(this.grid, pxPerM);
+  }
+
+  /**
+   * Pixels whose `depth` (camera z, metres) disagrees with a confident surface of `view` by more
+   * than three voxels (or 3% of the depth): something moved in front of it, or it is gone.
+   */
+  contradictions(depth: Float32Array, view: MemoryView): Uint8Array {
+    const voxelSizeM = this.grid.voxelSizeM;
+    const mask = new Uint8Array(depth.length);
+    const { voxelRef, chunks } = view;
+    for (let p = 0; p < depth.length; p++) {
+      const ref = voxelRef[p]!;
+      if (ref < 0) continue;
+      const conf = chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + CONF]!;
+      if (conf < CONFIDENT) continue;
+      const dm = view.depth[p]!;
+      const tol = Math.max(3 * voxelSizeM, 0.03 * dm);
+      if (Math.abs(depth[p]! - dm) > tol) mask[p] = 1;
+    }
+    return mask;
   }
 
   /** Renders RGB, depth and coverage of the memory at a camera. */

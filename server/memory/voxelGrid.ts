@@ -22,8 +22,8 @@ import {
 export const DEFAULT_VOXEL_SIZE_M = 0.02;
 
 /** Smallest and largest voxel edge the grid accepts, metres. */
-export const MIN_VOXEL_SIZE_M = 0.001;
-export const MAX_VOXEL_SIZE_M = 10;
+const MIN_VOXEL_SIZE_M = 0.001;
+const MAX_VOXEL_SIZE_M = 10;
 
 /** Throws INVALID_VOXEL_SIZE unless `voxelSizeM` is a finite number in [0.001, 10] m. */
 export function validateVoxelSize(voxelSizeM: number): void {

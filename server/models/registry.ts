@@ -1,23 +1,27 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
 import { SpatiaError } from '../../shared/errors.ts';
-import type { Scene } from '../scene/sceneFormat.ts';
-import { ProceduralModel } from './procedural/proceduralModel.ts';
-import { SceneModel } from './sceneModel.ts';
-import type { WorldModel } from './worldModel.ts';
+import { RemoteWorkerPool } from '../remote/workerPool.ts';
+import { createLocalModel, type LocalModelSettings } from './localModels.ts';
+import { ThreadedModel } from './threaded/threadedModel.ts';
+import { MODEL_DEFAULTS, type WorldModel } from './worldModel.ts';
 
 /** The world models a run can name with `--model`. */
 export const MODEL_NAMES = ['procedural', 'scene', 'remote', 'onnx'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
-export interface ModelSettings {
-  readonly width?: number;
-  readonly height?: number;
-  readonly framesPerClip?: number;
-  /** Required by the `scene` oracle: the scene it renders. */
-  readonly scene?: Scene;
+export interface ModelSettings extends LocalModelSettings {
   /** The `onnx` model's file (default: the bundled assets/models/spatia-tiny.onnx). */
   readonly onnxPath?: string;
+  /** Run a local model in this many worker threads (0 or absent: in this thread). */
+  readonly threads?: number;
+  /** `remote`: the token workers must present (absent: any worker that reaches the server). */
+  readonly workerToken?: string;
+  /** `remote`: a worker silent this long during a clip is dropped. */
+  readonly stallMs?: number;
+  /** `remote`: where the pool logs workers coming and going. */
+  readonly logger?: Logger;
 }
 
 /** The bundled reference ONNX model (trained by tools/train/train.py). */
@@ -26,37 +30,45 @@ export const DEFAULT_ONNX_MODEL = join(
   '../../assets/models/spatia-tiny.onnx',
 );
 
-/** Any model by name, including those that load asynchronously (`onnx`). */
-export async function loadModel(name: string, settings: ModelSettings = {}): Promise<WorldModel> {
-  if (name === 'onnx') {
-    // Loaded on demand: onnxruntime's native library is not needed (nor loaded) for the other models.
-    const { OnnxModel } = await import('./onnx/onnxModel.ts');
-    return OnnxModel.load(settings.onnxPath ?? DEFAULT_ONNX_MODEL, { framesPerClip: settings.framesPerClip });
-  }
-  return createModel(name, settings);
-}
-
 export function isModelName(name: string): name is ModelName {
   return (MODEL_NAMES as readonly string[]).includes(name);
 }
 
-/** A fresh model by name; unknown names and missing settings are clear errors. */
-export function createModel(name: string, settings: ModelSettings = {}): WorldModel {
+/**
+ * Any model by name, as a run configures it: local models (in worker threads when `threads` > 0),
+ * the ONNX model (loaded on demand: onnxruntime's native library is not loaded for the others) and
+ * the pool of remote workers.
+ */
+export async function loadModel(name: string, settings: ModelSettings = {}): Promise<WorldModel> {
   if (!isModelName(name))
     throw new SpatiaError('UNKNOWN_MODEL', `unknown model "${name}" (known: ${MODEL_NAMES.join(', ')})`);
+  const threads = settings.threads ?? 0;
+  if (threads > 0 && name !== 'procedural' && name !== 'scene')
+    throw new SpatiaError('INVALID_ARGUMENT', `only local models run in model threads, not "${name}"`);
   switch (name) {
-    case 'procedural':
-      return new ProceduralModel(settings);
+    case 'onnx': {
+      const { OnnxModel } = await import('./onnx/onnxModel.ts');
+      return OnnxModel.load(settings.onnxPath ?? DEFAULT_ONNX_MODEL, {
+        framesPerClip: settings.framesPerClip,
+      });
+    }
     case 'remote':
-      throw new SpatiaError(
-        'INVALID_ARGUMENT',
-        'the "remote" model is served by worker processes connected to a running server (npm start -- --model remote)',
-      );
-    case 'onnx':
-      throw new SpatiaError('INVALID_ARGUMENT', 'the "onnx" model loads asynchronously: use loadModel()');
-    case 'scene':
-      if (!settings.scene)
-        throw new SpatiaError('INVALID_ARGUMENT', 'the "scene" model needs a scene to render');
-      return new SceneModel(settings.scene, settings);
+      if (!settings.logger) throw new SpatiaError('INVALID_ARGUMENT', 'the "remote" model needs a logger');
+      return new RemoteWorkerPool({
+        width: settings.width ?? MODEL_DEFAULTS.width,
+        height: settings.height ?? MODEL_DEFAULTS.height,
+        fps: MODEL_DEFAULTS.fps,
+        framesPerClip: settings.framesPerClip ?? MODEL_DEFAULTS.framesPerClip,
+        token: settings.workerToken,
+        stallMs: settings.stallMs,
+        logger: settings.logger,
+      });
+    case 'procedural':
+    case 'scene': {
+      const { width, height, framesPerClip, scene } = settings;
+      if (threads === 0) return createLocalModel(name, { width, height, framesPerClip, scene });
+      if (scene) throw new SpatiaError('INVALID_ARGUMENT', 'the "scene" model does not run in model threads');
+      return new ThreadedModel(name, { width, height, framesPerClip }, threads);
+    }
   }
 }

@@ -10,10 +10,11 @@ import {
   type WireClipRequest,
   type WireConditioningFrame,
   WORKER_NAMESPACE,
+  WORKER_PATH,
   WORKER_PROTOCOL,
   type WorkerToServerEvents,
 } from '../../shared/protocol/worker.ts';
-import { createModel } from '../models/registry.ts';
+import { loadModel } from '../models/registry.ts';
 import type { ClipRequest, ConditioningFrame } from '../models/worldModel.ts';
 import { intArg, runTool } from '../tools/cli.ts';
 
@@ -57,13 +58,11 @@ runTool(USAGE, async () => {
   if (fault !== undefined && !['crash', 'stall', 'malformed'].includes(fault))
     throw new SpatiaError('INVALID_ARGUMENT', `--fault must be crash, stall or malformed, got "${fault}"`);
   const faultAfter = intArg('fault-after', values['fault-after'], 0, 1_000_000);
-  const model = createModel(values.model);
+  const model = await loadModel(values.model);
   const info = model.describe();
   const socket: Socket<ServerToWorkerEvents, WorkerToServerEvents> = io(
     new URL(WORKER_NAMESPACE, values.server).href,
-    {
-      transports: ['websocket'],
-    },
+    { path: WORKER_PATH, transports: ['websocket'] },
   );
   const running = new Map<string, AbortController>();
   let framesSent = 0;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { Server as HttpServer } from 'node:http';
 import type { Logger } from 'pino';
-import type { Namespace, Server, Socket } from 'socket.io';
+import { type Namespace, Server, type Socket } from 'socket.io';
 import { SpatiaError } from '../../shared/errors.ts';
 import { validate } from '../../shared/protocol/events.ts';
 import {
@@ -11,6 +12,7 @@ import {
   type WireConditioningFrame,
   type WireFrame,
   WORKER_NAMESPACE,
+  WORKER_PATH,
   type WorkerHello,
   type WorkerToServerEvents,
   wireFrameSchema,
@@ -76,6 +78,7 @@ export class RemoteWorkerPool implements WorldModel {
   private readonly workers = new Map<string, WorkerConn>();
   private readonly info: WorldModelInfo;
   private readonly log: Logger;
+  private io: Server | undefined;
 
   constructor(private readonly o: RemotePoolOptions) {
     this.log = o.logger;
@@ -102,8 +105,18 @@ export class RemoteWorkerPool implements WorldModel {
     return this.workers.size;
   }
 
-  /** Listens for workers on the server's `/workers` namespace. */
-  attach(io: Server): void {
+  /**
+   * Listens for workers on `http`: namespace `/workers` at WORKER_PATH, an endpoint of its own whose
+   * message limit fits this pool's largest frame buffer (float32 depth) and no more.
+   */
+  attach(http: HttpServer): void {
+    const io = new Server(http, {
+      path: WORKER_PATH,
+      transports: ['websocket'],
+      serveClient: false,
+      maxHttpBufferSize: this.info.width * this.info.height * 4 + 64 * 1024,
+    });
+    this.io = io;
     const ns = io.of(WORKER_NAMESPACE) as unknown as Namespace<WorkerToServerEvents, ServerToWorkerEvents>;
     ns.on('connection', (socket) => {
       let conn: WorkerConn | undefined;
@@ -257,8 +270,10 @@ export class RemoteWorkerPool implements WorldModel {
     }
   }
 
+  /** Disconnects every worker and closes the worker endpoint (the HTTP server stays with its owner). */
   async dispose(): Promise<void> {
     for (const w of this.workers.values()) w.socket.disconnect(true);
     this.workers.clear();
+    this.io?.engine.close();
   }
 }

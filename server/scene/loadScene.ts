@@ -5,7 +5,7 @@ import { SpatiaError } from '../../shared/errors.ts';
 import { parseScene, type Scene } from './sceneFormat.ts';
 
 /** Folder of the bundled ground-truth scenes. */
-export const SCENES_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../assets/scenes');
+const SCENES_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../assets/scenes');
 
 /** The bundled scenes by name. */
 export const BUNDLED_SCENES = ['room', 'courtyard', 'hall-dynamic'] as const;

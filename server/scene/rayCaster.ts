@@ -471,14 +471,7 @@ export function renderScene(
  * Whether world point (x, y, z) lies inside a shape placed at `offset`, with the shape shrunk by
  * `shrinkM` on every side (so surfaces touching it do not count). Planes have no inside.
  */
-export function insideShape(
-  shape: SceneShape,
-  offset: Vec3,
-  x: number,
-  y: number,
-  z: number,
-  shrinkM = 0,
-): boolean {
+function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: number, shrinkM = 0): boolean {
   switch (shape.type) {
     case 'plane':
       return false;

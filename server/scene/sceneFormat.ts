@@ -4,7 +4,7 @@ import { SpatiaError } from '../../shared/errors.ts';
 const vec3 = z.tuple([z.number(), z.number(), z.number()]);
 const rgb = z.tuple([z.number().min(0).max(255), z.number().min(0).max(255), z.number().min(0).max(255)]);
 
-export const TEXTURE_KINDS = ['solid', 'checker', 'stripes', 'noise', 'brick', 'wood', 'tiles'] as const;
+const TEXTURE_KINDS = ['solid', 'checker', 'stripes', 'noise', 'brick', 'wood', 'tiles'] as const;
 
 const material = z.strictObject({
   texture: z.enum(TEXTURE_KINDS),
@@ -59,7 +59,7 @@ const entity = z.strictObject({
   }),
 });
 
-export const sceneSchema = z.strictObject({
+const sceneSchema = z.strictObject({
   name: z.string().min(1),
   description: z.string().default(''),
   sky: z

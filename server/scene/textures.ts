@@ -2,7 +2,7 @@ import { cellUnit } from '../../shared/math/random.ts';
 import type { SceneMaterial } from './sceneFormat.ts';
 
 /** Smooth 2D value noise in [0, 1). */
-export function valueNoise(x: number, y: number, seed = 0): number {
+function valueNoise(x: number, y: number, seed = 0): number {
   const ix = Math.floor(x);
   const iy = Math.floor(y);
   const fx = x - ix;
@@ -17,7 +17,7 @@ export function valueNoise(x: number, y: number, seed = 0): number {
 }
 
 /** Three octaves of value noise in [0, 1). */
-export function fbm(x: number, y: number, seed = 0): number {
+function fbm(x: number, y: number, seed = 0): number {
   return (
     0.57 * valueNoise(x, y, seed) +
     0.29 * valueNoise(x * 2.1, y * 2.1, seed + 1) +

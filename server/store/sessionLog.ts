@@ -39,46 +39,12 @@ export interface RecordedFrame {
   readonly timings: Record<string, number>;
 }
 
-export const SESSION_SCHEMA = `
-CREATE TABLE IF NOT EXISTS sessions (
-  id TEXT PRIMARY KEY,
-  world_id TEXT NOT NULL,
-  player TEXT NOT NULL,
-  model TEXT NOT NULL,
-  width INTEGER NOT NULL, height INTEGER NOT NULL, fps REAL NOT NULL,
-  prompt TEXT NOT NULL,
-  seeded_from TEXT,
-  start_snapshot BLOB NOT NULL,
-  started_at TEXT NOT NULL,
-  ended_at TEXT
-);
-CREATE TABLE IF NOT EXISTS session_clips (
-  session_id TEXT NOT NULL REFERENCES sessions(id),
-  idx INTEGER NOT NULL,
-  clip TEXT NOT NULL,
-  PRIMARY KEY (session_id, idx)
-);
-CREATE TABLE IF NOT EXISTS session_frames (
-  session_id TEXT NOT NULL REFERENCES sessions(id),
-  idx INTEGER NOT NULL,
-  clip_idx INTEGER NOT NULL,
-  rgb_crc INTEGER NOT NULL,
-  timings TEXT NOT NULL,
-  jpeg BLOB NOT NULL,
-  PRIMARY KEY (session_id, idx)
-);
-`;
-
 export class SessionLog {
   private pendingClips: { id: string; clip: RecordedClip }[] = [];
   private pendingFrames: { id: string; frame: RecordedFrame }[] = [];
 
-  constructor(
-    private readonly db: Database.Database,
-    readonly_ = false,
-  ) {
-    if (!readonly_) db.exec(SESSION_SCHEMA);
-  }
+  /** `db` already holds the session tables (`schema.ts`). */
+  constructor(private readonly db: Database.Database) {}
 
   start(s: SessionStart): string {
     const id = randomUUID();

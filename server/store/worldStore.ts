@@ -7,6 +7,7 @@ import { decodeChunk, decodeKeyframe, encodeChunk, encodeKeyframe } from '../mem
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { VoxelGrid } from '../memory/voxelGrid.ts';
+import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
 import { SessionLog } from './sessionLog.ts';
 
 /** What a world is, apart from its memory. */
@@ -28,35 +29,10 @@ export interface CommitStats {
   readonly bytes: number;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS worlds (
-  id TEXT PRIMARY KEY,
-  prompt TEXT NOT NULL,
-  seed INTEGER NOT NULL,
-  voxel_size REAL NOT NULL,
-  scene TEXT,
-  invite_token TEXT,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-  world_id TEXT NOT NULL REFERENCES worlds(id),
-  chunk_key INTEGER NOT NULL,
-  cx INTEGER NOT NULL, cy INTEGER NOT NULL, cz INTEGER NOT NULL,
-  voxels INTEGER NOT NULL,
-  data BLOB NOT NULL,
-  PRIMARY KEY (world_id, chunk_key)
-);
-CREATE INDEX IF NOT EXISTS chunks_xz ON chunks (world_id, cx, cz);
-CREATE TABLE IF NOT EXISTS keyframes (
-  world_id TEXT NOT NULL REFERENCES worlds(id),
-  id INTEGER NOT NULL,
-  data BLOB NOT NULL,
-  PRIMARY KEY (world_id, id)
-);
-`;
-
 /**
- * Durable worlds in SQLite (WAL): metadata, memory chunks and keyframes. `commit` writes, in one
+ * Durable worlds in SQLite (WAL): metadata, memory chunks and keyframes. The tables and their
+ * versions are in `schema.ts`: opening read-write migrates an older store forward; a store from a
+ * newer Spatia is refused, and so is, read-only, one that would need migrating. `commit` writes, in one
  * transaction, every chunk whose revision moved since it was last written and every new keyframe,
  * so a crash (even SIGKILL) loses at most what changed since the last commit. Chunks are the unit:
  * far-away chunks can leave RAM (`evictChunks`) and come back (`loadChunksNear`).
@@ -80,14 +56,22 @@ export class WorldStore {
     } catch (e) {
       throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
     }
-    if (!opts.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('foreign_keys = ON');
-      this.db.exec(SCHEMA);
+    try {
+      if (opts.readonly) checkReadable(this.db, path);
+      else {
+        refuseUnknownStore(this.db, path); // before the first write: a refused file stays byte-identical
+        this.db.pragma('journal_mode = WAL');
+        // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
+        this.db.pragma('synchronous = NORMAL');
+        this.db.pragma('foreign_keys = ON');
+        migrate(this.db, path);
+      }
+    } catch (e) {
+      this.db.close();
+      if (e instanceof SpatiaError) throw e;
+      throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
     }
-    this.sessions = new SessionLog(this.db, opts.readonly ?? false);
+    this.sessions = new SessionLog(this.db);
   }
 
   close(): void {

@@ -15,11 +15,12 @@ import {
   leakage,
 } from '../eval/consistencyEval.ts';
 import { linePlotPng } from '../io/plot.ts';
-import { isModelName, type ModelName } from '../models/registry.ts';
+import { loadTrajectoryFile } from '../io/trajectoryFile.ts';
+import { isModelName, loadModel, type ModelName } from '../models/registry.ts';
 import { modelIntrinsics } from '../models/worldModel.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
-import { loadTrajectoryFile, sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
+import { sampleTrajectory, type Trajectory } from '../world/trajectory.ts';
 import { intArg, runTool, sceneArg } from './cli.ts';
 
 const USAGE = `usage: npm run eval -- [--scene NAME|FILE.json --trajectory FILE.json] [--json FILE] [--out DIR]
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
           scene,
           trajectory: loop,
           modelName: c.model,
+          loadModel,
           memory: c.memory,
           k: c.k,
           onFrame: tick,
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
       }
     }
     bar.update({ step: `${scene.name}: drift` });
-    drifts.push(await drift(scene, driftLoop, p.models[0]!, {}, tick));
+    drifts.push(await drift(scene, driftLoop, p.models[0]!, loadModel, {}, tick));
   }
   bar.stop();
   printTable(closed, fid, leak, drifts);

@@ -7,7 +7,7 @@ import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { hstack, writeRgbPng } from '../io/png.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
-import { drawMarker, drawPath, topDownMap } from '../memory/topDownMap.ts';
+import { drawMarker, drawPath } from '../memory/topDownMap.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { psnr } from '../metrics/imageMetrics.ts';
 import { modelIntrinsics } from '../models/worldModel.ts';
@@ -117,7 +117,7 @@ function main(): void {
     const best = memory.retrieve(pose, k, { k: 1, minIoU: 0 }, view)[0];
     if (!best || best.iou < 0.5) memory.addKeyframe(frame, pose, k, view);
     bar.update(i + 1, {
-      voxels: memory.grid.voxelCount,
+      voxels: memory.voxelCount,
       keyframes: memory.keyframes.size,
       fuseMs: ms.toFixed(1),
     });
@@ -152,7 +152,7 @@ function main(): void {
     offset += s.length;
   }
   writeRgbPng(join(outDir, 'views.png'), views, k.width * 2, k.height * sheet.length);
-  const map = topDownMap(memory.grid, 40);
+  const map = memory.topDownMap(40);
   drawPath(
     map,
     poses.map((p) => p.position),

@@ -3,12 +3,14 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { SpatiaError } from '../../shared/errors.ts';
-import { drive, promptFor } from '../eval/consistencyEval.ts';
+import { drive } from '../eval/consistencyEval.ts';
 import { encodeRgbPng } from '../io/png.ts';
+import { loadTrajectoryFile } from '../io/trajectoryFile.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { loadModel, MODEL_NAMES } from '../models/registry.ts';
-import { loadTrajectoryFile, sampleTrajectory } from '../world/trajectory.ts';
+import { promptForScene } from '../scene/prompts.ts';
+import { sampleTrajectory } from '../world/trajectory.ts';
 import { intArg, runTool, sceneArg } from './cli.ts';
 
 const USAGE = `usage: npm run render -- --scene NAME|FILE.json --trajectory FILE.json --out DIR
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
     poses,
     memory,
     seed,
-    director: { memory: !values['no-memory'], k, prompt: values.prompt ?? promptFor(scene) },
+    director: { memory: !values['no-memory'], k, prompt: values.prompt ?? promptForScene(scene) },
     onFrame: (f, i) => {
       writeFileSync(
         join(outDir, `${String(i).padStart(5, '0')}.png`),
@@ -77,14 +79,14 @@ async function main(): Promise<void> {
       );
       bar.update(i, {
         fps: (i / ((performance.now() - t0) / 1000)).toFixed(1),
-        voxels: memory.grid.voxelCount,
+        voxels: memory.voxelCount,
       });
     },
   });
   bar.stop();
   await model.dispose();
   process.stdout.write(
-    `wrote ${poses.length - 1} frames to ${outDir} (memory: ${memory.grid.voxelCount} voxels)\n`,
+    `wrote ${poses.length - 1} frames to ${outDir} (memory: ${memory.voxelCount} voxels)\n`,
   );
 }
 

@@ -2,13 +2,11 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import type { Mat3, Pose } from '../../shared/camera/pose.ts';
-import { crc32 } from '../../shared/codec/crc32.ts';
-import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { loadModel } from '../models/registry.ts';
-import { renderScene } from '../scene/rayCaster.ts';
 import { WorldStore } from '../store/worldStore.ts';
+import { frameChecksum, playClip, seedFromScene } from '../world/clipLoop.ts';
 import { Director } from '../world/director.ts';
 import { runTool, sceneArg, sessionArg } from './cli.ts';
 
@@ -40,8 +38,7 @@ runTool(USAGE, async () => {
   if (session.seededFrom) {
     const s = session.seededFrom;
     const pose: Pose = { rotation: s.rotation as unknown as Mat3, position: s.position as unknown as Vec3 };
-    const gt = renderScene(sceneArg(s.scene), pose, director.intrinsics, { timeS: s.timeS });
-    director.seedFrame(gt, pose, gt.dynamicMask);
+    seedFromScene(director, sceneArg(s.scene), pose, s.timeS);
   }
   const recorded = [...store.sessions.frames(id)];
   const bar = new SingleBar({
@@ -53,14 +50,17 @@ runTool(USAGE, async () => {
   let matched = 0;
   let firstMismatch = -1;
   for (const clip of store.sessions.clips(id)) {
-    director.prompt = clip.prompt;
     const poses: Pose[] = clip.rotations.map((r, j) => ({
       rotation: r as unknown as Mat3,
       position: clip.positions[j] as unknown as Vec3,
     }));
-    for await (const f of director.runClip(poses, { seed: clip.seed, timeS: clip.timeS })) {
-      const rec = recorded[i];
-      if (rec && rec.rgbCrc === crc32(f.rgb) >>> 0) matched++;
+    for await (const f of playClip(director, {
+      poses,
+      seed: clip.seed,
+      timeS: clip.timeS,
+      prompt: clip.prompt,
+    })) {
+      if (recorded[i]?.rgbCrc === frameChecksum(f)) matched++;
       else if (firstMismatch < 0) firstMismatch = i;
       i++;
       bar.update(i, { matched });

@@ -76,12 +76,12 @@ runTool(USAGE, async () => {
       id,
       prompt: values.prompt,
       seed: 1,
-      voxelSizeM: memory.grid.voxelSizeM,
+      voxelSizeM: memory.voxelSizeM,
       createdAt: new Date().toISOString(),
     });
     const c = store.commit(id, memory);
     process.stdout.write(
-      `world "${id}": ${memory.grid.voxelCount} voxels in ${c.chunks} chunks (${(c.bytes / 1048576).toFixed(1)} MiB)\n`,
+      `world "${id}": ${memory.voxelCount} voxels in ${c.chunks} chunks (${(c.bytes / 1048576).toFixed(1)} MiB)\n`,
     );
   };
   try {
@@ -156,7 +156,7 @@ runTool(USAGE, async () => {
         if (!values.out) throw new SpatiaError('INVALID_ARGUMENT', '--out FILE.ply is required');
         const memory = store.loadMemory(id, meta.voxelSizeM);
         writeFileSync(resolve(values.out), memory.toPly());
-        process.stdout.write(`wrote ${values.out}: ${memory.grid.voxelCount} points\n`);
+        process.stdout.write(`wrote ${values.out}: ${memory.voxelCount} points\n`);
         break;
       }
       default:

@@ -14,7 +14,6 @@ import type { RetrievalHit } from '../memory/keyframes.ts';
 import type { MemoryView } from '../memory/renderView.ts';
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import { type ViewSignature, viewSignature } from '../memory/visibility.ts';
-import { CONF, STRIDE } from '../memory/voxelChunk.ts';
 import {
   type ConditioningFrame,
   type GeneratedFrame,
@@ -50,7 +49,7 @@ export interface DirectorOptions {
 export type DynamicMasking = 'model' | 'contradictions' | 'none';
 
 /** Milliseconds per stage for one frame; condition and the per-clip work are shared out per frame. */
-export interface StageTimings {
+interface StageTimings {
   readonly conditionMs: number;
   readonly generateMs: number;
   readonly updateMs: number;
@@ -68,13 +67,11 @@ export interface ClipOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Confidence (0–255) above which a memory surface is trusted enough to call contradictions dynamic. */
-const CONFIDENT = 96;
 /** Signatures are computed at a quarter of the model's resolution: retrieval needs coverage, not detail. */
 const SIGNATURE_SCALE = 4;
 
 /**
- * Where the stages meet (BRIEF §2): plans the next clip's poses along the player's path, renders
+ * Where the stages meet: plans the next clip's poses along the player's path, renders
  * the memory at each target pose, retrieves up to K reference keyframes by 3D overlap, runs the
  * model, and fuses every generated frame's static pixels back into the memory, keeping new
  * keyframes where overlap with the existing ones is low. One director per player; the memory
@@ -140,17 +137,19 @@ export class Director {
 
   /**
    * The next clip's target poses: the shared camera controller stepped forward with the player's
-   * current input held, one pose per model frame (1/fps apart). Deterministic.
+   * current input held, one pose per model frame (1/fps apart), `frames` of them (default: the
+   * model's clip length). Deterministic.
    */
   planClip(
     state: CameraState,
     input: InputState,
     cfg: ControllerConfig = DEFAULT_CONTROLLER,
+    frames: number = this.model.describe().framesPerClip,
   ): { poses: Pose[]; end: CameraState } {
     const info = this.model.describe();
     const poses: Pose[] = [];
     let s = state;
-    for (let i = 0; i < info.framesPerClip; i++) {
+    for (let i = 0; i < frames; i++) {
       s = stepCamera(
         s,
         { ...input, lookDxPx: i === 0 ? input.lookDxPx : 0, lookDyPx: i === 0 ? input.lookDyPx : 0 },
@@ -262,7 +261,7 @@ export class Director {
   /** The memory at quarter resolution from `pose`; reused while the pose object and the memory are unchanged. */
   private quarterView(pose: Pose): MemoryView {
     const c = this.quarterCache;
-    const revision = this.memory.grid.revision;
+    const revision = this.memory.revision;
     if (c && c.pose === pose && c.revision === revision) return c.view;
     const view = this.memory.render(pose, this.sigK);
     this.quarterCache = { pose, revision, view };
@@ -279,8 +278,8 @@ export class Director {
         ? undefined
         : masking === 'model' && frame.dynamicMask
           ? frame.dynamicMask
-          : contradictions(depth, view, this.memory.grid.voxelSizeM);
-    const exclude = withUnchanged(dynamic, frame.rgb, depth, view, this.memory.grid.voxelSizeM);
+          : this.memory.contradictions(depth, view);
+    const exclude = withUnchanged(dynamic, frame.rgb, depth, view, this.memory.voxelSizeM);
     this.memory.fuse({ width: k.width, height: k.height, rgb: frame.rgb, depth }, pose, k, {
       excludeMask: exclude,
     });
@@ -330,7 +329,7 @@ const UNCHANGED_RGB = 24;
  * re-fused frame after frame diffuses colours into neighbouring voxels. Only what is new or
  * changed is written.
  */
-export function withUnchanged(
+function withUnchanged(
   dynamic: Uint8Array | undefined,
   rgb: Uint8Array,
   depth: Float32Array,
@@ -350,25 +349,6 @@ export function withUnchanged(
     const diff =
       Math.abs(rgb[o]! - vr[o]!) + Math.abs(rgb[o + 1]! - vr[o + 1]!) + Math.abs(rgb[o + 2]! - vr[o + 2]!);
     if (diff < UNCHANGED_RGB) mask[p] = 1;
-  }
-  return mask;
-}
-
-/**
- * Pixels whose generated depth disagrees with a confident memory surface by more than three voxels
- * (or 3% of the depth): something moved in front of it, or it is gone. Neither should be fused.
- */
-export function contradictions(depth: Float32Array, view: MemoryView, voxelSizeM: number): Uint8Array {
-  const mask = new Uint8Array(depth.length);
-  const { voxelRef, chunks } = view;
-  for (let p = 0; p < depth.length; p++) {
-    const ref = voxelRef[p]!;
-    if (ref < 0) continue;
-    const conf = chunks[ref >>> 15]!.data[(ref & 32767) * STRIDE + CONF]!;
-    if (conf < CONFIDENT) continue;
-    const dm = view.depth[p]!;
-    const tol = Math.max(3 * voxelSizeM, 0.03 * dm);
-    if (Math.abs(depth[p]! - dm) > tol) mask[p] = 1;
   }
   return mask;
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
@@ -14,7 +13,7 @@ export interface Trajectory {
   readonly waypoints: readonly Waypoint[];
 }
 
-export interface Waypoint {
+interface Waypoint {
   /** Seconds from the start; strictly increasing, the first is 0. */
   readonly t: number;
   readonly position: Vec3;
@@ -55,23 +54,8 @@ export function parseTrajectory(json: unknown): Trajectory {
   return r.data as Trajectory;
 }
 
-export function loadTrajectoryFile(path: string): Trajectory {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new SpatiaError('TRAJECTORY_FORMAT', `cannot read trajectory ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return parseTrajectory(json);
-  } catch (e) {
-    if (e instanceof SpatiaError) throw new SpatiaError(e.code, `${path}: ${e.message}`);
-    throw e;
-  }
-}
-
 /** Duration in seconds. */
-export const trajectoryDuration = (t: Trajectory): number => t.waypoints.at(-1)!.t;
+const trajectoryDuration = (t: Trajectory): number => t.waypoints.at(-1)!.t;
 
 /** One pose every 1/fps seconds from t = 0 to the last waypoint (inclusive, rounded to a frame). */
 export function sampleTrajectory(traj: Trajectory, fps: number): Pose[] {

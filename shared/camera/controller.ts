@@ -12,7 +12,7 @@ export const Key = {
   Down: 32,
   Sprint: 64,
 } as const;
-export const ALL_KEYS_MASK = 127;
+const ALL_KEYS_MASK = 127;
 
 /** One sample of the player's input; the client sends one per animation frame. */
 export interface InputState {
@@ -38,7 +38,7 @@ export const NO_INPUT: InputState = {
   padLookY: 0,
 };
 
-/** Where the player is and where they look (see conventions.ts for the yaw/pitch frame). */
+/** Where the player is and where they look (see pose.ts for the yaw/pitch frame). */
 export interface CameraState {
   readonly position: Vec3;
   readonly yaw: number;

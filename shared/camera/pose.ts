@@ -1,16 +1,33 @@
+/**
+ * The coordinate conventions of Spatia, written down once.
+ *
+ * - World: right-handed, +y up, metres.
+ * - Camera: OpenCV axes: +x right, +y down, +z forward (the optical axis).
+ * - Pose: camera-to-world. A camera point Xc maps to the world as Xw = R·Xc + t, so the
+ *   columns of R are the camera's right, down and forward axes in world coordinates and t is
+ *   the camera centre.
+ * - Intrinsics: fx, fy, cx, cy in pixels; the centre of pixel (col, row) is at (u, v) = (col, row)
+ *   (OpenCV), so an image of width W has its principal point at cx = (W - 1) / 2 when centred.
+ * - Depth: metric z in the camera frame (distance along the optical axis, not along the ray);
+ *   0 means "no surface" (sky, out of range, or not covered).
+ * - Images: row-major, top-left origin; RGB is 3 bytes per pixel, depth is Float32 metres.
+ * - Yaw/pitch (the camera controller): yaw 0 looks along world -z, positive yaw turns right
+ *   (towards +x); positive pitch looks up.
+ *
+ * Babylon.js is left-handed (+z forward, +y up); the client converts at exactly one boundary.
+ */
+
 import { check } from '../errors.ts';
 import { cross, normalize, type Vec3 } from '../math/vec3.ts';
 
 /** Row-major 3×3 matrix. */
 export type Mat3 = readonly [number, number, number, number, number, number, number, number, number];
 
-/** Camera-to-world pose, OpenCV camera axes (see conventions.ts): Xw = rotation·Xc + position. */
+/** Camera-to-world pose, OpenCV camera axes (conventions above): Xw = rotation·Xc + position. */
 export interface Pose {
   readonly rotation: Mat3;
   readonly position: Vec3;
 }
-
-export const IDENTITY_ROTATION: Mat3 = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 
 /**
  * Pose of a camera at `position` looking along yaw/pitch (radians; yaw 0 = world -z, positive
@@ -70,12 +87,3 @@ export function determinant(m: Mat3): number {
 
 /** The camera's forward (optical) axis in world coordinates. */
 export const forwardOf = (pose: Pose): Vec3 => [pose.rotation[2], pose.rotation[5], pose.rotation[8]];
-
-/** Angle in radians between two poses' rotations. */
-export function rotationAngle(a: Pose, b: Pose): number {
-  // trace(Raᵀ·Rb) = 1 + 2 cos θ
-  let tr = 0;
-  for (let i = 0; i < 3; i++)
-    for (let k = 0; k < 3; k++) tr += a.rotation[k * 3 + i]! * b.rotation[k * 3 + i]!;
-  return Math.acos(Math.max(-1, Math.min(1, (tr - 1) / 2)));
-}

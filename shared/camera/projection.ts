@@ -3,7 +3,7 @@ import type { Intrinsics } from './intrinsics.ts';
 import type { Pose } from './pose.ts';
 
 /** World point → camera frame (OpenCV axes): Xc = Rᵀ·(Xw − t). */
-export function worldToCamera(pose: Pose, p: Vec3): Vec3 {
+function worldToCamera(pose: Pose, p: Vec3): Vec3 {
   const r = pose.rotation;
   const dx = p[0] - pose.position[0];
   const dy = p[1] - pose.position[1];
@@ -16,7 +16,7 @@ export function worldToCamera(pose: Pose, p: Vec3): Vec3 {
 }
 
 /** Camera point → world frame: Xw = R·Xc + t. */
-export function cameraToWorld(pose: Pose, c: Vec3): Vec3 {
+function cameraToWorld(pose: Pose, c: Vec3): Vec3 {
   const r = pose.rotation;
   const t = pose.position;
   return [

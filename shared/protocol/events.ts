@@ -18,7 +18,7 @@ const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const axis = finite.refine((v) => Math.abs(v) <= 1, 'must be within [-1, 1]');
 
 export const helloSchema = z.strictObject({ protocol: z.number().int(), client: z.string().max(64) });
-export type Hello = z.infer<typeof helloSchema>;
+type Hello = z.infer<typeof helloSchema>;
 
 export const joinSchema = z.strictObject({
   /** A world id: letters, digits, dash, underscore. Bundled scenes (`room`, …) seed ground-truth worlds. */
@@ -35,7 +35,7 @@ export const joinSchema = z.strictObject({
   /** Record this play session (event log + frames) for export and replay. */
   record: z.boolean().optional(),
 });
-export type JoinRequest = z.infer<typeof joinSchema>;
+type JoinRequest = z.infer<typeof joinSchema>;
 
 export const inputSchema = z.strictObject({
   seq: z

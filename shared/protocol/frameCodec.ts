@@ -5,20 +5,20 @@ import { SpatiaError } from '../errors.ts';
  * A generated frame on the wire: a fixed header, the image (JPEG or WebP) and 16-bit depth
  * (millimetres, 0 = unknown) at reduced resolution, enough to reproject the frame on the client.
  */
-export const FRAME_MAGIC = 0x53504652; // "SPFR"
-export const FRAME_VERSION = 1;
+const FRAME_MAGIC = 0x53504652; // "SPFR"
+const FRAME_VERSION = 1;
 
 export const ImageFormat = { Jpeg: 1, Webp: 2 } as const;
 export type ImageFormat = (typeof ImageFormat)[keyof typeof ImageFormat];
 
-export interface FrameTimings {
+interface FrameTimings {
   readonly conditionMs: number;
   readonly generateMs: number;
   readonly updateMs: number;
   readonly encodeMs: number;
 }
 
-export interface FrameHeader {
+interface FrameHeader {
   readonly frameId: number;
   readonly clipId: number;
   /** Camera-to-world, row-major rotation then position (OpenCV camera axes). */

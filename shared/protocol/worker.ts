@@ -2,12 +2,15 @@ import { z } from 'zod';
 
 /**
  * The remote-worker protocol (docs/remote-workers.md): a GPU worker process in any language
- * connects to the server's socket.io namespace `/workers`, says hello with what its model
- * generates, then receives clip requests and streams frames back. Binary buffers travel as
- * socket.io binary attachments (little-endian typed-array bytes).
+ * connects to the server's socket.io namespace `/workers` at the path `/worker-socket.io` (an
+ * endpoint of its own, apart from the players': its messages carry whole frames), says hello with
+ * what its model generates, then receives clip requests and streams frames back. Binary buffers
+ * travel as socket.io binary attachments (little-endian typed-array bytes).
  */
-export const WORKER_PROTOCOL = 'spatia-worker/1';
+export const WORKER_PROTOCOL = 'spatia-worker/2';
 export const WORKER_NAMESPACE = '/workers';
+/** The socket.io path of the worker endpoint (players use socket.io's default `/socket.io`). */
+export const WORKER_PATH = '/worker-socket.io';
 
 export const workerHelloSchema = z.strictObject({
   protocol: z.literal(WORKER_PROTOCOL),
@@ -79,5 +82,6 @@ export const bytesOf = (a: ArrayBufferView): Uint8Array =>
 export function float32Of(b: Uint8Array): Float32Array {
   if (b.byteOffset % 4 === 0 && b.byteLength % 4 === 0)
     return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Float32Array(b.slice().buffer);
+  // A fresh copy: `slice` of a Node Buffer (what socket.io delivers) is a view into a shared pool.
+  return new Float32Array(new Uint8Array(b).buffer);
 }

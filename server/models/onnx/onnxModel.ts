@@ -7,6 +7,7 @@ import {
   type ClipRequest,
   type ConditioningFrame,
   type GeneratedFrame,
+  MODEL_DEFAULTS,
   MODEL_FOV_DEG,
   validateClipRequest,
   type WorldModel,
@@ -108,8 +109,8 @@ export class OnnxModel implements WorldModel {
         name: 'onnx',
         width,
         height,
-        fps: 30,
-        framesPerClip: opts.framesPerClip ?? 16,
+        fps: MODEL_DEFAULTS.fps,
+        framesPerClip: opts.framesPerClip ?? MODEL_DEFAULTS.framesPerClip,
         outputsDepth: true,
         outputsDynamicMask: false,
         device: provider === 'cuda' ? 'cuda:0 (onnxruntime)' : 'cpu (onnxruntime)',
@@ -144,7 +145,7 @@ export class OnnxModel implements WorldModel {
       cond: new ort.Tensor('float32', cond, [1, COND_CHANNELS, h, w]),
     });
     const v = out.velocity;
-    if (!v || v.type !== 'float32') throw new Error('output "velocity" missing or not float32');
+    if (v?.type !== 'float32') throw new Error('output "velocity" missing or not float32');
     return v.data as Float32Array;
   }
 

@@ -1,12 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { createModel } from '../registry.ts';
+import { createLocalModel } from '../localModels.ts';
 import type { ClipRequest, GeneratedFrame } from '../worldModel.ts';
 
 /**
  * One model instance in a worker thread (see threadedModel.ts). Messages in: `{id, request}` and
  * `{id, cancel: true}`; out: `{id, frame}`, `{id, done: true}`, `{id, error}`.
  */
-const model = createModel(workerData.name as string, workerData.settings ?? {});
+const model = createLocalModel(workerData.name as string, workerData.settings ?? {});
 const running = new Map<number, AbortController>();
 const port = parentPort!;
 

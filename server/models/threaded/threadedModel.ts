@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { SpatiaError, type SpatiaErrorCode } from '../../../shared/errors.ts';
 import { Inbox } from '../../util/inbox.ts';
-import { createModel, type ModelSettings } from '../registry.ts';
+import { createLocalModel, type LocalModelSettings } from '../localModels.ts';
 import type { ClipRequest, GeneratedFrame, WorldModel, WorldModelInfo } from '../worldModel.ts';
 
 interface Thread {
@@ -21,10 +21,10 @@ export class ThreadedModel implements WorldModel {
   private readonly info: WorldModelInfo;
   private nextId = 1;
 
-  constructor(name: string, settings: Omit<ModelSettings, 'scene'>, threads: number) {
+  constructor(name: string, settings: Omit<LocalModelSettings, 'scene'>, threads: number) {
     if (!Number.isInteger(threads) || threads < 1 || threads > 64)
       throw new SpatiaError('INVALID_ARGUMENT', `threads must be 1..64, got ${threads}`);
-    const local = createModel(name, settings);
+    const local = createLocalModel(name, settings);
     this.info = { ...local.describe(), device: `${local.describe().device} × ${threads} threads` };
     void local.dispose();
     for (let i = 0; i < threads; i++) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { closedLoop, defaultLoop, leakage } from '../../../server/eval/consistencyEval.ts';
+import { loadModel } from '../../../server/models/registry.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
 
 /**
@@ -23,6 +24,7 @@ describe('closed loop: the world stays the same when the player comes back', () 
         scene,
         trajectory,
         modelName: 'procedural',
+        loadModel,
         memory: true,
         k: 7,
         ...size,
@@ -31,6 +33,7 @@ describe('closed loop: the world stays the same when the player comes back', () 
         scene,
         trajectory,
         modelName: 'procedural',
+        loadModel,
         memory: false,
         k: 0,
         ...size,

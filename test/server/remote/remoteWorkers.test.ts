@@ -84,6 +84,18 @@ describe('remote workers over loopback (real processes)', () => {
     other.close();
   }, 120_000);
 
+  it('serves the ONNX model from a worker to a server of its frame size', async () => {
+    const server = await spawnServer(['--model', 'remote', '--size', '128x72', '--store', 'none']);
+    children.push(server.child);
+    children.push(await startWorker(server.url, 'onnx-1', ['--model', 'onnx']));
+    const bot = new Bot(server.url);
+    bot.keepFrames = false;
+    await bot.join('onnx-world', 'onnx-player');
+    await framesFlow(bot, 3, 30_000);
+    expect(bot.errors).toEqual([]);
+    bot.close();
+  }, 90_000);
+
   it('refuses a worker whose model does not fit the server', async () => {
     const server = await spawnServer(['--model', 'remote', '--store', 'none', '--worker-token', 'sesame']);
     children.push(server.child);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameQueue, RateLimiter } from '../../../server/net/sendQueue.ts';
+import { RateLimiter } from '../../../server/net/rateLimiter.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 import {
   decodeFrame,
@@ -42,14 +42,6 @@ describe('binary frame codec', () => {
     const bad = bytes.slice();
     bad[0] = 0;
     expect(() => decodeFrame(bad)).toThrow(/magic/);
-  });
-
-  it('the send queue drops the oldest frames, never more than its capacity queued', () => {
-    const q = new FrameQueue<number>(2);
-    for (let i = 0; i < 5; i++) q.push(i);
-    expect(q.length).toBe(2);
-    expect(q.dropped).toBe(3);
-    expect([q.shift(), q.shift(), q.shift()]).toEqual([3, 4, undefined]);
   });
 
   it('the rate limiter allows the burst, then the sustained rate', () => {

@@ -1,0 +1,250 @@
+import type { Logger } from 'pino';
+import {
+  type CameraState,
+  type InputState,
+  NO_INPUT,
+  poseOfCamera,
+  stepCamera,
+} from '../../shared/camera/controller.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
+import { mixSeed } from '../../shared/math/random.ts';
+import type { InputMessage, ServerError } from '../../shared/protocol/events.ts';
+import type { WorldModel } from '../models/worldModel.ts';
+import type { WorldStore } from '../store/worldStore.ts';
+import { type Avatar, avatarColor } from './avatars.ts';
+import { type ClipPlan, frameChecksum, playClip, seedFromScene } from './clipLoop.ts';
+import { Director } from './director.ts';
+import { FrameChannel, type SendFrame } from './frameChannel.ts';
+import { encodeWireFrame } from './frameEncoder.ts';
+import type { World, WorldMember } from './world.ts';
+
+/** What every player session of a server shares. */
+export interface SessionSettings {
+  readonly model: WorldModel;
+  /** Frames per generated clip; 1 gives the lowest input-to-frame latency. */
+  readonly clipFrames: number;
+  readonly jpegQuality: number;
+  /** Frames waiting to be sent per receiver before the oldest is dropped. */
+  readonly queueFrames: number;
+  /** Where recorded sessions go (absent: recording is not offered). */
+  readonly store?: WorldStore;
+  readonly log: Logger;
+}
+
+/** Where a session's output goes: its player's frames and errors meant for the player. */
+export interface SessionOutput {
+  readonly sendFrame: SendFrame;
+  readonly onError: (error: ServerError) => void;
+}
+
+/** A clip whose view the memory covers less than this (quarter resolution) invents, under the world's lock. */
+const INVENTS_BELOW_COVERAGE = 0.98;
+/** Stored chunks near the player are brought back every this many clips. */
+const RESIDENCY_EVERY_CLIPS = 30;
+/** Pause after a failed clip before the next try. */
+const RETRY_AFTER_FAILURE_MS = 1000;
+
+/**
+ * One player in a world: the camera the server decides from their input, a director over the
+ * world's shared memory, the generation loop (a clip at the current camera, paced to the model's
+ * frame rate), the frame channels to the player and their spectators, and the recording.
+ * Lifecycle: constructed (seeds a new world, starts recording) → `start` (joins the world, runs
+ * the loop) → `leave` (idempotent: stops the loop, closes the channels, ends the recording).
+ */
+export class PlayerSession implements WorldMember {
+  readonly id: string;
+  readonly director: Director;
+  camera: CameraState;
+  /** Recorded session id, when recording. */
+  readonly recordingId: string | undefined;
+  /** Frames generated so far. */
+  frames = 0;
+  /** The input held now (keys and sticks), for planning multi-frame clips. */
+  private held: InputState = NO_INPUT;
+  private inputSeq = 0;
+  private inputClientTimeMs = 0;
+  private readonly channel: FrameChannel;
+  private readonly spectators = new Set<FrameChannel>();
+  private readonly abort = new AbortController();
+  private active = false;
+
+  constructor(
+    readonly world: World,
+    /** Server-wide player number: names the player and mixes into their clip seeds. */
+    readonly index: number,
+    readonly name: string,
+    private readonly settings: SessionSettings,
+    private readonly output: SessionOutput,
+    record: boolean,
+  ) {
+    const info = settings.model.describe();
+    this.id = `p${index}`;
+    this.director = new Director(world.memory, settings.model, { prompt: world.prompt });
+    this.camera = world.spawn();
+    this.channel = new FrameChannel(output.sendFrame, settings.queueFrames);
+    const seeding = world.claimSeeding();
+    const spawnPose = poseOfCamera(this.camera);
+    if (record) {
+      if (!settings.store) throw new Error('recording needs a world store');
+      this.recordingId = settings.store.sessions.start({
+        worldId: world.id,
+        player: name,
+        model: info.name,
+        width: info.width,
+        height: info.height,
+        fps: info.fps,
+        prompt: world.prompt,
+        startSnapshot: world.memory.save(),
+        seededFrom:
+          seeding && world.scene
+            ? {
+                scene: world.id,
+                rotation: [...spawnPose.rotation],
+                position: [...spawnPose.position],
+                timeS: 0,
+              }
+            : undefined,
+      });
+    }
+    // World time 0: the seed frame is part of the world's definition (replay repeats it).
+    if (seeding && world.scene) seedFromScene(this.director, world.scene, spawnPose, 0);
+  }
+
+  /** Joins the world and starts generating. */
+  start(): void {
+    if (this.active || this.abort.signal.aborted) return;
+    this.active = true;
+    this.world.join(this);
+    void this.run();
+  }
+
+  /** Applies one input sample to the camera (the same controller the client predicts with). */
+  applyInput(input: InputMessage): void {
+    this.camera = stepCamera(this.camera, input, input.dtMs / 1000);
+    this.held = { ...input, lookDxPx: 0, lookDyPx: 0 };
+    this.inputSeq = input.seq;
+    this.inputClientTimeMs = input.clientTimeMs;
+  }
+
+  /** Sends this player's frames to a spectator too, until `unwatch`. */
+  watch(send: SendFrame): FrameChannel {
+    const channel = new FrameChannel(send, this.settings.queueFrames);
+    this.spectators.add(channel);
+    return channel;
+  }
+
+  unwatch(channel: FrameChannel): void {
+    channel.close();
+    this.spectators.delete(channel);
+  }
+
+  /** Frames dropped on the way to the player because newer ones replaced them. */
+  get dropped(): number {
+    return this.channel.dropped;
+  }
+
+  /** Stops generating, closes every channel, leaves the world and ends the recording. Idempotent. */
+  leave(): void {
+    if (this.abort.signal.aborted) return;
+    this.active = false;
+    this.abort.abort();
+    this.channel.close();
+    for (const s of this.spectators) s.close();
+    this.spectators.clear();
+    this.world.leave(this);
+    if (this.recordingId) this.settings.store?.sessions.end(this.recordingId);
+  }
+
+  /** The next clip from where the player is: the current pose, then the held input stepped on. */
+  private planNext(clip: number): Required<ClipPlan> {
+    const now = poseOfCamera(this.camera);
+    const poses: Pose[] =
+      this.settings.clipFrames === 1
+        ? [now]
+        : [
+            now,
+            ...this.director.planClip(this.camera, this.held, undefined, this.settings.clipFrames - 1).poses,
+          ];
+    // Each player's clips get their own seeds (a real model is stochastic; inventions would differ).
+    return {
+      poses,
+      seed: mixSeed(this.world.seed, this.index, clip),
+      timeS: this.world.timeS(),
+      prompt: this.world.prompt,
+    };
+  }
+
+  /** The other players of this world, as avatars. */
+  private avatars(): Avatar[] {
+    return this.world.players
+      .filter((m) => m.id !== this.id)
+      .map((m) => ({ name: m.name, eye: m.camera.position, color: avatarColor(m.id) }));
+  }
+
+  /**
+   * The generation loop: a clip at the current camera, paced to the model's frame rate. A clip
+   * that will invent (the memory does not cover its view) runs under the world's invention lock,
+   * so two players never invent the same unseen place differently.
+   */
+  private async run(): Promise<void> {
+    const { model, store, jpegQuality, log } = this.settings;
+    const intervalMs = 1000 / model.describe().fps;
+    const k = this.director.intrinsics;
+    let clip = 0;
+    let due = performance.now();
+    while (this.active) {
+      if (clip % RESIDENCY_EVERY_CLIPS === 0) this.world.loadNear(this.camera.position);
+      const inputSeq = this.inputSeq;
+      const clientTimeMs = this.inputClientTimeMs;
+      const plan = this.planNext(clip);
+      const clipIndex = clip++;
+      const generateClip = async (): Promise<void> => {
+        if (this.recordingId && store)
+          store.sessions.clip(this.recordingId, {
+            index: clipIndex,
+            rotations: plan.poses.map((q) => [...q.rotation]),
+            positions: plan.poses.map((q) => [...q.position]),
+            seed: plan.seed,
+            timeS: plan.timeS,
+            prompt: plan.prompt,
+            inputSeq,
+          });
+        for await (const f of playClip(this.director, plan, this.abort.signal)) {
+          const { bytes, jpeg } = await encodeWireFrame(f, k, this.avatars(), jpegQuality, {
+            frameId: this.frames,
+            inputSeq,
+            clientTimeMs,
+          });
+          if (this.recordingId && store)
+            store.sessions.frame(this.recordingId, {
+              index: this.frames,
+              clipIndex,
+              jpeg,
+              rgbCrc: frameChecksum(f),
+              timings: { ...f.timings },
+            });
+          this.frames++;
+          this.channel.push(bytes);
+          for (const s of this.spectators) s.push(bytes);
+        }
+      };
+      try {
+        const invents = plan.poses.some((q) => this.director.coverageAt(q) < INVENTS_BELOW_COVERAGE);
+        if (invents) await this.world.whileInventing(generateClip);
+        else await generateClip();
+      } catch (e) {
+        if (!this.active) return;
+        log.error({ err: e, player: this.id }, 'generation failed');
+        this.output.onError({ code: 'INTERNAL', message: `generation failed: ${(e as Error).message}` });
+        await new Promise((r) => setTimeout(r, RETRY_AFTER_FAILURE_MS));
+      }
+      due += intervalMs * plan.poses.length;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      else {
+        due = performance.now();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+  }
+}

@@ -1,0 +1,169 @@
+import type { CameraState } from '../../shared/camera/controller.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
+import type { WorldStats } from '../../shared/protocol/events.ts';
+import { encodeRgbPng } from '../io/png.ts';
+import { SpatialMemory } from '../memory/spatialMemory.ts';
+import type { Scene } from '../scene/sceneFormat.ts';
+import type { CommitStats, WorldStore } from '../store/worldStore.ts';
+
+/** Someone in a world, as the world and the other members see them. */
+export interface WorldMember {
+  readonly id: string;
+  readonly name: string;
+  readonly camera: CameraState;
+}
+
+/** Chunks within this distance of a player are kept in (or brought back to) RAM. */
+const RESIDENT_RADIUS_M = 30;
+/** Committed chunks farther than this from every player may leave RAM. */
+const EVICT_RADIUS_M = 45;
+/** Pixels per metre of the minimap. */
+const MAP_PX_PER_M = 16;
+
+export interface WorldInit {
+  readonly id: string;
+  readonly prompt: string;
+  readonly seed: number;
+  readonly voxelSizeM: number;
+  /** The bundled ground-truth scene whose first view seeds the world (makes consistency testable). */
+  readonly scene?: Scene;
+  /** Memory restored from the store (absent: a new, empty world). */
+  readonly memory?: SpatialMemory;
+  /** Invite token of a private world; absent for a public one. */
+  readonly inviteToken?: string;
+  /** Where the world's memory is committed and far chunks come back from (absent: RAM only). */
+  readonly store?: WorldStore;
+}
+
+/**
+ * A world: one spatial memory shared by every player in it, the prompt and seed it was created
+ * with, its clock and its invention lock. Lifecycle: created (or restored) by the `WorldRegistry`,
+ * members join and leave, `commit` persists what changed, `dispose` commits a last time.
+ */
+export class World {
+  readonly id: string;
+  readonly seed: number;
+  readonly scene: Scene | undefined;
+  readonly inviteToken: string | undefined;
+  readonly memory: SpatialMemory;
+  prompt: string;
+  private readonly members = new Map<string, WorldMember>();
+  /** Set once the first player has fused the seed frame (a restored world already holds it). */
+  private seeded: boolean;
+  private readonly createdAtMs = performance.now();
+  private readonly store: WorldStore | undefined;
+  private inventing: Promise<void> = Promise.resolve();
+  private commits = 0;
+
+  constructor(init: WorldInit) {
+    this.id = init.id;
+    this.prompt = init.prompt;
+    this.seed = init.seed;
+    this.scene = init.scene;
+    this.inviteToken = init.inviteToken;
+    this.store = init.store;
+    this.memory = init.memory ?? SpatialMemory.create(init.voxelSizeM);
+    this.seeded = init.memory !== undefined && init.memory.voxelCount > 0;
+  }
+
+  /** Where players appear: the scene's spawn, or 1.6 m above the origin looking along −z. */
+  spawn(): CameraState {
+    if (!this.scene) return { position: [0, 1.6, 0], yaw: 0, pitch: 0 };
+    const s = this.scene.spawn;
+    return {
+      position: [...s.position] as Vec3,
+      yaw: (s.yawDeg * Math.PI) / 180,
+      pitch: (s.pitchDeg * Math.PI) / 180,
+    };
+  }
+
+  /** True exactly once, for the first player of a new world: it seeds the memory. */
+  claimSeeding(): boolean {
+    if (this.seeded) return false;
+    this.seeded = true;
+    return true;
+  }
+
+  /** World time in seconds (moves dynamic content). */
+  timeS(): number {
+    return (performance.now() - this.createdAtMs) / 1000;
+  }
+
+  /**
+   * Runs `fn` while no other clip of this world is inventing: a clip over unseen space waits for
+   * one already inventing there, then sees its result in the memory instead of inventing anew.
+   */
+  async whileInventing<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.inventing;
+    let release!: () => void;
+    this.inventing = new Promise<void>((r) => {
+      release = r;
+    });
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  join(member: WorldMember): void {
+    this.members.set(member.id, member);
+  }
+
+  leave(member: WorldMember): void {
+    this.members.delete(member.id);
+  }
+
+  /** Everyone playing here, in joining order. */
+  get players(): readonly WorldMember[] {
+    return [...this.members.values()];
+  }
+
+  /** A player by id or name. */
+  findPlayer(idOrName: string): WorldMember | undefined {
+    return this.members.get(idOrName) ?? this.players.find((m) => m.name === idOrName);
+  }
+
+  /** Brings back the stored chunks near `position` that had left RAM. */
+  loadNear(position: Vec3): void {
+    this.store?.loadChunksNear(this.id, this.memory, position, RESIDENT_RADIUS_M);
+  }
+
+  /** Commits changed chunks and new keyframes; every tenth commit lets chunks far from every player leave RAM. */
+  commit(): CommitStats | undefined {
+    if (!this.store) return undefined;
+    const stats = this.store.commit(this.id, this.memory);
+    if (++this.commits % 10 === 0 && this.members.size > 0)
+      this.store.evictChunks(
+        this.id,
+        this.memory,
+        this.players.map((m) => m.camera.position),
+        EVICT_RADIUS_M,
+      );
+    return stats;
+  }
+
+  /** What the players' HUD shows; `withMap` adds the top-down minimap (a PNG). */
+  stats(withMap: boolean): WorldStats {
+    const s = this.memory.stats();
+    let map: WorldStats['map'];
+    if (withMap && s.voxels > 0) {
+      const m = this.memory.topDownMap(MAP_PX_PER_M);
+      map = {
+        png: encodeRgbPng(m.rgb, m.width, m.height),
+        minX: m.originX,
+        minZ: m.originZ,
+        pxPerM: m.pxPerM,
+      };
+    }
+    return {
+      worldId: this.id,
+      voxels: s.voxels,
+      keyframes: s.keyframes,
+      memoryBytes: s.bytes,
+      players: this.members.size,
+      map,
+    };
+  }
+}
