@@ -158,7 +158,7 @@ socket.on('connect', () => {
         toast(`private world — invite link: ${link}`, 20_000);
       }
       if (joined.value.role === 'spectator') toast(`watching ${spectate}`);
-      // A reconnect keeps the predicted camera only if the server put us back where we were.
+      // Every (re)join starts where the server puts the player: prediction restarts from that spawn.
       state.camera = {
         position: [...joined.value.spawn.position],
         yaw: joined.value.spawn.yaw,

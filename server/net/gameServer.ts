@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
+import type { CameraState } from '../../shared/camera/controller.ts';
 import {
   type ClientToServerEvents,
   type ErrorCode,
@@ -183,11 +184,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
           playerId: target.id,
           role: 'spectator',
           prompt: existing.prompt,
-          spawn: {
-            position: [...target.camera.position],
-            yaw: target.camera.yaw,
-            pitch: target.camera.pitch,
-          },
+          spawn: spawnOf(target.camera),
           intrinsics: { ...target.director.intrinsics },
           others: existing.players.map((m) => m.name),
           inviteToken: existing.inviteToken,
@@ -230,11 +227,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         playerId: session.id,
         role: 'player',
         prompt: world.prompt,
-        spawn: {
-          position: [...session.camera.position],
-          yaw: session.camera.yaw,
-          pitch: session.camera.pitch,
-        },
+        spawn: spawnOf(session.camera),
         intrinsics: { ...session.director.intrinsics },
         others,
         inviteToken: world.inviteToken,
@@ -320,6 +313,13 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     },
   };
 }
+
+/** A camera as the join answer carries it (the client predicts from it). */
+const spawnOf = (c: CameraState): Joined['spawn'] => ({
+  position: [...c.position],
+  yaw: c.yaw,
+  pitch: c.pitch,
+});
 
 /** Whether a message's JSON form is over the documented limit (a message that cannot be serialised is). */
 function tooLarge(payload: unknown): boolean {

@@ -33,7 +33,7 @@ export interface RemotePoolOptions {
   readonly height: number;
   readonly fps: number;
   readonly framesPerClip: number;
-  /** Workers must present this token in their hello (absent: any loopback worker is accepted). */
+  /** Workers must present this token in their hello (absent: any worker that reaches the server is accepted). */
   readonly token?: string;
   /** A worker that sends nothing for this long during a clip is stalled: dropped, the clip moves on. */
   readonly stallMs?: number;

@@ -26,7 +26,7 @@ import { intArg, runTool, sceneArg } from './cli.ts';
 const USAGE = `usage: npm run eval -- [--scene NAME|FILE.json --trajectory FILE.json] [--json FILE] [--out DIR]
                      [--drift-frames N] [--models procedural,onnx] [--quick]
 
-Reproduces the paper's experiments (BRIEF §6) on the bundled scenes (room, courtyard, hall-dynamic)
+Reproduces the paper's experiments on the bundled scenes (room, courtyard, hall-dynamic)
 and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), memory fidelity
 for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop.
 Writes DIR/drift.png (PSNR per frame) and, with --json, the numbers as JSON.

@@ -91,7 +91,7 @@ function runOpen3d(dir: string): PeerNumbers | undefined {
   return { ...parsed, viewRgb: new Uint8Array(readFileSync(join(dir, 'open3d_view_rgb.u8'))) };
 }
 
-/** Memory data-path benchmarks (BRIEF §5), with Open3D run on the same data in the same run. */
+/** Memory data-path benchmarks, with Open3D run on the same data in the same run. */
 export function benchMemory(opts: { quick: boolean }): BenchResult[] {
   const results: BenchResult[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'spatia-bench-'));
