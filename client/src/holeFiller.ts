@@ -27,7 +27,6 @@ export class HoleFiller {
 
   async load(url: string): Promise<void> {
     ort.env.wasm.numThreads = 1; // no cross-origin isolation needed
-    ort.env.wasm.wasmPaths = new URL('./ort/', document.baseURI).href;
     try {
       this.session = await ort.InferenceSession.create(url, { executionProviders: ['wasm'] });
     } catch (e) {
