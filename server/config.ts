@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { SpatiaError } from '../shared/errors.ts';
+import { DEFAULT_LIMITS } from './limits.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
 import { MODEL_DEFAULTS } from './models/worldModel.ts';
@@ -37,13 +38,20 @@ const serverConfigSchema = z.strictObject({
       'width and height must be multiples of 8, at most 2048',
     )
     .optional(),
+  playersPerWorld: z.coerce.number().int().min(1).max(256),
+  loadedWorlds: z.coerce.number().int().min(1).max(10_000),
+  worldIdleS: z.coerce.number().min(1).max(86_400),
+  worldsPerMinute: z.coerce.number().int().min(1).max(10_000),
+  promptsPerMinute: z.coerce.number().int().min(1).max(10_000),
+  unresponsiveMs: z.coerce.number().int().min(500).max(600_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
-                 [--model-threads N] [--size WxH]
+                 [--model-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
+                 [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--unresponsive-ms MS]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
@@ -56,7 +64,9 @@ JPEG quality 80, 2 queued frames per player, log level info, worlds stored in da
 --model-threads N runs the procedural model in N worker threads (default 0: the main thread; measured
 slower here, where the main thread's memory work is the bottleneck). --size WxH sets the frame size of
 the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
-workers started with --model onnx).`;
+workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
+worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts a minute per connection,
+viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped) and their SPATIA_* variables: docs/operations.md.`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -70,6 +80,12 @@ const DEFAULTS: Record<string, string> = {
   store: 'data/spatia.sqlite',
   stallMs: '5000',
   modelThreads: '0',
+  playersPerWorld: String(DEFAULT_LIMITS.playersPerWorld),
+  loadedWorlds: String(DEFAULT_LIMITS.loadedWorlds),
+  worldIdleS: String(DEFAULT_LIMITS.worldIdleS),
+  worldsPerMinute: String(DEFAULT_LIMITS.worldsPerMinute),
+  promptsPerMinute: String(DEFAULT_LIMITS.promptsPerMinute),
+  unresponsiveMs: String(DEFAULT_LIMITS.unresponsiveMs),
 };
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
@@ -79,6 +95,12 @@ const FLAG_OF: Record<string, string> = {
   jpegQuality: 'jpeg-quality',
   queueFrames: 'queue',
   logLevel: 'log-level',
+  playersPerWorld: 'players-per-world',
+  loadedWorlds: 'loaded-worlds',
+  worldIdleS: 'world-idle-s',
+  worldsPerMinute: 'worlds-per-minute',
+  promptsPerMinute: 'prompts-per-minute',
+  unresponsiveMs: 'unresponsive-ms',
 };
 const ENV_OF = (key: string): string => `SPATIA_${(FLAG_OF[key] ?? key).toUpperCase().replace(/-/g, '_')}`;
 
@@ -102,6 +124,12 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'model-threads': { type: 'string' },
       'stall-ms': { type: 'string' },
       size: { type: 'string' },
+      'players-per-world': { type: 'string' },
+      'loaded-worlds': { type: 'string' },
+      'world-idle-s': { type: 'string' },
+      'worlds-per-minute': { type: 'string' },
+      'prompts-per-minute': { type: 'string' },
+      'unresponsive-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,

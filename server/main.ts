@@ -51,6 +51,14 @@ runTool(SERVER_USAGE, async () => {
     queueFrames: cfg.queueFrames,
     clientDir,
     logger,
+    limits: {
+      playersPerWorld: cfg.playersPerWorld,
+      loadedWorlds: cfg.loadedWorlds,
+      worldIdleS: cfg.worldIdleS,
+      worldsPerMinute: cfg.worldsPerMinute,
+      promptsPerMinute: cfg.promptsPerMinute,
+      unresponsiveMs: cfg.unresponsiveMs,
+    },
   });
   process.stdout.write(
     `\nSpatia is running: open ${server.url}?world=room (ground-truth seeded room) or ${server.url}?world=my-world&prompt=a%20snowy%20forest\n\n`,

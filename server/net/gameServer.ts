@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
@@ -18,11 +18,13 @@ import {
   type ServerToClientEvents,
   validate,
 } from '../../shared/protocol/events.ts';
+import { DEFAULT_LIMITS, type ServerLimits } from '../limits.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import type { RemoteWorkerPool } from '../remote/workerPool.ts';
+import { BUNDLED_SCENES } from '../scene/loadScene.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import type { SendFrame } from '../world/frameChannel.ts';
-import { PlayerSession } from '../world/playerSession.ts';
+import { PlayerSession, type SessionSettings } from '../world/playerSession.ts';
 import type { World } from '../world/world.ts';
 import { WorldRegistry } from '../world/worldRegistry.ts';
 import { RateLimiter } from './rateLimiter.ts';
@@ -45,8 +47,12 @@ export interface GameServerOptions {
   readonly store?: WorldStore;
   /** Remote workers (`--model remote`): attached to this server's socket.io under /workers. */
   readonly workers?: RemoteWorkerPool;
-  /** How often changed memory is committed to the store. */
+  /** How often changed memory is committed to the store (and idle worlds are unloaded). */
   readonly commitIntervalMs?: number;
+  /** The budgets that protect the server (default DEFAULT_LIMITS; docs/operations.md). */
+  readonly limits?: Partial<ServerLimits>;
+  /** A frame not acknowledged within this time frees its place in the send window. */
+  readonly frameAckTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -60,6 +66,8 @@ type GameSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 /** A frame a client has not acknowledged within this time no longer holds its send window. */
 const FRAME_ACK_TIMEOUT_MS = 5000;
+/** Prompt log lines keep this many characters of the prompt. */
+const LOGGED_PROMPT_CHARS = 80;
 /** World stats go out every second; the minimap every this many. */
 const MAP_EVERY_TICKS = 3;
 /** Errors a connection is sent per second (bursts to twice that); the rest are dropped. */
@@ -74,20 +82,38 @@ const room = (world: World): string => `world:${world.id}`;
  */
 export async function startGameServer(o: GameServerOptions): Promise<RunningServer> {
   const log = o.logger;
-  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log);
+  const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
+  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits);
   const sessions = new Set<PlayerSession>();
   const info = o.model.describe();
-  const settings = {
+  const ackTimeoutMs = o.frameAckTimeoutMs ?? FRAME_ACK_TIMEOUT_MS;
+  const settings: SessionSettings = {
     model: o.model,
     clipFrames: o.clipFrames,
     jpegQuality: o.jpegQuality,
     queueFrames: o.queueFrames,
     store: o.store,
     log,
+    unresponsiveMs: limits.unresponsiveMs,
   };
-  const http = createServer(
-    o.clientDir ? staticHandler(o.clientDir) : (_req, res) => res.writeHead(404).end(),
-  );
+  const staticFiles = o.clientDir ? staticHandler(o.clientDir) : undefined;
+  const http = createServer((req, res) => {
+    if (req.url === HEALTH_PATH) return sendHealth(res, health());
+    if (staticFiles) staticFiles(req, res);
+    else res.writeHead(404).end();
+  });
+  /** What /healthz reports: degraded (503) while the store fails or a world is quarantined. */
+  const health = (): Health => {
+    const store: StoreHealth = o.store ? { ok: true } : { ok: true };
+    const quarantined = [...worlds.quarantine].map(([id, reason]) => ({ id, reason }));
+    return {
+      ok: store.ok && quarantined.length === 0,
+      store,
+      worlds: worlds.size,
+      players: sessions.size,
+      quarantined,
+    };
+  };
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
     transports: ['websocket'],
     // engine.io closes a connection whose message is larger than this: the documented limit, plus
@@ -104,6 +130,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     let watching: { target: PlayerSession; stop: () => void; name: string } | undefined;
     const errorLimiter = new RateLimiter(ERRORS_PER_SECOND, 2 * ERRORS_PER_SECOND, performance.now());
     const inputLimiter = new RateLimiter(MAX_INPUTS_PER_SECOND, MAX_INPUTS_PER_SECOND, performance.now());
+    const promptLimiter = perMinute(limits.promptsPerMinute);
+    const worldLimiter = perMinute(limits.worldsPerMinute);
     const fail = (code: ErrorCode, message: string, event?: string): void => {
       if (errorLimiter.take(performance.now())) socket.emit('error', { code, message, event });
     };
@@ -112,152 +140,232 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       else fail(code, message, event);
     };
     const sendFrame: SendFrame = (bytes, onAck) =>
-      socket.timeout(FRAME_ACK_TIMEOUT_MS).emit('frame', bytes, () => onAck());
-
-    socket.on('hello', (hello, ack) => {
-      if (tooLarge(hello)) return replyError(ack, 'TOO_LARGE', 'hello is too large', 'hello');
-      const v = validate(helloSchema, hello);
-      if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `hello: ${v.reason}`, 'hello');
-      if (v.value.protocol !== PROTOCOL_VERSION)
-        return replyError(
-          ack,
-          'VERSION_MISMATCH',
-          `server speaks protocol ${PROTOCOL_VERSION}, client ${v.value.protocol}: reload the page`,
-          'hello',
-        );
-      greeted = true;
-      if (typeof ack === 'function')
-        ack({
-          ok: true,
-          value: {
-            protocol: PROTOCOL_VERSION,
-            server: 'spatia',
-            model: {
-              name: info.name,
-              width: info.width,
-              height: info.height,
-              fps: info.fps,
-              device: info.device,
-            },
-          },
-        });
-    });
-
-    socket.on('join', (join, ack) => {
-      if (tooLarge(join)) return replyError(ack, 'TOO_LARGE', 'join is too large', 'join');
-      if (!greeted) return replyError(ack, 'NOT_JOINED', 'say hello (protocol version) first', 'join');
-      if (player || watching) return replyError(ack, 'ALREADY_JOINED', 'already in a world', 'join');
-      const v = validate(joinSchema, join);
-      if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `join: ${v.reason}`, 'join');
-      const j = v.value;
-      const reply = (value: Joined): void => {
-        if (typeof ack === 'function') ack({ ok: true, value });
+      socket.timeout(ackTimeoutMs).emit('frame', bytes, (err: Error | null) => onAck(!err));
+    const dropUnresponsive = (): void => {
+      log.warn({ socket: socket.id }, 'viewer acknowledged no frame for too long: disconnected');
+      socket.disconnect(true);
+    };
+    /**
+     * A handler that throws answers INTERNAL (details only in the log) instead of taking the
+     * process, and with it every other player, down.
+     */
+    const guard =
+      <A extends unknown[]>(event: string, handler: (...args: A) => void) =>
+      (...args: A): void => {
+        try {
+          handler(...args);
+        } catch (e) {
+          log.error({ err: e, event, socket: socket.id }, 'socket handler failed');
+          replyError(args.at(-1), 'INTERNAL', `the server could not handle "${event}" (logged)`, event);
+        }
       };
-      // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
-      const existing = worlds.find(j.worldId);
-      if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
-        return replyError(
-          ack,
-          'FORBIDDEN',
-          `world "${j.worldId}" is private: joining needs its invite token`,
-          'join',
-        );
-      if (j.spectate !== undefined) {
-        if (!existing) return replyError(ack, 'NOT_FOUND', `no world "${j.worldId}" to watch`, 'join');
-        const target = [...sessions].find(
-          (s) => s.world === existing && (s.id === j.spectate || s.name === j.spectate),
-        );
-        if (!target)
-          return replyError(ack, 'NOT_FOUND', `no player "${j.spectate}" in world "${j.worldId}"`, 'join');
-        const channel = target.watch(sendFrame);
-        watching = { target, stop: () => target.unwatch(channel), name: j.name };
-        void socket.join(room(existing));
-        io.to(room(existing)).emit('announce', {
+
+    socket.on(
+      'hello',
+      guard('hello', (hello: unknown, ack: unknown) => {
+        if (tooLarge(hello)) return replyError(ack, 'TOO_LARGE', 'hello is too large', 'hello');
+        const v = validate(helloSchema, hello);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `hello: ${v.reason}`, 'hello');
+        if (v.value.protocol !== PROTOCOL_VERSION)
+          return replyError(
+            ack,
+            'VERSION_MISMATCH',
+            `server speaks protocol ${PROTOCOL_VERSION}, client ${v.value.protocol}: reload the page`,
+            'hello',
+          );
+        greeted = true;
+        if (typeof ack === 'function')
+          ack({
+            ok: true,
+            value: {
+              protocol: PROTOCOL_VERSION,
+              server: 'spatia',
+              model: {
+                name: info.name,
+                width: info.width,
+                height: info.height,
+                fps: info.fps,
+                device: info.device,
+              },
+            },
+          });
+      }),
+    );
+
+    socket.on(
+      'join',
+      guard('join', (join: unknown, ack: unknown) => {
+        if (tooLarge(join)) return replyError(ack, 'TOO_LARGE', 'join is too large', 'join');
+        if (!greeted) return replyError(ack, 'NOT_JOINED', 'say hello (protocol version) first', 'join');
+        if (player || watching) return replyError(ack, 'ALREADY_JOINED', 'already in a world', 'join');
+        const v = validate(joinSchema, join);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `join: ${v.reason}`, 'join');
+        const j = v.value;
+        const reply = (value: Joined): void => {
+          if (typeof ack === 'function') ack({ ok: true, value });
+        };
+        const looked = worlds.lookup(j.worldId);
+        if (!looked.ok) return replyError(ack, looked.code, looked.message, 'join');
+        const existing = looked.world;
+        // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
+        if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
+          return replyError(
+            ack,
+            'FORBIDDEN',
+            `world "${j.worldId}" is private: joining needs its invite token`,
+            'join',
+          );
+        if (j.spectate !== undefined) {
+          if (!existing) return replyError(ack, 'NOT_FOUND', `no world "${j.worldId}" to watch`, 'join');
+          const target = [...sessions].find(
+            (s) => s.world === existing && (s.id === j.spectate || s.name === j.spectate),
+          );
+          if (!target)
+            return replyError(ack, 'NOT_FOUND', `no player "${j.spectate}" in world "${j.worldId}"`, 'join');
+          const channel = target.watch({
+            sendFrame,
+            onUnresponsive: dropUnresponsive,
+            onPlayerLeft: () => {
+              if (watching?.target !== target) return;
+              watching = undefined;
+              void socket.leave(room(existing));
+              fail('NOT_FOUND', `${target.name} left: join again to play or watch someone else`, 'join');
+            },
+          });
+          watching = { target, stop: () => target.unwatch(channel), name: j.name };
+          void socket.join(room(existing));
+          io.to(room(existing)).emit('announce', {
+            kind: 'joined',
+            name: j.name,
+            playerId: target.id,
+            role: 'spectator',
+          });
+          log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
+          return reply({
+            worldId: existing.id,
+            playerId: target.id,
+            role: 'spectator',
+            prompt: existing.prompt,
+            spawn: spawnOf(target.camera),
+            intrinsics: { ...target.director.intrinsics },
+            others: existing.players.map((m) => m.name),
+            inviteToken: existing.inviteToken,
+          });
+        }
+        if (j.record && !o.store)
+          return replyError(
+            ack,
+            'BAD_MESSAGE',
+            'recording needs a world store (start the server with --store)',
+            'join',
+          );
+        if (existing && existing.playerCount >= limits.playersPerWorld)
+          return replyError(
+            ack,
+            'WORLD_FULL',
+            `world "${existing.id}" is full (${limits.playersPerWorld} players): try again later or watch someone`,
+            'join',
+          );
+        let world = existing;
+        if (!world) {
+          if (j.private && isBundledScene(j.worldId))
+            return replyError(ack, 'FORBIDDEN', `"${j.worldId}" is a bundled world: it stays public`, 'join');
+          if (!worldLimiter.take(performance.now()))
+            return replyError(
+              ack,
+              'RATE_LIMITED',
+              `more than ${limits.worldsPerMinute} new worlds a minute from this connection`,
+              'join',
+            );
+          const token = j.private ? randomBytes(18).toString('base64url') : undefined;
+          const made = worlds.create(j.worldId, j.prompt, j.seed, token);
+          if (!made.ok) return replyError(ack, made.code, made.message, 'join');
+          world = made.world;
+        }
+        let session: PlayerSession;
+        try {
+          session = new PlayerSession(
+            world,
+            nextPlayer++,
+            j.name,
+            settings,
+            { sendFrame, onError: (e) => socket.emit('error', e), onUnresponsive: dropUnresponsive },
+            j.record === true,
+          );
+        } catch (e) {
+          log.error({ err: e, world: world.id }, 'player session could not start');
+          const what = j.record
+            ? 'the recording could not start (the server logged why)'
+            : 'the session could not start';
+          return replyError(ack, 'INTERNAL', `${what}: try again, or join without recording`, 'join');
+        }
+        const others = world.players.map((m) => m.name);
+        player = session;
+        sessions.add(session);
+        session.start();
+        void socket.join(room(world));
+        io.to(room(world)).emit('announce', {
           kind: 'joined',
           name: j.name,
-          playerId: target.id,
-          role: 'spectator',
+          playerId: session.id,
+          role: 'player',
         });
-        log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
-        return reply({
-          worldId: existing.id,
-          playerId: target.id,
-          role: 'spectator',
-          prompt: existing.prompt,
-          spawn: spawnOf(target.camera),
-          intrinsics: { ...target.director.intrinsics },
-          others: existing.players.map((m) => m.name),
-          inviteToken: existing.inviteToken,
+        log.info(
+          { player: session.id, name: session.name, world: world.id, recording: session.recordingId },
+          'player joined',
+        );
+        reply({
+          worldId: world.id,
+          playerId: session.id,
+          role: 'player',
+          prompt: world.prompt,
+          spawn: spawnOf(session.camera),
+          intrinsics: { ...session.director.intrinsics },
+          others,
+          inviteToken: world.inviteToken,
+          sessionId: session.recordingId,
         });
-      }
-      if (j.record && !o.store)
-        return replyError(
-          ack,
-          'BAD_MESSAGE',
-          'recording needs a world store (start the server with --store)',
-          'join',
-        );
-      const token = existing ? undefined : j.private ? randomBytes(18).toString('base64url') : undefined;
-      const world = existing ?? worlds.getOrCreate(j.worldId, j.prompt, j.seed, token);
-      const session = new PlayerSession(
-        world,
-        nextPlayer++,
-        j.name,
-        settings,
-        { sendFrame, onError: (e) => socket.emit('error', e) },
-        j.record === true,
-      );
-      const others = world.players.map((m) => m.name);
-      player = session;
-      sessions.add(session);
-      session.start();
-      void socket.join(room(world));
-      io.to(room(world)).emit('announce', {
-        kind: 'joined',
-        name: j.name,
-        playerId: session.id,
-        role: 'player',
-      });
-      log.info(
-        { player: session.id, name: session.name, world: world.id, recording: session.recordingId },
-        'player joined',
-      );
-      reply({
-        worldId: world.id,
-        playerId: session.id,
-        role: 'player',
-        prompt: world.prompt,
-        spawn: spawnOf(session.camera),
-        intrinsics: { ...session.director.intrinsics },
-        others,
-        inviteToken: world.inviteToken,
-        sessionId: session.recordingId,
-      });
-    });
+      }),
+    );
 
-    socket.on('input', (input) => {
-      if (!inputLimiter.take(performance.now()))
-        return fail('RATE_LIMITED', `more than ${MAX_INPUTS_PER_SECOND} inputs/s`, 'input');
-      if (tooLarge(input)) return fail('TOO_LARGE', 'input is too large', 'input');
-      if (!player)
-        return fail(
-          'NOT_JOINED',
-          watching ? 'spectators do not send input' : 'join a world before sending input',
-          'input',
-        );
-      const v = validate(inputSchema, input);
-      if (!v.ok) return fail('BAD_MESSAGE', `input: ${v.reason}`, 'input');
-      player.applyInput(v.value);
-    });
+    socket.on(
+      'input',
+      guard('input', (input: unknown) => {
+        if (!inputLimiter.take(performance.now()))
+          return fail('RATE_LIMITED', `more than ${MAX_INPUTS_PER_SECOND} inputs/s`, 'input');
+        if (tooLarge(input)) return fail('TOO_LARGE', 'input is too large', 'input');
+        if (!player)
+          return fail(
+            'NOT_JOINED',
+            watching ? 'spectators do not send input' : 'join a world before sending input',
+            'input',
+          );
+        const v = validate(inputSchema, input);
+        if (!v.ok) return fail('BAD_MESSAGE', `input: ${v.reason}`, 'input');
+        player.applyInput(v.value);
+      }),
+    );
 
-    socket.on('prompt', (p) => {
-      if (tooLarge(p)) return fail('TOO_LARGE', 'prompt is too large', 'prompt');
-      if (!player) return fail('NOT_JOINED', 'join a world before prompting', 'prompt');
-      const v = validate(promptSchema, p);
-      if (!v.ok) return fail('BAD_MESSAGE', `prompt: ${v.reason}`, 'prompt');
-      player.world.prompt = v.value.prompt;
-      log.info({ world: player.world.id, prompt: v.value.prompt }, 'prompt changed');
-    });
+    socket.on(
+      'prompt',
+      guard('prompt', (p: unknown) => {
+        if (tooLarge(p)) return fail('TOO_LARGE', 'prompt is too large', 'prompt');
+        if (!player) return fail('NOT_JOINED', 'join a world before prompting', 'prompt');
+        if (!promptLimiter.take(performance.now()))
+          return fail('RATE_LIMITED', `more than ${limits.promptsPerMinute} prompts a minute`, 'prompt');
+        const v = validate(promptSchema, p);
+        if (!v.ok) return fail('BAD_MESSAGE', `prompt: ${v.reason}`, 'prompt');
+        player.world.prompt = v.value.prompt;
+        log.info(
+          {
+            world: player.world.id,
+            prompt: v.value.prompt.slice(0, LOGGED_PROMPT_CHARS),
+            promptLength: v.value.prompt.length,
+          },
+          'prompt changed',
+        );
+      }),
+    );
 
     const leave = (): void => {
       if (watching) {
@@ -281,15 +389,19 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       log.info({ player: p.id, frames: p.frames, dropped: p.dropped }, 'player left');
       player = undefined;
     };
-    socket.on('leave', leave);
-    socket.on('disconnect', leave);
+    socket.on('leave', guard('leave', leave));
+    socket.on('disconnect', guard('disconnect', leave));
   });
 
   let tick = 0;
   const statsTimer = setInterval(() => {
     tick++;
     for (const world of new Set([...sessions].map((s) => s.world)))
-      io.to(room(world)).emit('stats', world.stats(tick % MAP_EVERY_TICKS === 1));
+      try {
+        io.to(room(world)).emit('stats', world.stats(tick % MAP_EVERY_TICKS === 1));
+      } catch (e) {
+        log.error({ err: e, world: world.id }, 'world stats failed');
+      }
   }, 1000);
   worlds.startCommitting(o.commitIntervalMs ?? 1000);
 
@@ -313,6 +425,35 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     },
   };
 }
+
+/** Where the health report is served (JSON; 200 when healthy, 503 when degraded). */
+const HEALTH_PATH = '/healthz';
+
+interface StoreHealth {
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
+interface Health {
+  readonly ok: boolean;
+  readonly store: StoreHealth;
+  readonly worlds: number;
+  readonly players: number;
+  readonly quarantined: readonly { id: string; reason: string }[];
+}
+
+function sendHealth(res: ServerResponse, h: Health): void {
+  res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(h));
+}
+
+/** A token bucket of `n` a minute, bursts of up to a few. */
+const perMinute = (n: number): RateLimiter => {
+  const burst = Math.max(1, Math.min(n, 5));
+  return new RateLimiter(n / 60, burst, performance.now());
+};
+
+const isBundledScene = (id: string): boolean => (BUNDLED_SCENES as readonly string[]).includes(id);
 
 /** A camera as the join answer carries it (the client predicts from it). */
 const spawnOf = (c: CameraState): Joined['spawn'] => ({

@@ -1,5 +1,11 @@
-/** Sends one encoded frame; `onAck` runs once the receiver acknowledged it (or gave up waiting). */
-export type SendFrame = (bytes: Uint8Array, onAck: () => void) => void;
+/** Sends one encoded frame; `onAck(true)` once the receiver acknowledged it, `onAck(false)` when it gave up waiting. */
+export type SendFrame = (bytes: Uint8Array, onAck: (acknowledged: boolean) => void) => void;
+
+/** Gives up on a receiver that acknowledges nothing for `unresponsiveMs` while frames wait. */
+export interface Watchdog {
+  readonly unresponsiveMs: number;
+  readonly onUnresponsive: () => void;
+}
 
 /** Unacknowledged frames in flight per receiver: newer frames wait in the queue (newest wins) beyond this. */
 const SEND_WINDOW = 2;
@@ -14,12 +20,14 @@ export class FrameChannel {
   private readonly queue: Uint8Array[] = [];
   private inFlight = 0;
   private open = true;
+  private lastAckMs = performance.now();
   /** Frames dropped because newer ones replaced them. */
   dropped = 0;
 
   constructor(
     private readonly send: SendFrame,
     readonly capacity: number,
+    private readonly watchdog?: Watchdog,
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('capacity must be an integer ≥ 1');
   }
@@ -37,6 +45,7 @@ export class FrameChannel {
       this.dropped++;
     }
     this.pump();
+    this.checkResponsive();
   }
 
   /** Stops sending; queued frames are discarded. Idempotent. */
@@ -49,10 +58,21 @@ export class FrameChannel {
     while (this.open && this.inFlight < SEND_WINDOW && this.queue.length > 0) {
       const bytes = this.queue.shift()!;
       this.inFlight++;
-      this.send(bytes, () => {
+      this.send(bytes, (acknowledged) => {
         this.inFlight--;
+        if (acknowledged) this.lastAckMs = performance.now();
         this.pump();
+        this.checkResponsive();
       });
     }
+  }
+
+  /** A receiver whose window has been full with nothing acknowledged for too long is given up on, once. */
+  private checkResponsive(): void {
+    const w = this.watchdog;
+    if (!w || !this.open || this.inFlight + this.queue.length === 0) return;
+    if (performance.now() - this.lastAckMs <= w.unresponsiveMs) return;
+    this.close();
+    w.onUnresponsive();
   }
 }

@@ -14,7 +14,7 @@ import type { WorldStore } from '../store/worldStore.ts';
 import { type Avatar, avatarColor } from './avatars.ts';
 import { type ClipPlan, frameChecksum, playClip, seedFromScene } from './clipLoop.ts';
 import { Director } from './director.ts';
-import { FrameChannel, type SendFrame } from './frameChannel.ts';
+import { FrameChannel, type SendFrame, type Watchdog } from './frameChannel.ts';
 import { encodeWireFrame } from './frameEncoder.ts';
 import type { World, WorldMember } from './world.ts';
 
@@ -29,12 +29,23 @@ export interface SessionSettings {
   /** Where recorded sessions go (absent: recording is not offered). */
   readonly store?: WorldStore;
   readonly log: Logger;
+  /** A viewer that acknowledges no frame for this long is given up on, milliseconds. */
+  readonly unresponsiveMs: number;
 }
 
 /** Where a session's output goes: its player's frames and errors meant for the player. */
 export interface SessionOutput {
   readonly sendFrame: SendFrame;
   readonly onError: (error: ServerError) => void;
+  /** The player acknowledged no frame for `unresponsiveMs`: the connection should go. */
+  readonly onUnresponsive: () => void;
+}
+
+/** A spectator: where their copy of the frames goes, and what to do when they stop reading or the player leaves. */
+export interface SpectatorOutput {
+  readonly sendFrame: SendFrame;
+  readonly onUnresponsive: () => void;
+  readonly onPlayerLeft: () => void;
 }
 
 /** A clip whose view the memory covers less than this (quarter resolution) invents, under the world's lock. */
@@ -43,6 +54,11 @@ const INVENTS_BELOW_COVERAGE = 0.98;
 const RESIDENCY_EVERY_CLIPS = 30;
 /** Pause after a failed clip before the next try. */
 const RETRY_AFTER_FAILURE_MS = 1000;
+/**
+ * Movement time a player may carry between inputs, seconds: inputs that arrive in a burst after
+ * network jitter still move the player, but the sum of the steps never outruns the server's clock.
+ */
+const MOVEMENT_CARRY_S = 0.25;
 
 /**
  * One player in a world: the camera the server decides from their input, a director over the
@@ -63,8 +79,11 @@ export class PlayerSession implements WorldMember {
   private held: InputState = NO_INPUT;
   private inputSeq = 0;
   private inputClientTimeMs = 0;
+  /** Movement time left to integrate (seconds) and when it was last topped up (performance.now() s). */
+  private movementBudgetS = 0;
+  private movementClockS = performance.now() / 1000;
   private readonly channel: FrameChannel;
-  private readonly spectators = new Set<FrameChannel>();
+  private readonly spectators = new Map<FrameChannel, SpectatorOutput>();
   private readonly abort = new AbortController();
   private active = false;
 
@@ -81,8 +100,13 @@ export class PlayerSession implements WorldMember {
     this.id = `p${index}`;
     this.director = new Director(world.memory, settings.model, { prompt: world.prompt });
     this.camera = world.spawn();
-    this.channel = new FrameChannel(output.sendFrame, settings.queueFrames);
-    const seeding = world.claimSeeding();
+    this.channel = new FrameChannel(
+      output.sendFrame,
+      settings.queueFrames,
+      this.watchdog(output.onUnresponsive),
+    );
+    // Peek first: a recording that fails to start must leave the world to be seeded by the next player.
+    const seeding = world.needsSeeding;
     const spawnPose = poseOfCamera(this.camera);
     if (record) {
       if (!settings.store) throw new Error('recording needs a world store');
@@ -107,7 +131,7 @@ export class PlayerSession implements WorldMember {
       });
     }
     // World time 0: the seed frame is part of the world's definition (replay repeats it).
-    if (seeding && world.scene) seedFromScene(this.director, world.scene, spawnPose, 0);
+    if (world.claimSeeding() && world.scene) seedFromScene(this.director, world.scene, spawnPose, 0);
   }
 
   /** Joins the world and starts generating. */
@@ -118,18 +142,31 @@ export class PlayerSession implements WorldMember {
     void this.run();
   }
 
-  /** Applies one input sample to the camera (the same controller the client predicts with). */
+  /**
+   * Applies one input sample to the camera (the same controller the client predicts with). The step
+   * is the client's claimed `dtMs`, but never more than the server's own clock has granted since
+   * the last input: a client that claims more time cannot move faster than the controller allows.
+   */
   applyInput(input: InputMessage): void {
-    this.camera = stepCamera(this.camera, input, input.dtMs / 1000);
+    const nowS = performance.now() / 1000;
+    this.movementBudgetS = Math.min(MOVEMENT_CARRY_S, this.movementBudgetS + (nowS - this.movementClockS));
+    this.movementClockS = nowS;
+    const dtS = Math.min(input.dtMs / 1000, this.movementBudgetS);
+    this.movementBudgetS -= dtS;
+    this.camera = stepCamera(this.camera, input, dtS);
     this.held = { ...input, lookDxPx: 0, lookDyPx: 0 };
     this.inputSeq = input.seq;
     this.inputClientTimeMs = input.clientTimeMs;
   }
 
-  /** Sends this player's frames to a spectator too, until `unwatch`. */
-  watch(send: SendFrame): FrameChannel {
-    const channel = new FrameChannel(send, this.settings.queueFrames);
-    this.spectators.add(channel);
+  /** Sends this player's frames to a spectator too, until `unwatch` or the player leaves (`onPlayerLeft`). */
+  watch(spectator: SpectatorOutput): FrameChannel {
+    const channel = new FrameChannel(
+      spectator.sendFrame,
+      this.settings.queueFrames,
+      this.watchdog(spectator.onUnresponsive),
+    );
+    this.spectators.set(channel, spectator);
     return channel;
   }
 
@@ -149,10 +186,18 @@ export class PlayerSession implements WorldMember {
     this.active = false;
     this.abort.abort();
     this.channel.close();
-    for (const s of this.spectators) s.close();
+    const spectators = [...this.spectators];
     this.spectators.clear();
+    for (const [channel, spectator] of spectators) {
+      channel.close();
+      spectator.onPlayerLeft();
+    }
     this.world.leave(this);
     if (this.recordingId) this.settings.store?.sessions.end(this.recordingId);
+  }
+
+  private watchdog(onUnresponsive: () => void): Watchdog {
+    return { unresponsiveMs: this.settings.unresponsiveMs, onUnresponsive };
   }
 
   /** The next clip from where the player is: the current pose, then the held input stepped on. */
@@ -225,7 +270,7 @@ export class PlayerSession implements WorldMember {
             });
           this.frames++;
           this.channel.push(bytes);
-          for (const s of this.spectators) s.push(bytes);
+          for (const s of this.spectators.keys()) s.push(bytes);
         }
       };
       try {

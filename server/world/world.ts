@@ -54,6 +54,8 @@ export class World {
   private readonly store: WorldStore | undefined;
   private inventing: Promise<void> = Promise.resolve();
   private commits = 0;
+  /** When the last member left (performance.now() ms); undefined while someone plays. */
+  private idleSinceMs: number | undefined = performance.now();
 
   constructor(init: WorldInit) {
     this.id = init.id;
@@ -75,6 +77,11 @@ export class World {
       yaw: (s.yawDeg * Math.PI) / 180,
       pitch: (s.pitchDeg * Math.PI) / 180,
     };
+  }
+
+  /** Whether the next player to claim it will seed the memory. */
+  get needsSeeding(): boolean {
+    return !this.seeded;
   }
 
   /** True exactly once, for the first player of a new world: it seeds the memory. */
@@ -109,10 +116,21 @@ export class World {
 
   join(member: WorldMember): void {
     this.members.set(member.id, member);
+    this.idleSinceMs = undefined;
   }
 
   leave(member: WorldMember): void {
     this.members.delete(member.id);
+    if (this.members.size === 0) this.idleSinceMs = performance.now();
+  }
+
+  /** Milliseconds since the last member left (0 while someone plays). */
+  idleMs(nowMs: number): number {
+    return this.idleSinceMs === undefined ? 0 : nowMs - this.idleSinceMs;
+  }
+
+  get playerCount(): number {
+    return this.members.size;
   }
 
   /** Everyone playing here, in joining order. */

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { ErrorCode } from '../../shared/protocol/events.ts';
+import type { ServerLimits } from '../limits.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import { promptForScene } from '../scene/prompts.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
@@ -15,19 +17,35 @@ function bundledScene(name: string | undefined): Scene | undefined {
     : undefined;
 }
 
+/** A world found or made, or why not (a code the socket layer sends on). */
+export type WorldResult =
+  | { readonly ok: true; readonly world: World }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+
 /**
- * The worlds this server holds in RAM, restored from the store on first use and committed to it
- * on a timer. `dispose` stops the timer and commits a last time.
+ * The worlds this server holds in RAM: restored from the store on first use, committed to it on a
+ * timer, unloaded when nobody has played them for `limits.worldIdleS`, at most
+ * `limits.loadedWorlds` at once. A world that fails to load is quarantined: refused with
+ * WORLD_UNAVAILABLE until restart, while every other world keeps playing. `dispose` stops the
+ * timer and commits a last time.
  */
 export class WorldRegistry {
   private readonly worlds = new Map<string, World>();
+  /** World id → why it could not be loaded. */
+  private readonly quarantined = new Map<string, string>();
   private commitTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly voxelSizeM: number,
     private readonly store: WorldStore | undefined,
     private readonly log: Logger,
+    private readonly limits: Pick<ServerLimits, 'loadedWorlds' | 'worldIdleS'>,
   ) {}
+
+  /** Ids of the worlds that failed to load, with the reason (for the health endpoint). */
+  get quarantine(): ReadonlyMap<string, string> {
+    return this.quarantined;
+  }
 
   get(id: string): World | undefined {
     return this.worlds.get(id);
@@ -41,12 +59,76 @@ export class WorldRegistry {
     return this.worlds.size;
   }
 
+  /**
+   * The world with this id if it exists (`world` undefined if not): in RAM, or restored from the
+   * store. A world whose stored state cannot be loaded is quarantined and refused.
+   */
+  lookup(id: string): { ok: true; world: World | undefined } | Extract<WorldResult, { ok: false }> {
+    const reason = this.quarantined.get(id);
+    if (reason !== undefined) return unavailable(id);
+    try {
+      return { ok: true, world: this.find(id) };
+    } catch (e) {
+      this.quarantined.set(id, (e as Error).message);
+      this.log.error({ err: e, world: id }, 'world failed to load: quarantined');
+      return unavailable(id);
+    }
+  }
+
+  /** A new world (the caller looked it up first), unless the server holds as many as it may. */
+  create(id: string, prompt?: string, seed?: number, inviteToken?: string): WorldResult {
+    if (!this.makeRoom())
+      return {
+        ok: false,
+        code: 'SERVER_BUSY',
+        message: `the server holds ${this.limits.loadedWorlds} worlds in play: try again when one is idle`,
+      };
+    try {
+      return { ok: true, world: this.make(id, prompt, seed, inviteToken) };
+    } catch (e) {
+      this.log.error({ err: e, world: id }, 'world could not be created');
+      return { ok: false, code: 'WORLD_UNAVAILABLE', message: `world "${id}" could not be created (logged)` };
+    }
+  }
+
+  /** Unloads the longest-idle world when the registry is full; false when every world is in play. */
+  private makeRoom(): boolean {
+    if (this.worlds.size < this.limits.loadedWorlds) return true;
+    this.unloadIdle(0, this.worlds.size - this.limits.loadedWorlds + 1);
+    return this.worlds.size < this.limits.loadedWorlds;
+  }
+
+  /**
+   * Commits and drops up to `max` worlds nobody has played for `minIdleMs`, longest idle first. A
+   * world whose commit fails stays in RAM (nothing is lost).
+   */
+  unloadIdle(minIdleMs: number, max = Number.POSITIVE_INFINITY): number {
+    const now = performance.now();
+    const idle = [...this.worlds.values()]
+      .filter((w) => w.playerCount === 0 && w.idleMs(now) >= minIdleMs)
+      .sort((a, b) => b.idleMs(now) - a.idleMs(now));
+    let unloaded = 0;
+    for (const w of idle.slice(0, max)) {
+      try {
+        w.commit();
+      } catch (e) {
+        this.log.error({ err: e, world: w.id }, 'commit before unloading failed: the world stays in RAM');
+        continue;
+      }
+      this.worlds.delete(w.id);
+      unloaded++;
+      this.log.info({ world: w.id, persisted: this.store !== undefined }, 'idle world unloaded');
+    }
+    return unloaded;
+  }
+
   /** The world with this id if it exists: in RAM, or restored from the store (and kept in RAM). */
-  find(id: string): World | undefined {
+  private find(id: string): World | undefined {
     const w = this.worlds.get(id);
     if (w || !this.store) return w;
     const stored = this.store.getWorld(id);
     if (!stored) return undefined;
+    if (!this.makeRoom()) throw new Error(`the server holds ${this.limits.loadedWorlds} worlds in play`);
     const restored = new World({
       id,
       prompt: stored.prompt,
@@ -61,13 +143,8 @@ export class WorldRegistry {
     return restored;
   }
 
-  /**
-   * The world with this id: found (RAM or store), else created from the prompt and seed, or from
-   * the bundled scene of that name, and recorded in the store.
-   */
-  getOrCreate(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
-    const found = this.find(id);
-    if (found) return found;
+  /** A new world from the prompt and seed, or from the bundled scene of that name, recorded in the store. */
+  private make(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
     const scene = bundledScene(id);
     const w = new World({
       id,
@@ -91,10 +168,13 @@ export class WorldRegistry {
     return w;
   }
 
-  /** Commits every world's changes (and the recorded sessions) every `intervalMs`. */
+  /** Every `intervalMs`: commits every world's changes (and recorded sessions), unloads idle worlds. */
   startCommitting(intervalMs: number): void {
-    if (!this.store || this.commitTimer) return;
-    this.commitTimer = setInterval(() => this.commitAll(), intervalMs);
+    if (this.commitTimer) return;
+    this.commitTimer = setInterval(() => {
+      this.commitAll();
+      this.unloadIdle(this.limits.worldIdleS * 1000);
+    }, intervalMs);
   }
 
   /** Flushes recorded sessions and commits every world; a failure is logged and the next world still commits. */
@@ -122,3 +202,9 @@ export class WorldRegistry {
     this.commitAll();
   }
 }
+
+const unavailable = (id: string): Extract<WorldResult, { ok: false }> => ({
+  ok: false,
+  code: 'WORLD_UNAVAILABLE',
+  message: `world "${id}" could not be loaded and is closed until the operator repairs it (other worlds play on)`,
+});

@@ -100,6 +100,9 @@ export type ErrorCode =
   | 'ALREADY_JOINED'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
+  | 'WORLD_FULL'
+  | 'WORLD_UNAVAILABLE'
+  | 'SERVER_BUSY'
   | 'INTERNAL';
 
 export interface ServerError {

@@ -1,4 +1,5 @@
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
+import type { ServerLimits } from '../../server/limits.ts';
 import { ProceduralModel } from '../../server/models/procedural/proceduralModel.ts';
 import { type RunningServer, startGameServer } from '../../server/net/gameServer.ts';
 import type { WorldStore } from '../../server/store/worldStore.ts';
@@ -12,6 +13,9 @@ export function startTestServer(
     store?: WorldStore;
     clipFrames?: number;
     entities?: boolean;
+    limits?: Partial<ServerLimits>;
+    frameAckTimeoutMs?: number;
+    logger?: Logger;
   } = {},
 ): Promise<RunningServer> {
   return startGameServer({
@@ -25,6 +29,8 @@ export function startTestServer(
     clientDir: opts.clientDir,
     store: opts.store,
     commitIntervalMs: 300,
-    logger: pino({ level: 'silent' }),
+    logger: opts.logger ?? pino({ level: 'silent' }),
+    limits: opts.limits,
+    frameAckTimeoutMs: opts.frameAckTimeoutMs,
   });
 }

@@ -6,7 +6,7 @@ const frame = (i: number): Uint8Array => Uint8Array.of(i);
 describe('FrameChannel', () => {
   it('keeps two frames in flight, queues at most its capacity and sends the newest when acknowledged', () => {
     const sent: number[] = [];
-    const acks: (() => void)[] = [];
+    const acks: ((acknowledged: boolean) => void)[] = [];
     const channel = new FrameChannel((bytes, onAck) => {
       sent.push(bytes[0]!);
       acks.push(onAck);
@@ -15,10 +15,10 @@ describe('FrameChannel', () => {
     expect(sent).toEqual([0, 1]);
     expect(channel.queued).toBe(2);
     expect(channel.dropped).toBe(2);
-    acks.shift()!();
+    acks.shift()!(true);
     expect(sent).toEqual([0, 1, 4]);
-    acks.shift()!();
-    acks.shift()!();
+    acks.shift()!(true);
+    acks.shift()!(true);
     expect(sent).toEqual([0, 1, 4, 5]);
     expect(channel.queued).toBe(0);
   });
