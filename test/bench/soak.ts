@@ -1,0 +1,178 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Key } from '../../shared/camera/controller.ts';
+import { MAX_CLIENT_MESSAGE_BYTES } from '../../shared/protocol/events.ts';
+import { Bot, sleep } from '../helpers/bot.ts';
+import { killHard, spawnServer } from '../helpers/serverProcess.ts';
+
+/**
+ * `npm run soak -- [--minutes N] [--size WxH]`: the real server in its own process with a world store,
+ * under the load a public server sees for N minutes (default 20): bots walking straight into
+ * unseen space (memory, keyframes and chunks keep growing), a recording player rejoining every
+ * minute, players joining and leaving new worlds, and one abusive client (floods of inputs and
+ * prompts claiming long steps, oversized messages, joins of nonexistent and private worlds). Prints
+ * the server's RSS every minute and whether it stayed within ±15 % of its mean over the last 15
+ * minutes (the last 3/4 of a shorter run). Exit code 1 when it did not, or when the server died.
+ */
+const USAGE = 'usage: npm run soak -- [--minutes N] [--size WxH]';
+
+const rssMiB = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+};
+
+/** Walks straight ahead at sprint speed, turning a little now and then, for as long as `running()`. */
+async function walker(url: string, world: string, name: string, running: () => boolean): Promise<void> {
+  while (running()) {
+    const bot = new Bot(url);
+    bot.keepFrames = false;
+    try {
+      await bot.join(world, name, 'a snowy forest');
+      const until = performance.now() + 5 * 60_000; // a fresh connection every 5 minutes
+      let step = 0;
+      while (running() && performance.now() < until) {
+        bot.input({ dtMs: 1000 / 30, keys: Key.Forward | Key.Sprint, lookDxPx: step++ % 300 === 0 ? 40 : 0 });
+        bot.receivedAt.length = 0;
+        await sleep(1000 / 30);
+      }
+    } catch {
+      await sleep(1000);
+    } finally {
+      bot.close();
+    }
+  }
+}
+
+/** Joins, records for a minute, leaves; again. */
+async function recorder(url: string, running: () => boolean): Promise<void> {
+  while (running()) {
+    const bot = new Bot(url);
+    bot.keepFrames = false;
+    try {
+      await bot.hello();
+      await bot.socket
+        .timeout(10_000)
+        .emitWithAck('join', { worldId: 'courtyard', name: 'recorder', record: true });
+      const until = performance.now() + 60_000;
+      while (running() && performance.now() < until) {
+        bot.input({ dtMs: 1000 / 30, keys: Key.Forward, lookDxPx: 2 });
+        bot.receivedAt.length = 0;
+        await sleep(1000 / 30);
+      }
+    } catch {
+      await sleep(1000);
+    } finally {
+      bot.close();
+    }
+  }
+}
+
+/** Joins a new world, plays a few seconds, leaves: worlds come and go. */
+async function tourist(url: string, running: () => boolean): Promise<void> {
+  for (let i = 0; running(); i++) {
+    const bot = new Bot(url);
+    bot.keepFrames = false;
+    try {
+      await bot.join(`tour-${i}`, 'tourist', 'a desert');
+      await sleep(8000);
+    } catch {
+      await sleep(1000);
+    } finally {
+      bot.close();
+    }
+  }
+}
+
+/** Everything a hostile client tries, over and over. */
+async function abuser(url: string, running: () => boolean): Promise<void> {
+  while (running()) {
+    const bot = new Bot(url);
+    bot.keepFrames = false;
+    const raw = bot.socket as unknown as { emit: (e: string, p?: unknown) => void };
+    try {
+      await bot.hello();
+      await bot.socket.timeout(10_000).emitWithAck('join', { worldId: 'nowhere', name: 'x', spectate: 'y' });
+      await bot.socket.timeout(10_000).emitWithAck('join', { worldId: 'hall-dynamic', name: 'abuser' });
+      const until = performance.now() + 30_000;
+      while (running() && performance.now() < until) {
+        for (let i = 0; i < 8; i++) bot.input({ dtMs: 1000, keys: Key.Forward | Key.Sprint });
+        raw.emit('prompt', { prompt: 'x'.repeat(1999) });
+        raw.emit('input', { junk: true });
+        raw.emit('unknown-event', 1);
+        bot.receivedAt.length = 0;
+        bot.errors.length = 0;
+        await sleep(30);
+      }
+      raw.emit('prompt', { prompt: 'x'.repeat(4 * MAX_CLIENT_MESSAGE_BYTES) }); // closes the connection
+    } catch {
+      await sleep(500);
+    } finally {
+      bot.close();
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: 'string', default: '20' },
+      size: { type: 'string', default: '256x144' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const minutes = Number(values.minutes);
+  if (!(minutes >= 2)) throw new Error(`--minutes must be at least 2\n${USAGE}`);
+  const dir = mkdtempSync(join(tmpdir(), 'spatia-soak-'));
+  const server = await spawnServer(['--store', join(dir, 'worlds.sqlite'), '--size', values.size]);
+  const pid = server.child.pid!;
+  let running = true;
+  let died = false;
+  server.child.once('exit', () => {
+    died = true;
+  });
+  const live = (): boolean => running && !died;
+  const load = [
+    walker(server.url, 'soak-north', 'walker-1', live),
+    walker(server.url, 'soak-north', 'walker-2', live),
+    recorder(server.url, live),
+    tourist(server.url, live),
+    abuser(server.url, live),
+  ];
+  process.stdout.write(`soak: ${minutes} min against ${server.url} (pid ${pid}), store in ${dir}\n`);
+  process.stdout.write('minute  RSS MiB  health\n');
+  const samples: number[] = [];
+  for (let m = 1; m <= minutes && !died; m++) {
+    await sleep(60_000);
+    if (died) break;
+    const rss = rssMiB(pid);
+    samples.push(rss);
+    const health = await fetch(new URL('/healthz', server.url))
+      .then((r) => `${r.status}`)
+      .catch((e: Error) => e.message);
+    process.stdout.write(`${String(m).padStart(6)}  ${rss.toFixed(0).padStart(7)}  ${health}\n`);
+  }
+  running = false;
+  await Promise.allSettled(load);
+  await killHard(server.child);
+  rmSync(dir, { recursive: true, force: true });
+  const tail = samples.slice(-Math.max(2, Math.min(15, Math.round(samples.length * 0.75))));
+  const mean = tail.reduce((a, b) => a + b, 0) / tail.length;
+  const worst = Math.max(...tail.map((x) => Math.abs(x - mean) / mean));
+  const flat = !died && worst <= 0.15;
+  process.stdout.write(
+    `\nlast ${tail.length} minutes: mean ${mean.toFixed(0)} MiB, largest deviation ${(worst * 100).toFixed(1)} % ` +
+      `(goal ±15 %): ${flat ? 'FLAT' : 'NOT FLAT'}${died ? ' — the server died' : ''}\n`,
+  );
+  process.exit(flat ? 0 : 1);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
