@@ -23,7 +23,10 @@ const USAGE = `usage: npm run worker -- --server URL [--model procedural] [--nam
 
 A reference remote worker: connects to a Spatia server started with --model remote, serves clip
 requests with a local model (any --model name), and streams the frames back. It reconnects when
-the server restarts. --fault injects a failure after N frames (for testing the server's handling).`;
+the server restarts or drops it, and exits (status 2) when the server refuses it (wrong token, no
+token from a non-loopback address, a model that does not fit, or quarantine after stalling or
+malformed frames). --fault injects a failure after N frames (for testing the server's handling);
+a worker with --fault that is refused tries again every second instead of exiting.`;
 
 const pose = (p: { rotation: number[]; position: number[] }) => ({
   rotation: p.rotation as unknown as Mat3,
@@ -73,7 +76,10 @@ runTool(USAGE, async () => {
       (r) => {
         if (!r.ok) {
           process.stderr.write(`server refused this worker: ${r.error}\n`);
-          process.exit(2);
+          // A faulty worker plays the misbehaving one to the end: it keeps knocking (the server
+          // closes the connection after a refusal; the disconnect handler reconnects).
+          if (!fault) process.exit(2);
+          return;
         }
         process.stdout.write(
           `worker ${values.name} serving ${info.name} ${info.width}×${info.height} (${info.device})\n`,
@@ -82,6 +88,16 @@ runTool(USAGE, async () => {
     );
   });
   socket.on('cancel', ({ requestId }) => running.get(requestId)?.abort());
+  socket.on('disconnect', (reason) => {
+    // The server has given up on whatever was running here.
+    for (const abort of running.values()) abort.abort();
+    // socket.io reconnects by itself after a lost connection, not after the server dropped this
+    // worker: reconnect then too (the server's answer to the new hello says whether it may serve).
+    if (reason === 'io server disconnect') {
+      process.stderr.write('the server dropped this worker; reconnecting in 1 s\n');
+      setTimeout(() => socket.connect(), 1000);
+    }
+  });
   socket.on('clip', async (wire: WireClipRequest) => {
     const abort = new AbortController();
     running.set(wire.requestId, abort);
@@ -128,7 +144,9 @@ runTool(USAGE, async () => {
       }
       socket.emit('done', { requestId: wire.requestId });
     } catch (e) {
-      socket.emit('failed', { requestId: wire.requestId, message: (e as Error).message });
+      // Cancelled, or dropped with the connection: nobody is waiting for an answer.
+      if (!abort.signal.aborted)
+        socket.emit('failed', { requestId: wire.requestId, message: (e as Error).message });
     } finally {
       running.delete(wire.requestId);
     }

@@ -158,16 +158,17 @@ async function main(): Promise<void> {
     process.stdout.write(`${String(m).padStart(6)}  ${rss.toFixed(0).padStart(7)}  ${health}\n`);
   }
   running = false;
+  const diedDuringRun = died;
   await Promise.allSettled(load);
   await killHard(server.child);
   rmSync(dir, { recursive: true, force: true });
   const tail = samples.slice(-Math.max(2, Math.min(15, Math.round(samples.length * 0.75))));
   const mean = tail.reduce((a, b) => a + b, 0) / tail.length;
   const worst = Math.max(...tail.map((x) => Math.abs(x - mean) / mean));
-  const flat = !died && worst <= 0.15;
+  const flat = !diedDuringRun && worst <= 0.15;
   process.stdout.write(
     `\nlast ${tail.length} minutes: mean ${mean.toFixed(0)} MiB, largest deviation ${(worst * 100).toFixed(1)} % ` +
-      `(goal ±15 %): ${flat ? 'FLAT' : 'NOT FLAT'}${died ? ' — the server died' : ''}\n`,
+      `(goal ±15 %): ${flat ? 'FLAT' : 'NOT FLAT'}${diedDuringRun ? ' — the server died' : ''}\n`,
   );
   process.exit(flat ? 0 : 1);
 }

@@ -1,43 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Bot, sleep } from '../../helpers/bot.ts';
 import { killHard, spawnServer } from '../../helpers/serverProcess.ts';
-
-/** A reference worker process; resolves once the server accepted it. */
-async function startWorker(server: string, name: string, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'server/remote/workerMain.ts', '--server', server, '--name', name, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker ${name} did not connect\n${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('serving')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`worker ${name} exited ${code}\n${err}`)));
-  });
-  return child;
-}
-
-async function framesFlow(bot: Bot, min: number, timeoutMs = 15_000): Promise<void> {
-  const start = bot.framesSeen;
-  const deadline = performance.now() + timeoutMs;
-  while (bot.framesSeen - start < min) {
-    if (performance.now() > deadline)
-      throw new Error(`only ${bot.framesSeen - start} frames in ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
+import { framesFlow, startWorker } from './workerProcess.ts';
 
 const children: ChildProcess[] = [];
 afterAll(async () => {
@@ -96,7 +61,7 @@ describe('remote workers over loopback (real processes)', () => {
     bot.close();
   }, 90_000);
 
-  it('refuses a worker whose model does not fit the server', async () => {
+  it("refuses a worker without the server's token and accepts one with it", async () => {
     const server = await spawnServer(['--model', 'remote', '--store', 'none', '--worker-token', 'sesame']);
     children.push(server.child);
     const err = await startWorker(server.url, 'no-token').catch((e: Error) => e.message);
