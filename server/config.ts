@@ -5,6 +5,7 @@ import { DEFAULT_LIMITS } from './limits.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
 import { MODEL_DEFAULTS } from './models/worldModel.ts';
+import { DEFAULT_KEYFRAME_RAM_BYTES, DEFAULT_RECORDING_CAP_BYTES } from './store/worldStore.ts';
 
 /** Server configuration: flags win over environment variables (SPATIA_*), which win over defaults. */
 const serverConfigSchema = z.strictObject({
@@ -44,6 +45,8 @@ const serverConfigSchema = z.strictObject({
   worldsPerMinute: z.coerce.number().int().min(1).max(10_000),
   promptsPerMinute: z.coerce.number().int().min(1).max(10_000),
   unresponsiveMs: z.coerce.number().int().min(500).max(600_000),
+  keyframeRamMib: z.coerce.number().min(0).max(1_000_000),
+  recordingCapMib: z.coerce.number().min(1).max(1_000_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
@@ -52,6 +55,7 @@ export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--mod
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
                  [--model-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
                  [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--unresponsive-ms MS]
+                 [--keyframe-ram-mib N] [--recording-cap-mib N]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
@@ -66,7 +70,8 @@ slower here, where the main thread's memory work is the bottleneck). --size WxH 
 the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
 workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
 worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts a minute per connection,
-viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped) and their SPATIA_* variables: docs/operations.md.`;
+viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped, ${DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20} MiB of keyframe images per world in RAM,
+${DEFAULT_RECORDING_CAP_BYTES / 2 ** 20} MiB per recorded session) and their SPATIA_* variables: docs/operations.md.`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -86,6 +91,8 @@ const DEFAULTS: Record<string, string> = {
   worldsPerMinute: String(DEFAULT_LIMITS.worldsPerMinute),
   promptsPerMinute: String(DEFAULT_LIMITS.promptsPerMinute),
   unresponsiveMs: String(DEFAULT_LIMITS.unresponsiveMs),
+  keyframeRamMib: String(DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20),
+  recordingCapMib: String(DEFAULT_RECORDING_CAP_BYTES / 2 ** 20),
 };
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
@@ -101,6 +108,8 @@ const FLAG_OF: Record<string, string> = {
   worldsPerMinute: 'worlds-per-minute',
   promptsPerMinute: 'prompts-per-minute',
   unresponsiveMs: 'unresponsive-ms',
+  keyframeRamMib: 'keyframe-ram-mib',
+  recordingCapMib: 'recording-cap-mib',
 };
 const ENV_OF = (key: string): string => `SPATIA_${(FLAG_OF[key] ?? key).toUpperCase().replace(/-/g, '_')}`;
 
@@ -130,6 +139,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'worlds-per-minute': { type: 'string' },
       'prompts-per-minute': { type: 'string' },
       'unresponsive-ms': { type: 'string' },
+      'keyframe-ram-mib': { type: 'string' },
+      'recording-cap-mib': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,

@@ -36,7 +36,11 @@ runTool(SERVER_USAGE, async () => {
   let store: WorldStore | undefined;
   if (cfg.store !== 'none') {
     mkdirSync(dirname(resolve(cfg.store)), { recursive: true });
-    store = new WorldStore(cfg.store);
+    store = new WorldStore(cfg.store, {
+      keyframeRamBytes: cfg.keyframeRamMib * 2 ** 20,
+      recordingCapBytes: cfg.recordingCapMib * 2 ** 20,
+      log: logger,
+    });
     logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
   }
   const server = await startGameServer({

@@ -5,7 +5,11 @@ import { check } from '../../shared/errors.ts';
 import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
 import { SKETCH_SIZE, sketchIoU, type ViewSignature } from './visibility.ts';
 
-/** A remembered frame: its camera, what it saw of the memory, and (optionally) its pixels. */
+/**
+ * A remembered frame: its camera, what it saw of the memory, and (optionally) its pixels. Keyframes
+ * a `KeyframeStore` returns read `image` through it: an image that left RAM (see
+ * `KeyframeStore.useImageStore`) comes back, byte for byte, when it is read.
+ */
 export interface Keyframe {
   readonly id: number;
   /** Camera-to-world, OpenCV axes. */
@@ -35,6 +39,27 @@ const DEFAULT_K = 7;
 const DEFAULT_MIN_IOU = 0.1;
 const DEFAULT_CANDIDATES = 32;
 
+/**
+ * Where the images of persisted keyframes can leave RAM to: the store keeps every keyframe's pose
+ * and signature (all retrieval needs) and at most `budgetBytes` of images, least recently used
+ * first out; only keyframes marked persisted may lose their image. Set by the world store (I/O
+ * stays outside the memory); without one every image stays in RAM.
+ */
+export interface KeyframeImageStore {
+  /** Bytes of keyframe images (RGB + depth) kept in RAM at most, once persisted. */
+  readonly budgetBytes: number;
+  /** The image of a persisted keyframe, exactly as it was added. Throws when it cannot. */
+  load(id: number): RgbdImage;
+}
+
+interface Entry {
+  readonly id: number;
+  readonly hasImage: boolean;
+  persisted: boolean;
+}
+
+const imageBytesOf = (im: RgbdImage): number => im.rgb.byteLength + im.depth.byteLength;
+
 interface Posting {
   ids: Int32Array;
   weights: Float32Array;
@@ -50,9 +75,86 @@ interface Posting {
  */
 export class KeyframeStore {
   private readonly frames: Keyframe[] = [];
+  private readonly entries: Entry[] = [];
+  /** Images in RAM by keyframe index, least recently used first. */
+  private readonly images = new Map<number, RgbdImage>();
+  private residentBytes = 0;
+  private imageStore: KeyframeImageStore | undefined;
+  private readonly byId = new Map<number, number>();
   private readonly postings = new Map<number, Posting>();
   private scores = new Float32Array(64);
   private nextId = 0;
+
+  /** Lets images of persisted keyframes leave RAM beyond `store.budgetBytes` (see `KeyframeImageStore`). */
+  useImageStore(store: KeyframeImageStore): void {
+    check(
+      store.budgetBytes >= 0,
+      'INVALID_ARGUMENT',
+      `keyframe image budget must be ≥ 0 bytes, got ${store.budgetBytes}`,
+    );
+    this.imageStore = store;
+    this.enforceBudget(-1);
+  }
+
+  get hasImageStore(): boolean {
+    return this.imageStore !== undefined;
+  }
+
+  /** Marks a keyframe durably stored: its image may now leave RAM (and will come back from the store). */
+  markPersisted(id: number): void {
+    const index = this.byId.get(id);
+    if (index === undefined) return;
+    this.entries[index]!.persisted = true;
+    this.enforceBudget(-1);
+  }
+
+  /** Bytes of keyframe images held in RAM. */
+  get imageBytes(): number {
+    return this.residentBytes;
+  }
+
+  /** How many keyframe images are in RAM. */
+  get residentImages(): number {
+    return this.images.size;
+  }
+
+  /** The image of the keyframe at `index`: from RAM (marked recently used) or loaded back. */
+  private imageAt(index: number): RgbdImage | undefined {
+    const e = this.entries[index]!;
+    if (!e.hasImage) return undefined;
+    const inRam = this.images.get(index);
+    if (inRam) {
+      this.images.delete(index);
+      this.images.set(index, inRam);
+      return inRam;
+    }
+    const kf = this.frames[index]!;
+    const image = this.imageStore!.load(e.id);
+    check(
+      image.width === kf.intrinsics.width &&
+        image.height === kf.intrinsics.height &&
+        image.rgb.length === image.width * image.height * 3 &&
+        image.depth.length === image.width * image.height,
+      'BUFFER_SIZE',
+      `keyframe ${e.id}: the image loaded back does not match its intrinsics`,
+    );
+    this.images.set(index, image);
+    this.residentBytes += imageBytesOf(image);
+    this.enforceBudget(index);
+    return image;
+  }
+
+  /** Drops least recently used images of persisted keyframes until within budget; `keep` stays. */
+  private enforceBudget(keep: number): void {
+    const budget = this.imageStore?.budgetBytes;
+    if (budget === undefined || this.residentBytes <= budget) return;
+    for (const [index, image] of this.images) {
+      if (this.residentBytes <= budget) return;
+      if (index === keep || !this.entries[index]!.persisted) continue;
+      this.images.delete(index);
+      this.residentBytes -= imageBytesOf(image);
+    }
+  }
 
   get size(): number {
     return this.frames.length;
@@ -91,9 +193,26 @@ export class KeyframeStore {
       `keyframe id must be a non-negative integer, got ${id}`,
     );
     this.nextId = Math.max(this.nextId, id + 1);
-    const kf: Keyframe = { ...input, id };
     const index = this.frames.length;
+    const image = input.image;
+    // The image is read through the store, which may let it leave RAM and bring it back.
+    const imageOf = (): RgbdImage | undefined => this.imageAt(index);
+    const kf: Keyframe = {
+      id,
+      pose: input.pose,
+      intrinsics: input.intrinsics,
+      signature: sig,
+      get image(): RgbdImage | undefined {
+        return imageOf();
+      },
+    };
     this.frames.push(kf);
+    this.entries.push({ id, hasImage: image !== undefined, persisted: false });
+    this.byId.set(id, index);
+    if (image) {
+      this.images.set(index, image);
+      this.residentBytes += imageBytesOf(image);
+    }
     for (let c = 0; c < sig.cells.length; c++) {
       const key = sig.cells[c]!;
       let p = this.postings.get(key);

@@ -135,22 +135,54 @@ export function decodeKeyframe(r: BinaryReader): Keyframe {
   return { id, pose, intrinsics, signature: { sketch, cells, cellWeights, voxelCount }, image };
 }
 
-/** Serialises the grid and keyframes. O(voxels + keyframe bytes). */
-export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new KeyframeStore()): Uint8Array {
+/** The bytes before the chunks: magic, voxel size, chunk count. */
+export function snapshotHead(voxelSizeM: number, chunkCount: number): Uint8Array {
   const w = new BinaryWriter();
   w.bytes(new TextEncoder().encode(MAGIC));
-  w.f64(grid.voxelSizeM);
+  w.f64(voxelSizeM);
+  w.u32(chunkCount);
+  return w.finish();
+}
+
+/** The bytes between the chunks and the keyframes: the keyframe count. */
+export function snapshotKeyframeCount(count: number): Uint8Array {
+  const w = new BinaryWriter();
+  w.u32(count);
+  return w.finish();
+}
+
+/**
+ * A snapshot from its parts in order (head, each `encodeChunk`, keyframe count, each
+ * `encodeKeyframe`): their concatenation and its CRC-32. The same bytes `saveSnapshot` writes for
+ * the same state, so a snapshot can be stored as parts and put back together exactly.
+ */
+export function sealSnapshot(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 4;
+  for (const p of parts) length += p.byteLength;
+  const out = new Uint8Array(length);
+  let o = 0;
+  let crc = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+    crc = crc32(p, crc);
+  }
+  new DataView(out.buffer).setUint32(o, crc, true);
+  return out;
+}
+
+/** Serialises the grid and keyframes. O(voxels + keyframe bytes). */
+export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new KeyframeStore()): Uint8Array {
   const chunks = [...grid.chunks()].filter((c) => c.count > 0);
-  w.u32(chunks.length);
+  const parts: Uint8Array[] = [snapshotHead(grid.voxelSizeM, chunks.length)];
+  const w = new BinaryWriter();
   for (const c of chunks) encodeChunk(w, c);
   const kfs = keyframes.all();
-  w.u32(kfs.length);
-  for (const kf of kfs) encodeKeyframe(w, kf);
-  const body = w.finish();
-  const out = new Uint8Array(body.length + 4);
-  out.set(body);
-  new DataView(out.buffer).setUint32(body.length, crc32(body), true);
-  return out;
+  parts.push(w.finish(), snapshotKeyframeCount(kfs.length));
+  const k = new BinaryWriter();
+  for (const kf of kfs) encodeKeyframe(k, kf);
+  parts.push(k.finish());
+  return sealSnapshot(parts);
 }
 
 /** Restores a snapshot. Throws SNAPSHOT_FORMAT on a wrong magic, truncation or a checksum mismatch. */

@@ -15,6 +15,7 @@ import {
   MAX_INPUTS_PER_SECOND,
   PROTOCOL_VERSION,
   promptSchema,
+  rotateInviteSchema,
   type ServerToClientEvents,
   validate,
 } from '../../shared/protocol/events.ts';
@@ -22,7 +23,7 @@ import { DEFAULT_LIMITS, type ServerLimits } from '../limits.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import type { RemoteWorkerPool } from '../remote/workerPool.ts';
 import { BUNDLED_SCENES } from '../scene/loadScene.ts';
-import type { WorldStore } from '../store/worldStore.ts';
+import type { StoreHealth, WorldStore } from '../store/worldStore.ts';
 import type { SendFrame } from '../world/frameChannel.ts';
 import { PlayerSession, type SessionSettings } from '../world/playerSession.ts';
 import type { World } from '../world/world.ts';
@@ -104,7 +105,9 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   });
   /** What /healthz reports: degraded (503) while the store fails or a world is quarantined. */
   const health = (): Health => {
-    const store: StoreHealth = o.store ? { ok: true } : { ok: true };
+    const store: StoreHealth | { ok: true; kind: 'none' } = o.store
+      ? o.store.health()
+      : { ok: true, kind: 'none' };
     const quarantined = [...worlds.quarantine].map(([id, reason]) => ({ id, reason }));
     return {
       ok: store.ok && quarantined.length === 0,
@@ -267,6 +270,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
             'join',
           );
         let world = existing;
+        let tokens: { invite: string; owner: string } | undefined;
         if (!world) {
           if (j.private && isBundledScene(j.worldId))
             return replyError(ack, 'FORBIDDEN', `"${j.worldId}" is a bundled world: it stays public`, 'join');
@@ -277,8 +281,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
               `more than ${limits.worldsPerMinute} new worlds a minute from this connection`,
               'join',
             );
-          const token = j.private ? randomBytes(18).toString('base64url') : undefined;
-          const made = worlds.create(j.worldId, j.prompt, j.seed, token);
+          tokens = j.private ? { invite: newToken(), owner: newToken() } : undefined;
+          const made = worlds.create(j.worldId, j.prompt, j.seed, tokens);
           if (!made.ok) return replyError(ack, made.code, made.message, 'join');
           world = made.world;
         }
@@ -323,6 +327,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
           intrinsics: { ...session.director.intrinsics },
           others,
           inviteToken: world.inviteToken,
+          ownerToken: tokens?.owner,
           sessionId: session.recordingId,
         });
       }),
@@ -364,6 +369,28 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
           },
           'prompt changed',
         );
+      }),
+    );
+
+    socket.on(
+      'rotateInvite',
+      guard('rotateInvite', (r: unknown, ack: unknown) => {
+        if (tooLarge(r)) return replyError(ack, 'TOO_LARGE', 'rotateInvite is too large', 'rotateInvite');
+        if (!player) return replyError(ack, 'NOT_JOINED', 'join your private world first', 'rotateInvite');
+        const v = validate(rotateInviteSchema, r);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `rotateInvite: ${v.reason}`, 'rotateInvite');
+        const world = player.world;
+        if (world.inviteToken === undefined || !world.isOwner(v.value.ownerToken))
+          return replyError(
+            ack,
+            'FORBIDDEN',
+            'only the creator of a private world rotates its invite',
+            'rotateInvite',
+          );
+        const inviteToken = newToken();
+        world.rotateInvite(inviteToken);
+        log.info({ world: world.id }, 'invite token rotated');
+        if (typeof ack === 'function') ack({ ok: true, value: { inviteToken } });
       }),
     );
 
@@ -429,14 +456,9 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
 /** Where the health report is served (JSON; 200 when healthy, 503 when degraded). */
 const HEALTH_PATH = '/healthz';
 
-interface StoreHealth {
-  readonly ok: boolean;
-  readonly reason?: string;
-}
-
 interface Health {
   readonly ok: boolean;
-  readonly store: StoreHealth;
+  readonly store: StoreHealth | { readonly ok: true; readonly kind: 'none' };
   readonly worlds: number;
   readonly players: number;
   readonly quarantined: readonly { id: string; reason: string }[];
@@ -452,6 +474,9 @@ const perMinute = (n: number): RateLimiter => {
   const burst = Math.max(1, Math.min(n, 5));
   return new RateLimiter(n / 60, burst, performance.now());
 };
+
+/** An unguessable token (144 bits), URL-safe. */
+const newToken = (): string => randomBytes(18).toString('base64url');
 
 const isBundledScene = (id: string): boolean => (BUNDLED_SCENES as readonly string[]).includes(id);
 

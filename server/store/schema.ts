@@ -76,8 +76,27 @@ CREATE TABLE IF NOT EXISTS session_frames (
 );
 `;
 
+/**
+ * Version 2: a session's start snapshot as parts instead of one copy of the world per recording.
+ * `start_manifest` lists the parts (see `sessionLog.ts`); chunk parts live in `snapshot_blobs`,
+ * deflated and addressed by their SHA-256, so a part shared by many recordings is stored once;
+ * keyframe parts are the rows of `keyframes` (a keyframe never changes). Sessions recorded before
+ * keep their `start_snapshot`. Worlds gain the SHA-256 of their owner's token (who may rotate the
+ * invite token).
+ */
+const V2 = `
+CREATE TABLE snapshot_blobs (
+  hash BLOB PRIMARY KEY,
+  raw_bytes INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+ALTER TABLE sessions ADD COLUMN start_manifest BLOB;
+ALTER TABLE worlds ADD COLUMN owner_token_hash TEXT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { name: 'worlds, chunks, keyframes and recorded sessions', sql: V1 },
+  { name: 'session start snapshots as deduplicated parts; world owner token hash', sql: V2 },
 ];
 
 /** The schema version this build reads and writes: the number of migrations. */
@@ -168,10 +187,16 @@ export function migrate(
 }
 
 /**
+ * The oldest schema version this build reads without upgrading: version 2 only added a table and a
+ * nullable column that the read paths treat as absent (a version-1 session keeps its
+ * `start_snapshot`), so a version-1 store can be read (replayed, exported) read-only.
+ */
+const READ_ONLY_MIN_VERSION = 1;
+
+/**
  * Checks that a store opened read-only can be read by this build, writing nothing. A store from
- * before versioning that holds every version-1 table reads as version 1. A store older than the
- * latest version is refused (this build's queries expect the latest schema): it must be opened
- * read-write once to be upgraded.
+ * before versioning that holds every version-1 table reads as version 1. A store older than
+ * `READ_ONLY_MIN_VERSION` is refused: it must be opened read-write once to be upgraded.
  */
 export function checkReadable(db: Database.Database, path: string, latest = STORE_SCHEMA_VERSION): void {
   refuseUnknownStore(db, path, latest);
@@ -183,11 +208,12 @@ export function checkReadable(db: Database.Database, path: string, latest = STOR
       throw new SpatiaError('STORE', `the world store ${path} is empty: it holds no worlds or sessions.`);
     if (UNVERSIONED_TABLES.every((t) => present.includes(t))) version = 1;
   }
-  if (version < latest)
+  const min = Math.min(READ_ONLY_MIN_VERSION, latest);
+  if (version < min)
     throw new SpatiaError(
       'STORE',
       `the world store ${path} has schema version ${found}; this build of Spatia reads schema version ` +
-        `${latest} and does not upgrade a store opened read-only. Open it read-write once to upgrade it ` +
+        `${min} to ${latest} and does not upgrade a store opened read-only. Open it read-write once to upgrade it ` +
         `(for example \`npm run world -- list --store ${path}\`, or start the server on it), then retry.`,
     );
 }

@@ -1,14 +1,17 @@
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { type Stats, statSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../shared/errors.ts';
+import type { RgbdImage } from '../../shared/image.ts';
 import { KeyframeStore } from '../memory/keyframes.ts';
 import { decodeChunk, decodeKeyframe, encodeChunk, encodeKeyframe } from '../memory/snapshot.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { VoxelGrid } from '../memory/voxelGrid.ts';
 import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
-import { SessionLog } from './sessionLog.ts';
+import { SessionLog, type StoreLog } from './sessionLog.ts';
+import { StoreWriter, type WriteOp } from './storeWriter.ts';
 
 /** What a world is, apart from its memory. */
 export interface WorldMeta {
@@ -20,34 +23,131 @@ export interface WorldMeta {
   readonly scene?: string | undefined;
   /** Invite token of a private world (absent: public). */
   readonly inviteToken?: string | undefined;
+  /** SHA-256 (hex) of the token of the world's owner, who may rotate the invite token. */
+  readonly ownerTokenHash?: string | undefined;
   readonly createdAt: string;
 }
 
 export interface CommitStats {
   readonly chunks: number;
   readonly keyframes: number;
+  /** Bytes handed to the writer (chunks raw, keyframes before compression). */
   readonly bytes: number;
 }
+
+/** Whether the store is saving what it is given. */
+export interface StoreHealth {
+  readonly ok: boolean;
+  /** Why not, for a person (absent when ok). */
+  readonly reason?: string;
+  /** Write batches handed to the writer thread and not yet committed. */
+  readonly pendingWrites: number;
+  /** How long the oldest pending write has waited for another connection's write lock, ms. */
+  readonly lockWaitMs: number;
+}
+
+export interface WorldStoreOptions {
+  readonly readonly?: boolean;
+  /** Bytes of keyframe images each world keeps in RAM (default 64 MiB); older ones reload on demand. */
+  readonly keyframeRamBytes?: number;
+  /** Bytes one recorded session may add to the store before recording stops (default 2 GiB). */
+  readonly recordingCapBytes?: number;
+  /** A write waiting this long for another connection's lock makes `health()` degraded (default 10 s). */
+  readonly lockDegradedMs?: number;
+  /** How long `close` waits for pending writes (default 30 s). */
+  readonly closeTimeoutMs?: number;
+  readonly log?: StoreLog;
+}
+
+export const DEFAULT_KEYFRAME_RAM_BYTES = 64 * 2 ** 20;
+export const DEFAULT_RECORDING_CAP_BYTES = 2 * 2 ** 30;
+const DEFAULT_LOCK_DEGRADED_MS = 10_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
+
+/** A chunk written to the writer and not yet acknowledged (the only copy once evicted). */
+interface PendingChunk {
+  readonly key: number;
+  readonly cx: number;
+  readonly cy: number;
+  readonly cz: number;
+  readonly voxels: number;
+  readonly data: Uint8Array;
+  inFlight: boolean;
+}
+
+interface PendingKeyframe {
+  readonly id: number;
+  readonly raw: Uint8Array;
+  inFlight: boolean;
+}
+
+interface WorldState {
+  /** Chunk key → revision handed to the writer (pending or committed). */
+  readonly sent: Map<number, number>;
+  readonly pendingChunks: Map<number, PendingChunk>;
+  /** Keyframe ids handed to the writer (pending or committed). */
+  readonly sentKeyframes: Set<number>;
+  readonly pendingKeyframes: Map<number, PendingKeyframe>;
+  /** The memory last committed or loaded, whose keyframe images may leave RAM once committed. */
+  memory: SpatialMemory | undefined;
+}
+
+const stderrLog: StoreLog = {
+  warn: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: 'warn', ...obj, msg })}\n`),
+  error: (obj, msg) => process.stderr.write(`${JSON.stringify({ level: 'error', ...obj, msg })}\n`),
+};
 
 /**
  * Durable worlds in SQLite (WAL): metadata, memory chunks and keyframes. The tables and their
  * versions are in `schema.ts`: opening read-write migrates an older store forward; a store from a
- * newer Spatia is refused, and so is, read-only, one that would need migrating. `commit` writes, in one
- * transaction, every chunk whose revision moved since it was last written and every new keyframe,
- * so a crash (even SIGKILL) loses at most what changed since the last commit. Chunks are the unit:
- * far-away chunks can leave RAM (`evictChunks`) and come back (`loadChunksNear`).
+ * newer Spatia is refused, and so is, read-only, one that would need migrating.
+ *
+ * Writes never block the event loop: `commit` encodes every chunk whose revision moved and every
+ * new keyframe and hands them, as one batch, to a writer thread (`storeWriter.ts`) that commits the
+ * batch in one transaction, waiting there if another connection holds the write lock. Until a batch
+ * is committed its rows stay in RAM (a chunk may leave the grid meanwhile: `loadChunksNear` and
+ * `loadMemory` read the pending copy), and a failed batch is retried by the next `commit`. A crash
+ * (even SIGKILL) loses at most what was not committed yet. `flush` / `close` wait for the writer.
+ *
+ * Keyframe images beyond `keyframeRamBytes` per world leave RAM once committed and come back from
+ * the store when read. `health()` reports a store that is not saving (its file deleted or replaced,
+ * writes failing, the write lock held for long); once the file is gone, writes throw STORE.
+ * Reads stay on the calling thread (WAL readers do not wait for writers). A damaged row makes
+ * `getWorld`, `loadMemory` and `loadChunksNear` throw STORE naming the world and the row.
  */
 export class WorldStore {
   private readonly db: Database.Database;
   /** Recorded play sessions, in the same database. */
   readonly sessions: SessionLog;
-  /** Per world: chunk key → revision last written; keyframe ids written. */
-  private readonly written = new Map<string, { chunks: Map<number, number>; keyframes: Set<number> }>();
+  private readonly writer: StoreWriter | undefined;
+  private readonly worldStates = new Map<string, WorldState>();
+  /** Worlds upserted and not yet committed (getWorld must see them). */
+  private readonly pendingWorlds = new Map<string, WorldMeta>();
+  private readonly identity: Stats | undefined;
+  private readonly log: StoreLog;
+  private readonly keyframeRamBytes: number;
+  private readonly lockDegradedMs: number;
+  private readonly closeTimeoutMs: number;
+  /** Permanent: the file is gone or the writer died. */
+  private lost: string | undefined;
+  /** The last batch failed (cleared by the next that commits). */
+  private writeError: string | undefined;
+  private reported: string | undefined;
+  private isClosed = false;
 
   constructor(
     readonly path: string,
-    opts: { readonly?: boolean } = {},
+    opts: WorldStoreOptions = {},
   ) {
+    this.log = opts.log ?? stderrLog;
+    this.keyframeRamBytes = opts.keyframeRamBytes ?? DEFAULT_KEYFRAME_RAM_BYTES;
+    this.lockDegradedMs = opts.lockDegradedMs ?? DEFAULT_LOCK_DEGRADED_MS;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!(this.keyframeRamBytes >= 0))
+      throw new SpatiaError(
+        'INVALID_ARGUMENT',
+        `keyframe RAM budget must be ≥ 0 bytes, got ${this.keyframeRamBytes}`,
+      );
     try {
       this.db = new Database(path, {
         readonly: opts.readonly ?? false,
@@ -71,134 +171,450 @@ export class WorldStore {
       if (e instanceof SpatiaError) throw e;
       throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
     }
-    this.sessions = new SessionLog(this.db);
+    if (!opts.readonly && path !== ':memory:' && !path.startsWith('file:')) {
+      this.identity = statSync(path);
+      this.writer = new StoreWriter(path, (message) => this.loseStore(message));
+    }
+    this.sessions = new SessionLog(this.db, {
+      write: (ops, done) => this.write(ops, done),
+      check: () => this.checkWritable(),
+      commit: (worldId, memory) => this.commit(worldId, memory),
+      log: this.log,
+      capBytes: opts.recordingCapBytes ?? DEFAULT_RECORDING_CAP_BYTES,
+    });
   }
 
+  /** Waits (blocking, up to `closeTimeoutMs`) for pending writes, then closes. Idempotent. */
   close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (this.writer) {
+      try {
+        this.sessions.flush();
+      } catch {
+        // reported by the session log
+      }
+      if (!this.writer.close(this.closeTimeoutMs))
+        this.log.error(
+          { store: this.path, pendingWrites: this.writer.pending },
+          'world store closed with writes not committed',
+        );
+    }
     this.db.close();
   }
 
-  upsertWorld(meta: WorldMeta): void {
-    this.db
-      .prepare(
-        `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, created_at)
-         VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @createdAt)
-         ON CONFLICT(id) DO UPDATE SET prompt = excluded.prompt`,
-      )
-      .run({ ...meta, scene: meta.scene ?? null, inviteToken: meta.inviteToken ?? null });
+  /** Resolves once everything handed to the writer so far is committed (or has failed). */
+  flush(): Promise<void> {
+    return this.writer ? this.writer.flush() : Promise.resolve();
   }
 
+  /** `flush`, blocking the thread: for tools and tests. False on timeout. */
+  flushSync(timeoutMs = this.closeTimeoutMs): boolean {
+    return this.writer ? this.writer.flushSync(timeoutMs) : true;
+  }
+
+  /**
+   * Whether the store is saving: false when its file was deleted or replaced while open, the writer
+   * thread failed, the last write failed, or a write has waited for the lock past `lockDegradedMs`.
+   */
+  health(): StoreHealth {
+    this.writer?.drain();
+    this.checkFile();
+    const pendingWrites = this.writer?.pending ?? 0;
+    const lockWaitMs = this.writer?.lockWaitMs() ?? 0;
+    let reason = this.lost ?? this.writeError;
+    if (!reason && lockWaitMs > this.lockDegradedMs)
+      reason = `the world store ${this.path} is locked by another connection: ${pendingWrites} writes have waited ${(lockWaitMs / 1000).toFixed(1)} s`;
+    return reason
+      ? { ok: false, reason, pendingWrites, lockWaitMs }
+      : { ok: true, pendingWrites, lockWaitMs };
+  }
+
+  /** Compares the open file with what the path names now; a deleted or replaced file loses the store. */
+  private checkFile(): void {
+    if (!this.identity || this.lost) return;
+    let now: Stats | undefined;
+    try {
+      now = statSync(this.path, { throwIfNoEntry: false });
+    } catch (e) {
+      this.loseStore(`the world store ${this.path} cannot be checked: ${(e as Error).message}`);
+      return;
+    }
+    if (!now)
+      this.loseStore(
+        `the world store ${this.path} was deleted while the server ran: nothing is saved any more ` +
+          '(worlds, chunks, keyframes and recordings since then are lost at exit); restart the server on a store',
+      );
+    else if (now.ino !== this.identity.ino || now.dev !== this.identity.dev)
+      this.loseStore(
+        `the world store ${this.path} was replaced by another file while the server ran: nothing is saved ` +
+          'any more; restart the server',
+      );
+  }
+
+  private loseStore(reason: string): void {
+    if (this.lost) return;
+    this.lost = reason;
+    this.report(reason);
+  }
+
+  private report(reason: string): void {
+    if (this.reported === reason) return;
+    this.reported = reason;
+    this.log.error({ store: this.path }, reason);
+  }
+
+  /** Throws STORE unless writes can be saved. */
+  private checkWritable(): void {
+    if (!this.writer) throw new SpatiaError('STORE', `the world store ${this.path} is open read-only`);
+    if (this.isClosed) throw new SpatiaError('STORE', `the world store ${this.path} is closed`);
+    this.writer.drain();
+    this.checkFile();
+    if (this.lost) throw new SpatiaError('STORE', this.lost);
+  }
+
+  /** Hands a batch to the writer; a failure is reported (and cleared by the next batch that commits). */
+  private write(ops: WriteOp[], done?: (ok: boolean, error?: string) => void): void {
+    this.checkWritable();
+    this.writer!.write(ops, (r) => {
+      if (r.ok) {
+        if (this.writeError) this.log.warn({ store: this.path }, 'world store writes succeed again');
+        this.writeError = undefined;
+        this.reported = undefined;
+      } else {
+        this.writeError = `writing the world store ${this.path} failed: ${r.error}`;
+        this.report(this.writeError);
+      }
+      done?.(r.ok, r.error);
+    });
+  }
+
+  /** Creates a world's row, or updates its prompt, invite token and owner token hash. */
+  upsertWorld(meta: WorldMeta): void {
+    this.pendingWorlds.set(meta.id, meta);
+    this.write(
+      [
+        {
+          t: 'world',
+          id: meta.id,
+          prompt: meta.prompt,
+          seed: meta.seed,
+          voxelSizeM: meta.voxelSizeM,
+          scene: meta.scene ?? null,
+          inviteToken: meta.inviteToken ?? null,
+          ownerTokenHash: meta.ownerTokenHash ?? null,
+          createdAt: meta.createdAt,
+        },
+      ],
+      (ok) => {
+        if (ok && this.pendingWorlds.get(meta.id) === meta) this.pendingWorlds.delete(meta.id);
+      },
+    );
+  }
+
+  /** The world's metadata, or undefined; STORE when its row is damaged. */
   getWorld(id: string): WorldMeta | undefined {
+    const pending = this.pendingWorlds.get(id);
+    if (pending) return pending;
     const row = this.db.prepare('SELECT * FROM worlds WHERE id = ?').get(id) as
       | {
           id: string;
-          prompt: string;
-          seed: number;
-          voxel_size: number;
-          scene: string | null;
-          invite_token: string | null;
-          created_at: string;
+          prompt: unknown;
+          seed: unknown;
+          voxel_size: unknown;
+          scene: unknown;
+          invite_token: unknown;
+          owner_token_hash?: unknown;
+          created_at: unknown;
         }
       | undefined;
     if (!row) return undefined;
+    const damaged = (what: string): SpatiaError =>
+      new SpatiaError('STORE', `world "${id}" is damaged in the store ${this.path}: ${what}`);
+    const v = row.voxel_size;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 100)
+      throw damaged(`its voxel size is ${String(v)} (expected metres > 0)`);
+    if (typeof row.seed !== 'number' || !Number.isInteger(row.seed))
+      throw damaged(`its seed is ${String(row.seed)}`);
+    if (typeof row.prompt !== 'string') throw damaged('its prompt is not text');
+    if (row.scene !== null && typeof row.scene !== 'string') throw damaged('its scene is not text');
+    if (row.invite_token !== null && typeof row.invite_token !== 'string')
+      throw damaged('its invite token is not text');
+    const owner = row.owner_token_hash ?? null;
+    if (owner !== null && typeof owner !== 'string') throw damaged('its owner token hash is not text');
     return {
       id: row.id,
       prompt: row.prompt,
       seed: row.seed,
-      voxelSizeM: row.voxel_size,
-      scene: row.scene ?? undefined,
-      inviteToken: row.invite_token ?? undefined,
-      createdAt: row.created_at,
+      voxelSizeM: v,
+      scene: (row.scene as string | null) ?? undefined,
+      inviteToken: (row.invite_token as string | null) ?? undefined,
+      ownerTokenHash: owner ?? undefined,
+      createdAt: String(row.created_at),
     };
   }
 
   listWorlds(): string[] {
-    return (this.db.prepare('SELECT id FROM worlds ORDER BY created_at').all() as { id: string }[]).map(
+    const ids = (this.db.prepare('SELECT id FROM worlds ORDER BY created_at').all() as { id: string }[]).map(
       (r) => r.id,
     );
+    for (const id of this.pendingWorlds.keys()) if (!ids.includes(id)) ids.push(id);
+    return ids;
   }
 
-  private state(worldId: string): { chunks: Map<number, number>; keyframes: Set<number> } {
-    let s = this.written.get(worldId);
+  private state(worldId: string): WorldState {
+    let s = this.worldStates.get(worldId);
     if (!s) {
-      s = { chunks: new Map(), keyframes: new Set() };
-      this.written.set(worldId, s);
+      s = {
+        sent: new Map(),
+        pendingChunks: new Map(),
+        sentKeyframes: new Set(),
+        pendingKeyframes: new Map(),
+        memory: undefined,
+      };
+      this.worldStates.set(worldId, s);
     }
     return s;
   }
 
-  /** Writes what changed in `memory` since the last commit, atomically. */
-  commit(worldId: string, memory: SpatialMemory): CommitStats {
-    const s = this.state(worldId);
-    const dirty: VoxelChunk[] = [];
-    for (const c of memory.grid.chunks())
-      if (c.count > 0 && s.chunks.get(c.key) !== c.revision) dirty.push(c);
-    const newKeyframes = memory.keyframes.all().filter((kf) => !s.keyframes.has(kf.id));
-    if (dirty.length === 0 && newKeyframes.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
-    let bytes = 0;
-    const putChunk = this.db.prepare(
-      `INSERT INTO chunks (world_id, chunk_key, cx, cy, cz, voxels, data) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(world_id, chunk_key) DO UPDATE SET voxels = excluded.voxels, data = excluded.data`,
-    );
-    const putKeyframe = this.db.prepare(
-      'INSERT OR REPLACE INTO keyframes (world_id, id, data) VALUES (?, ?, ?)',
-    );
-    const encoded = dirty.map((c) => {
-      const w = new BinaryWriter();
-      encodeChunk(w, c);
-      return { c, data: w.finish(), revision: c.revision };
+  /** Lets this memory's committed keyframe images leave RAM beyond the budget (once per memory). */
+  private adopt(worldId: string, memory: SpatialMemory, s: WorldState): void {
+    s.memory = memory;
+    if (!this.writer || memory.keyframes.hasImageStore) return;
+    memory.keyframes.useImageStore({
+      budgetBytes: this.keyframeRamBytes,
+      load: (id) => this.keyframeImage(worldId, id),
     });
-    const kfs = newKeyframes.map((kf) => {
-      const w = new BinaryWriter();
-      encodeKeyframe(w, kf);
-      // Keyframes carry a full RGB-D image (~1 MB raw); deflate level 1 shrinks them ~3× in ~8 ms.
-      return { id: kf.id, data: deflateRawSync(w.finish(), { level: 1 }) };
-    });
-    this.db.transaction(() => {
-      for (const { c, data } of encoded) {
-        putChunk.run(worldId, c.key, c.cx, c.cy, c.cz, c.count, data);
-        bytes += data.byteLength;
-      }
-      for (const { id, data } of kfs) {
-        putKeyframe.run(worldId, id, data);
-        bytes += data.byteLength;
-      }
-    })();
-    for (const { c, revision } of encoded) s.chunks.set(c.key, revision);
-    for (const { id } of kfs) s.keyframes.add(id);
-    return { chunks: encoded.length, keyframes: kfs.length, bytes };
-  }
-
-  /** The world's whole memory as last committed. */
-  loadMemory(worldId: string, voxelSizeM: number): SpatialMemory {
-    const s = this.state(worldId);
-    const grid = new VoxelGrid(voxelSizeM);
-    for (const row of this.db
-      .prepare('SELECT data FROM chunks WHERE world_id = ?')
-      .iterate(worldId) as Iterable<{
-      data: Buffer;
-    }>) {
-      const c = decodeChunk(new BinaryReader(new Uint8Array(row.data), 'STORE', 'stored chunk'));
-      grid.putChunk(c);
-      s.chunks.set(c.key, c.revision);
-    }
-    const keyframes = new KeyframeStore();
-    for (const row of this.db
-      .prepare('SELECT data FROM keyframes WHERE world_id = ? ORDER BY id')
-      .iterate(worldId) as Iterable<{ data: Buffer }>) {
-      const kf = keyframes.add(
-        decodeKeyframe(
-          new BinaryReader(new Uint8Array(inflateRawSync(row.data)), 'STORE', 'stored keyframe'),
-        ),
-      );
-      s.keyframes.add(kf.id);
-    }
-    return new SpatialMemory(grid, keyframes);
+    for (const id of s.sentKeyframes) if (!s.pendingKeyframes.has(id)) memory.keyframes.markPersisted(id);
   }
 
   /**
-   * Drops committed, unchanged chunks farther than `radiusM` (horizontally) from every position
-   * from RAM. Returns how many left. Dirty chunks stay until they are committed.
+   * Hands what changed in `memory` since the last commit to the writer thread, to be written in one
+   * transaction; returns at once. STORE when the store cannot save any more (see `health`).
+   */
+  commit(worldId: string, memory: SpatialMemory): CommitStats {
+    this.checkWritable();
+    const s = this.state(worldId);
+    this.adopt(worldId, memory, s);
+    for (const c of memory.grid.chunks()) {
+      if (c.count === 0 || s.sent.get(c.key) === c.revision) continue;
+      const w = new BinaryWriter();
+      encodeChunk(w, c);
+      s.pendingChunks.set(c.key, {
+        key: c.key,
+        cx: c.cx,
+        cy: c.cy,
+        cz: c.cz,
+        voxels: c.count,
+        data: w.finish(),
+        inFlight: false,
+      });
+      s.sent.set(c.key, c.revision);
+    }
+    for (const kf of memory.keyframes.all()) {
+      if (s.sentKeyframes.has(kf.id)) continue;
+      const w = new BinaryWriter();
+      encodeKeyframe(w, kf);
+      s.pendingKeyframes.set(kf.id, { id: kf.id, raw: w.finish(), inFlight: false });
+      s.sentKeyframes.add(kf.id);
+    }
+    const ops: WriteOp[] = [];
+    const chunks: PendingChunk[] = [];
+    const keyframes: PendingKeyframe[] = [];
+    let bytes = 0;
+    for (const p of s.pendingChunks.values()) {
+      if (p.inFlight) continue;
+      p.inFlight = true;
+      chunks.push(p);
+      ops.push({
+        t: 'chunk',
+        world: worldId,
+        key: p.key,
+        cx: p.cx,
+        cy: p.cy,
+        cz: p.cz,
+        voxels: p.voxels,
+        data: p.data,
+      });
+      bytes += p.data.byteLength;
+    }
+    for (const p of s.pendingKeyframes.values()) {
+      if (p.inFlight) continue;
+      p.inFlight = true;
+      keyframes.push(p);
+      ops.push({ t: 'keyframe', world: worldId, id: p.id, raw: p.raw });
+      bytes += p.raw.byteLength;
+    }
+    if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
+    const world = this.pendingWorlds.get(worldId);
+    if (world)
+      ops.unshift({
+        t: 'world',
+        id: world.id,
+        prompt: world.prompt,
+        seed: world.seed,
+        voxelSizeM: world.voxelSizeM,
+        scene: world.scene ?? null,
+        inviteToken: world.inviteToken ?? null,
+        ownerTokenHash: world.ownerTokenHash ?? null,
+        createdAt: world.createdAt,
+      });
+    this.write(ops, (ok) => {
+      for (const p of chunks) {
+        p.inFlight = false;
+        if (ok && s.pendingChunks.get(p.key) === p) s.pendingChunks.delete(p.key);
+      }
+      for (const p of keyframes) {
+        p.inFlight = false;
+        if (!ok) continue;
+        s.pendingKeyframes.delete(p.id);
+        s.memory?.keyframes.markPersisted(p.id);
+      }
+      if (ok && world && this.pendingWorlds.get(worldId) === world) this.pendingWorlds.delete(worldId);
+    });
+    return { chunks: chunks.length, keyframes: keyframes.length, bytes };
+  }
+
+  /** A keyframe's image read back (its image left RAM). STORE when the row is missing or damaged. */
+  private keyframeImage(worldId: string, id: number): RgbdImage {
+    const pending = this.worldStates.get(worldId)?.pendingKeyframes.get(id);
+    const raw = pending
+      ? pending.raw
+      : (() => {
+          const row = this.db
+            .prepare('SELECT data FROM keyframes WHERE world_id = ? AND id = ?')
+            .get(worldId, id) as { data: Buffer } | undefined;
+          if (!row)
+            throw new SpatiaError(
+              'STORE',
+              `world "${worldId}": keyframe ${id} is missing from the store ${this.path}`,
+            );
+          return this.inflate(worldId, `keyframe ${id}`, row.data);
+        })();
+    const kf = this.decode(worldId, `keyframe ${id}`, () =>
+      decodeKeyframe(new BinaryReader(raw, 'STORE', 'stored keyframe')),
+    );
+    if (!kf.image || kf.id !== id)
+      throw new SpatiaError(
+        'STORE',
+        `world "${worldId}": keyframe ${id} in the store ${this.path} has no image`,
+      );
+    return kf.image;
+  }
+
+  private damaged(worldId: string, what: string, e: unknown): SpatiaError {
+    return new SpatiaError(
+      'STORE',
+      `world "${worldId}" is damaged in the store ${this.path}: ${what} cannot be read (${(e as Error).message})`,
+    );
+  }
+
+  private inflate(worldId: string, what: string, data: unknown): Uint8Array {
+    try {
+      if (!(data instanceof Uint8Array)) throw new Error('not a blob');
+      return new Uint8Array(inflateRawSync(data));
+    } catch (e) {
+      throw this.damaged(worldId, what, e);
+    }
+  }
+
+  private decode<T>(worldId: string, what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw this.damaged(worldId, what, e);
+    }
+  }
+
+  private decodeChunkRow(
+    worldId: string,
+    row: { chunk_key: unknown; cx: unknown; cy: unknown; cz: unknown; data: unknown },
+  ): VoxelChunk {
+    const what = `chunk (${String(row.cx)}, ${String(row.cy)}, ${String(row.cz)})`;
+    return this.decode(worldId, what, () => {
+      if (!(row.data instanceof Uint8Array)) throw new Error('its data is not a blob');
+      const r = new BinaryReader(new Uint8Array(row.data), 'STORE', 'stored chunk');
+      const c = decodeChunk(r);
+      if (r.remaining !== 0) throw new Error(`${r.remaining} trailing bytes`);
+      if (c.key !== row.chunk_key || c.cx !== row.cx || c.cy !== row.cy || c.cz !== row.cz)
+        throw new Error(`its data holds chunk (${c.cx}, ${c.cy}, ${c.cz})`);
+      return c;
+    });
+  }
+
+  /**
+   * The world's whole memory as last committed (with writes still pending). STORE naming the world
+   * and the row when a chunk or keyframe is damaged. Keyframe images beyond the budget stay on disk.
+   */
+  loadMemory(worldId: string, voxelSizeM: number): SpatialMemory {
+    this.writer?.drain();
+    const s = this.state(worldId);
+    const grid = this.decode(worldId, `voxel size ${voxelSizeM}`, () => new VoxelGrid(voxelSizeM));
+    for (const row of this.db
+      .prepare('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?')
+      .iterate(worldId) as Iterable<{
+      chunk_key: unknown;
+      cx: unknown;
+      cy: unknown;
+      cz: unknown;
+      data: unknown;
+    }>) {
+      if (s.pendingChunks.has(row.chunk_key as number)) continue;
+      const c = this.decodeChunkRow(worldId, row);
+      grid.putChunk(c);
+      s.sent.set(c.key, c.revision);
+    }
+    for (const p of s.pendingChunks.values()) {
+      const c = this.decodeChunkRow(worldId, {
+        chunk_key: p.key,
+        cx: p.cx,
+        cy: p.cy,
+        cz: p.cz,
+        data: p.data,
+      });
+      grid.putChunk(c);
+      s.sent.set(c.key, c.revision);
+    }
+    const keyframes = new KeyframeStore();
+    const memory = new SpatialMemory(grid, keyframes);
+    s.memory = memory;
+    if (this.writer)
+      keyframes.useImageStore({
+        budgetBytes: this.keyframeRamBytes,
+        load: (id) => this.keyframeImage(worldId, id),
+      });
+    for (const row of this.db
+      .prepare('SELECT id, data FROM keyframes WHERE world_id = ? ORDER BY id')
+      .iterate(worldId) as Iterable<{ id: number; data: unknown }>) {
+      if (s.pendingKeyframes.has(row.id)) continue;
+      const raw = this.inflate(worldId, `keyframe ${row.id}`, row.data);
+      this.addLoadedKeyframe(worldId, keyframes, { id: row.id, raw, persisted: true });
+    }
+    for (const p of [...s.pendingKeyframes.values()].sort((a, b) => a.id - b.id))
+      this.addLoadedKeyframe(worldId, keyframes, { id: p.id, raw: p.raw, persisted: false });
+    for (const kf of keyframes.all()) s.sentKeyframes.add(kf.id);
+    return memory;
+  }
+
+  private addLoadedKeyframe(
+    worldId: string,
+    keyframes: KeyframeStore,
+    k: { id: number; raw: Uint8Array; persisted: boolean },
+  ): void {
+    const what = `keyframe ${k.id}`;
+    this.decode(worldId, what, () => {
+      const r = new BinaryReader(k.raw, 'STORE', 'stored keyframe');
+      const kf = decodeKeyframe(r);
+      if (r.remaining !== 0) throw new Error(`${r.remaining} trailing bytes`);
+      if (kf.id !== k.id) throw new Error(`its data holds keyframe ${kf.id}`);
+      keyframes.add(kf);
+    });
+    if (k.persisted) keyframes.markPersisted(k.id);
+  }
+
+  /**
+   * Drops committed (or pending) unchanged chunks farther than `radiusM` (horizontally) from every
+   * position from RAM. Returns how many left. Chunks changed since the last commit stay.
    */
   evictChunks(
     worldId: string,
@@ -210,7 +626,7 @@ export class WorldStore {
     const size = memory.grid.chunkSizeM;
     let evicted = 0;
     for (const c of [...memory.grid.chunks()]) {
-      if (s.chunks.get(c.key) !== c.revision) continue;
+      if (s.sent.get(c.key) !== c.revision) continue;
       const x = (c.cx + 0.5) * size;
       const z = (c.cz + 0.5) * size;
       if (positions.every((p) => Math.hypot(p[0]! - x, p[2]! - z) > radiusM)) {
@@ -221,39 +637,62 @@ export class WorldStore {
     return evicted;
   }
 
-  /** Brings stored chunks within `radiusM` (horizontally) of `position` back into RAM. Returns how many. */
+  /**
+   * Brings stored chunks within `radiusM` (horizontally) of `position` back into RAM. Returns how
+   * many. STORE naming the world and the chunk when one is damaged (the others stay loaded).
+   */
   loadChunksNear(
     worldId: string,
     memory: SpatialMemory,
     position: readonly number[],
     radiusM: number,
   ): number {
+    this.writer?.drain();
     const s = this.state(worldId);
     const size = memory.grid.chunkSizeM;
     const r = Math.ceil(radiusM / size) + 1;
     const cx = Math.floor(position[0]! / size);
     const cz = Math.floor(position[2]! / size);
+    const near = (x: number, z: number): boolean =>
+      Math.hypot((x + 0.5) * size - position[0]!, (z + 0.5) * size - position[2]!) <= radiusM;
+    const rows = (
+      this.db
+        .prepare(
+          'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
+        )
+        .all(worldId, cx - r, cx + r, cz - r, cz + r) as {
+        chunk_key: number;
+        cx: number;
+        cy: number;
+        cz: number;
+        data: unknown;
+      }[]
+    ).filter((row) => !s.pendingChunks.has(row.chunk_key));
+    for (const p of s.pendingChunks.values())
+      rows.push({ chunk_key: p.key, cx: p.cx, cy: p.cy, cz: p.cz, data: p.data });
     let loaded = 0;
-    const rows = this.db
-      .prepare(
-        'SELECT chunk_key, cx, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
-      )
-      .all(worldId, cx - r, cx + r, cz - r, cz + r) as {
-      chunk_key: number;
-      cx: number;
-      cz: number;
-      data: Buffer;
-    }[];
+    let damage: SpatiaError | undefined;
     for (const row of rows) {
-      if (memory.grid.hasChunk(row.chunk_key)) continue;
-      if (Math.hypot((row.cx + 0.5) * size - position[0]!, (row.cz + 0.5) * size - position[2]!) > radiusM)
-        continue;
-      const c = decodeChunk(new BinaryReader(new Uint8Array(row.data), 'STORE', 'stored chunk'));
-      memory.grid.putChunk(c);
-      s.chunks.set(c.key, c.revision);
-      loaded++;
+      if (memory.grid.hasChunk(row.chunk_key) || !near(row.cx, row.cz)) continue;
+      try {
+        const c = this.decodeChunkRow(worldId, row);
+        memory.grid.putChunk(c);
+        s.sent.set(c.key, c.revision);
+        loaded++;
+      } catch (e) {
+        damage ??= e as SpatiaError;
+      }
     }
+    if (damage) throw damage;
     return loaded;
+  }
+
+  /** Forgets a world's write state once it left RAM (its pending writes still complete). */
+  unloadWorld(worldId: string): void {
+    const s = this.worldStates.get(worldId);
+    if (!s) return;
+    s.memory = undefined;
+    if (s.pendingChunks.size === 0 && s.pendingKeyframes.size === 0) this.worldStates.delete(worldId);
   }
 
   /** Bytes the store occupies on disk (database + WAL), for reporting. */
@@ -263,7 +702,8 @@ export class WorldStore {
     return pages * pageSize;
   }
 
+  /** Folds the WAL into the database file (in the writer thread, after pending writes). */
   checkpoint(): void {
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.write([{ t: 'checkpoint' }]);
   }
 }

@@ -86,6 +86,7 @@ export class PlayerSession implements WorldMember {
   private readonly spectators = new Map<FrameChannel, SpectatorOutput>();
   private readonly abort = new AbortController();
   private active = false;
+  private recordingStopped = false;
 
   constructor(
     readonly world: World,
@@ -118,7 +119,7 @@ export class PlayerSession implements WorldMember {
         height: info.height,
         fps: info.fps,
         prompt: world.prompt,
-        startSnapshot: world.memory.save(),
+        startMemory: world.memory,
         seededFrom:
           seeding && world.scene
             ? {
@@ -196,6 +197,16 @@ export class PlayerSession implements WorldMember {
     if (this.recordingId) this.settings.store?.sessions.end(this.recordingId);
   }
 
+  /** The store refused a recorded clip or frame (size cap or failure): tell the player once. */
+  private noteRecording(accepted: boolean): void {
+    if (accepted || this.recordingStopped) return;
+    this.recordingStopped = true;
+    this.output.onError({
+      code: 'RECORDING_STOPPED',
+      message: 'the server stopped recording this session (size limit or store problem); play goes on',
+    });
+  }
+
   private watchdog(onUnresponsive: () => void): Watchdog {
     return { unresponsiveMs: this.settings.unresponsiveMs, onUnresponsive };
   }
@@ -238,36 +249,46 @@ export class PlayerSession implements WorldMember {
     let clip = 0;
     let due = performance.now();
     while (this.active) {
-      if (clip % RESIDENCY_EVERY_CLIPS === 0) this.world.loadNear(this.camera.position);
+      if (clip % RESIDENCY_EVERY_CLIPS === 0)
+        try {
+          this.world.loadNear(this.camera.position);
+        } catch (e) {
+          // A damaged stored chunk stays out of RAM; the player walks on (the store logged which).
+          log.error({ err: e, world: this.world.id }, 'stored chunks near the player could not be loaded');
+        }
       const inputSeq = this.inputSeq;
       const clientTimeMs = this.inputClientTimeMs;
       const plan = this.planNext(clip);
       const clipIndex = clip++;
       const generateClip = async (): Promise<void> => {
-        if (this.recordingId && store)
-          store.sessions.clip(this.recordingId, {
-            index: clipIndex,
-            rotations: plan.poses.map((q) => [...q.rotation]),
-            positions: plan.poses.map((q) => [...q.position]),
-            seed: plan.seed,
-            timeS: plan.timeS,
-            prompt: plan.prompt,
-            inputSeq,
-          });
+        if (this.recordingId && store && !this.recordingStopped)
+          this.noteRecording(
+            store.sessions.clip(this.recordingId, {
+              index: clipIndex,
+              rotations: plan.poses.map((q) => [...q.rotation]),
+              positions: plan.poses.map((q) => [...q.position]),
+              seed: plan.seed,
+              timeS: plan.timeS,
+              prompt: plan.prompt,
+              inputSeq,
+            }),
+          );
         for await (const f of playClip(this.director, plan, this.abort.signal)) {
           const { bytes, jpeg } = await encodeWireFrame(f, k, this.avatars(), jpegQuality, {
             frameId: this.frames,
             inputSeq,
             clientTimeMs,
           });
-          if (this.recordingId && store)
-            store.sessions.frame(this.recordingId, {
-              index: this.frames,
-              clipIndex,
-              jpeg,
-              rgbCrc: frameChecksum(f),
-              timings: { ...f.timings },
-            });
+          if (this.recordingId && store && !this.recordingStopped)
+            this.noteRecording(
+              store.sessions.frame(this.recordingId, {
+                index: this.frames,
+                clipIndex,
+                jpeg,
+                rgbCrc: frameChecksum(f),
+                timings: { ...f.timings },
+              }),
+            );
           this.frames++;
           this.channel.push(bytes);
           for (const s of this.spectators.keys()) s.push(bytes);

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { CameraState } from '../../shared/camera/controller.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import type { WorldStats } from '../../shared/protocol/events.ts';
@@ -31,6 +32,10 @@ export interface WorldInit {
   readonly memory?: SpatialMemory;
   /** Invite token of a private world; absent for a public one. */
   readonly inviteToken?: string;
+  /** SHA-256 (hex) of the token that lets the creator of a private world rotate its invite. */
+  readonly ownerTokenHash?: string;
+  /** When the world was created (ISO 8601), as stored. */
+  readonly createdAt: string;
   /** Where the world's memory is committed and far chunks come back from (absent: RAM only). */
   readonly store?: WorldStore;
 }
@@ -44,7 +49,6 @@ export class World {
   readonly id: string;
   readonly seed: number;
   readonly scene: Scene | undefined;
-  readonly inviteToken: string | undefined;
   readonly memory: SpatialMemory;
   prompt: string;
   private readonly members = new Map<string, WorldMember>();
@@ -54,6 +58,10 @@ export class World {
   private readonly store: WorldStore | undefined;
   private inventing: Promise<void> = Promise.resolve();
   private commits = 0;
+  private invite: string | undefined;
+  private readonly ownerTokenHash: string | undefined;
+  private readonly createdAt: string;
+  private readonly voxelSizeM: number;
   /** When the last member left (performance.now() ms); undefined while someone plays. */
   private idleSinceMs: number | undefined = performance.now();
 
@@ -62,10 +70,41 @@ export class World {
     this.prompt = init.prompt;
     this.seed = init.seed;
     this.scene = init.scene;
-    this.inviteToken = init.inviteToken;
+    this.invite = init.inviteToken;
+    this.ownerTokenHash = init.ownerTokenHash;
+    this.createdAt = init.createdAt;
+    this.voxelSizeM = init.voxelSizeM;
     this.store = init.store;
     this.memory = init.memory ?? SpatialMemory.create(init.voxelSizeM);
     this.seeded = init.memory !== undefined && init.memory.voxelCount > 0;
+  }
+
+  /** Invite token of a private world; undefined for a public one. */
+  get inviteToken(): string | undefined {
+    return this.invite;
+  }
+
+  /** Whether `ownerToken` is the token of this private world's creator (constant time). */
+  isOwner(ownerToken: string): boolean {
+    if (this.ownerTokenHash === undefined) return false;
+    const a = Buffer.from(tokenHash(ownerToken), 'hex');
+    const b = Buffer.from(this.ownerTokenHash, 'hex');
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** Replaces the invite token (the old one stops admitting anyone) and stores it. */
+  rotateInvite(token: string): void {
+    this.invite = token;
+    this.store?.upsertWorld({
+      id: this.id,
+      prompt: this.prompt,
+      seed: this.seed,
+      voxelSizeM: this.voxelSizeM,
+      scene: this.scene ? this.id : undefined,
+      inviteToken: token,
+      ownerTokenHash: this.ownerTokenHash,
+      createdAt: this.createdAt,
+    });
   }
 
   /** Where players appear: the scene's spawn, or 1.6 m above the origin looking along −z. */
@@ -185,3 +224,6 @@ export class World {
     };
   }
 }
+
+/** SHA-256 (hex) of a token: what the store keeps of an owner token. */
+export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex');

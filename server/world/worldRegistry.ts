@@ -5,7 +5,7 @@ import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import { promptForScene } from '../scene/prompts.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import type { WorldStore } from '../store/worldStore.ts';
-import { World } from './world.ts';
+import { tokenHash, World } from './world.ts';
 
 /** The prompt of a world created without one and without a bundled scene. */
 const DEFAULT_WORLD_PROMPT = 'a sunny courtyard outdoors';
@@ -75,8 +75,16 @@ export class WorldRegistry {
     }
   }
 
-  /** A new world (the caller looked it up first), unless the server holds as many as it may. */
-  create(id: string, prompt?: string, seed?: number, inviteToken?: string): WorldResult {
+  /**
+   * A new world (the caller looked it up first), unless the server holds as many as it may. A
+   * private one gets an invite token and its creator an owner token (kept only as a hash).
+   */
+  create(
+    id: string,
+    prompt?: string,
+    seed?: number,
+    tokens?: { invite: string; owner: string },
+  ): WorldResult {
     if (!this.makeRoom())
       return {
         ok: false,
@@ -84,7 +92,7 @@ export class WorldRegistry {
         message: `the server holds ${this.limits.loadedWorlds} worlds in play: try again when one is idle`,
       };
     try {
-      return { ok: true, world: this.make(id, prompt, seed, inviteToken) };
+      return { ok: true, world: this.make(id, prompt, seed, tokens) };
     } catch (e) {
       this.log.error({ err: e, world: id }, 'world could not be created');
       return { ok: false, code: 'WORLD_UNAVAILABLE', message: `world "${id}" could not be created (logged)` };
@@ -116,6 +124,7 @@ export class WorldRegistry {
         continue;
       }
       this.worlds.delete(w.id);
+      this.store?.unloadWorld(w.id);
       unloaded++;
       this.log.info({ world: w.id, persisted: this.store !== undefined }, 'idle world unloaded');
     }
@@ -137,6 +146,8 @@ export class WorldRegistry {
       scene: bundledScene(stored.scene),
       memory: this.store.loadMemory(id, stored.voxelSizeM),
       inviteToken: stored.inviteToken,
+      ownerTokenHash: stored.ownerTokenHash,
+      createdAt: stored.createdAt,
       store: this.store,
     });
     this.worlds.set(id, restored);
@@ -144,8 +155,16 @@ export class WorldRegistry {
   }
 
   /** A new world from the prompt and seed, or from the bundled scene of that name, recorded in the store. */
-  private make(id: string, prompt?: string, seed?: number, inviteToken?: string): World {
+  private make(
+    id: string,
+    prompt?: string,
+    seed?: number,
+    tokens?: { invite: string; owner: string },
+  ): World {
     const scene = bundledScene(id);
+    const inviteToken = tokens?.invite;
+    const ownerTokenHash = tokens ? tokenHash(tokens.owner) : undefined;
+    const createdAt = new Date().toISOString();
     const w = new World({
       id,
       prompt: prompt ?? (scene ? promptForScene(scene) : DEFAULT_WORLD_PROMPT),
@@ -153,6 +172,8 @@ export class WorldRegistry {
       voxelSizeM: this.voxelSizeM,
       scene,
       inviteToken,
+      ownerTokenHash,
+      createdAt,
       store: this.store,
     });
     this.store?.upsertWorld({
@@ -162,7 +183,8 @@ export class WorldRegistry {
       voxelSizeM: this.voxelSizeM,
       scene: scene ? id : undefined,
       inviteToken,
-      createdAt: new Date().toISOString(),
+      ownerTokenHash,
+      createdAt,
     });
     this.worlds.set(id, w);
     return w;
@@ -180,6 +202,8 @@ export class WorldRegistry {
   /** Flushes recorded sessions and commits every world; a failure is logged and the next world still commits. */
   commitAll(): void {
     if (!this.store) return;
+    // A store that is not saving (file deleted or replaced) reported it once; retrying every second would only repeat it.
+    if (!this.store.health().ok) return;
     try {
       this.store.sessions.flush();
     } catch (e) {

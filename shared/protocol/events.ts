@@ -59,6 +59,9 @@ export type InputMessage = z.infer<typeof inputSchema>;
 
 export const promptSchema = z.strictObject({ prompt: z.string().trim().min(1).max(MAX_PROMPT_LENGTH) });
 
+/** The creator of a private world replaces its invite token (the old one stops admitting anyone). */
+export const rotateInviteSchema = z.strictObject({ ownerToken: z.string().min(1).max(100) });
+
 export interface Welcome {
   readonly protocol: number;
   readonly server: string;
@@ -71,6 +74,8 @@ export interface Joined {
   readonly role: 'player' | 'spectator';
   /** Present for a private world: what others need to join it. */
   readonly inviteToken?: string;
+  /** Only to the creator of a private world: proves it to `rotateInvite` (the server keeps only a hash). */
+  readonly ownerToken?: string;
   /** Present when the session is being recorded. */
   readonly sessionId?: string;
   /** Players already in the world. */
@@ -103,6 +108,7 @@ export type ErrorCode =
   | 'WORLD_FULL'
   | 'WORLD_UNAVAILABLE'
   | 'SERVER_BUSY'
+  | 'RECORDING_STOPPED'
   | 'INTERNAL';
 
 export interface ServerError {
@@ -119,6 +125,7 @@ export interface ClientToServerEvents {
   join: (join: JoinRequest, ack: Ack<Joined>) => void;
   input: (input: InputMessage) => void;
   prompt: (p: { prompt: string }) => void;
+  rotateInvite: (r: { ownerToken: string }, ack: Ack<{ inviteToken: string }>) => void;
   leave: () => void;
 }
 

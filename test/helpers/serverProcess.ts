@@ -14,7 +14,9 @@ async function freePort(): Promise<number> {
 }
 
 /** `server/main.ts` as its own process (what `npm start` runs), resolved once it listens. */
-export async function spawnServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+export async function spawnServer(
+  args: string[],
+): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
@@ -40,7 +42,12 @@ export async function spawnServer(args: string[]): Promise<{ child: ChildProcess
       }
     });
   });
-  return { child, url: `http://127.0.0.1:${port}/` };
+  /** Everything the server wrote to stdout and stderr so far. */
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  return { child, url: `http://127.0.0.1:${port}/`, output: () => stdout + stderr };
 }
 
 /** Kills hard and waits for the exit. */

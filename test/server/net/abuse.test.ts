@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -76,7 +77,8 @@ describe('one bad world, client or disk never takes the server down', () => {
         .prepare("UPDATE chunks SET data = randomblob(777) WHERE world_id = 'bad-chunk' AND chunk_key = ?")
         .run(chunk.chunk_key).changes,
       // The courtyard's seed frame is a keyframe.
-      db.prepare("UPDATE keyframes SET data = substr(data, 1, 20) WHERE world_id = 'courtyard'").run().changes,
+      db.prepare("UPDATE keyframes SET data = substr(data, 1, 20) WHERE world_id = 'courtyard'").run()
+        .changes,
       db.prepare("UPDATE worlds SET voxel_size = 0 WHERE id = 'bad-voxel'").run().changes,
     ];
     expect(changes.every((n) => n > 0)).toBe(true);
@@ -104,21 +106,48 @@ describe('one bad world, client or disk never takes the server down', () => {
   }, 120_000);
 
   it('a recording join on a full disk gets a coded error; the server and the other players go on', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'spatia-full-'));
-    const store = new WorldStore(join(dir, 'worlds.sqlite'));
-    const server = await start({ store });
-    const good = new Bot(server.url);
-    await good.join('courtyard', 'good');
-    await framesKeepComing(good);
-    // SQLite's own "disk full" (SQLITE_FULL): the database may not grow by a single page.
-    const db = (store as unknown as { db: Database.Database }).db;
-    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true })}`);
-    const e = await joinError(new Bot(server.url), { worldId: 'courtyard', name: 'rec', record: true });
-    expect(e.code).toBe('INTERNAL');
-    expect(e.message).toMatch(/recording could not start/);
-    expect(e.message).not.toMatch(/SQLITE|disk|full/i); // internal text stays in the log
-    await framesKeepComing(good);
-    good.close();
+    // A real full disk: a 16 MiB tmpfs holding the store, then filled to the last byte.
+    const mnt = mkdtempSync(join(tmpdir(), 'spatia-fulldisk-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt]);
+    try {
+      const store = new WorldStore(join(mnt, 'worlds.sqlite'));
+      const server = await startTestServer({ width: 128, height: 72, store });
+      const good = new Bot(server.url);
+      await good.join('courtyard', 'good');
+      await framesKeepComing(good);
+      try {
+        for (let i = 0; ; i++) writeFileSync(join(mnt, `filler-${i}`), Buffer.alloc(256 * 1024));
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+      try {
+        for (let i = 0; ; i++) writeFileSync(join(mnt, `crumb-${i}`), Buffer.alloc(512));
+      } catch {
+        // the disk is full to the last block
+      }
+      const rec = new Bot(server.url);
+      await rec.hello();
+      const r = await rec.socket
+        .timeout(10_000)
+        .emitWithAck('join', { worldId: 'courtyard', name: 'rec', record: true });
+      if (r.ok) {
+        // Admitted: the first writes fail and the recording stops with a code.
+        const deadline = performance.now() + 10_000;
+        while (!rec.errors.some((e) => e.code === 'RECORDING_STOPPED') && performance.now() < deadline)
+          await sleep(100);
+        expect(rec.errors.map((e) => e.code)).toContain('RECORDING_STOPPED');
+      } else {
+        expect(r.error.code).toBe('INTERNAL');
+        expect(r.error.message).toMatch(/recording could not start/);
+      }
+      for (const e of rec.errors) expect(e.message).not.toMatch(/SQLITE|ENOSPC/); // internal text stays in the log
+      await framesKeepComing(good);
+      good.close();
+      rec.close();
+      await server.close();
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
   }, 60_000);
 
   it('a client claiming long input steps moves no faster than the controller allows', async () => {
@@ -217,6 +246,60 @@ describe('one bad world, client or disk never takes the server down', () => {
     await framesKeepComing(a);
     for (const x of [a, b]) x.close();
   }, 60_000);
+
+  it('the creator of a private world rotates its invite: the old token stops working, across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spatia-invite-'));
+    const storePath = join(dir, 'worlds.sqlite');
+    const server = await spawnServer(['--store', storePath, '--size', '128x72']);
+    children.push(server.child);
+    const owner = new Bot(server.url);
+    await owner.hello();
+    const made = await owner.socket
+      .timeout(10_000)
+      .emitWithAck('join', { worldId: 'hideout', name: 'owner', private: true });
+    if (!made.ok) throw new Error(made.error.message);
+    const { inviteToken: oldToken, ownerToken } = made.value;
+    expect(oldToken).toBeTruthy();
+    expect(ownerToken).toBeTruthy();
+    const friend = new Bot(server.url);
+    await friend.hello();
+    expect(
+      (
+        await friend.socket
+          .timeout(10_000)
+          .emitWithAck('join', { worldId: 'hideout', name: 'f', inviteToken: oldToken })
+      ).ok,
+    ).toBe(true);
+    // A guest who knows the invite cannot rotate it; the owner can.
+    const denied = await friend.socket.timeout(10_000).emitWithAck('rotateInvite', { ownerToken: oldToken! });
+    expect(denied.ok ? 'ok' : denied.error.code).toBe('FORBIDDEN');
+    const rotated = await owner.socket
+      .timeout(10_000)
+      .emitWithAck('rotateInvite', { ownerToken: ownerToken! });
+    if (!rotated.ok) throw new Error(rotated.error.message);
+    const newToken = rotated.value.inviteToken;
+    expect(newToken).not.toBe(oldToken);
+    await sleep(1500); // committed
+    await killHard(server.child);
+    const again = await spawnServer(['--store', storePath, '--size', '128x72']);
+    children.push(again.child);
+    const late = await joinError(new Bot(again.url), {
+      worldId: 'hideout',
+      name: 'late',
+      inviteToken: oldToken,
+    });
+    expect(late.code).toBe('FORBIDDEN');
+    const ok = new Bot(again.url);
+    await ok.hello();
+    expect(
+      (
+        await ok.socket
+          .timeout(10_000)
+          .emitWithAck('join', { worldId: 'hideout', name: 'ok', inviteToken: newToken })
+      ).ok,
+    ).toBe(true);
+    for (const b of [owner, friend, ok]) b.close();
+  }, 90_000);
 
   it('bundled worlds cannot be made private by their first joiner', async () => {
     const server = await start();

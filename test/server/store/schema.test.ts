@@ -119,6 +119,19 @@ describe('world store schema version', () => {
     unversionedStore(old);
     expect(inspect(fresh).version).toBe(STORE_SCHEMA_VERSION);
     expect(STORE_SCHEMA_VERSION).toBe(MIGRATIONS.length);
+    // Version 1 is exactly the schema from before versioning; later versions only add to it.
+    const v1 = new Database(':memory:');
+    migrate(v1, 'v1', MIGRATIONS.slice(0, 1));
+    const v1Schema = (
+      v1.prepare('SELECT type, name, sql FROM sqlite_master ORDER BY name').all() as {
+        type: string;
+        name: string;
+        sql: string | null;
+      }[]
+    ).map((r) => `${r.type} ${r.name}: ${r.sql}`);
+    v1.close();
+    expect(v1Schema).toEqual(inspect(old).schema);
+    new WorldStore(old).close();
     expect(inspect(fresh).schema).toEqual(inspect(old).schema);
   });
 
@@ -148,9 +161,15 @@ describe('world store schema version', () => {
     expect(store.listWorlds()).toEqual(['old']);
     store.close();
     const after = inspect(path);
-    expect(after.version).toBe(1);
-    expect(after.schema).toEqual(before.schema);
-    expect(after.rows).toEqual(before.rows);
+    expect(after.version).toBe(STORE_SCHEMA_VERSION);
+    const fresh = tempStore();
+    new WorldStore(fresh).close();
+    expect(after.schema).toEqual(inspect(fresh).schema);
+    expect(after.rows).toEqual({
+      ...before.rows,
+      worlds: before.rows.worlds!.map((w) => ({ ...(w as object), owner_token_hash: null })),
+      snapshot_blobs: [],
+    });
     expect(after.rows.chunks).toHaveLength(1);
     new WorldStore(path).close(); // opening again changes nothing
     expect(inspect(path)).toEqual(after);
@@ -167,7 +186,7 @@ describe('world store schema version', () => {
     expect(store.sessions.listSessions()).toEqual([]);
     expect(store.getWorld('old')?.prompt).toBe('an old world');
     store.close();
-    expect(inspect(path).version).toBe(1);
+    expect(inspect(path).version).toBe(STORE_SCHEMA_VERSION);
     new WorldStore(path, { readonly: true }).close();
   });
 
