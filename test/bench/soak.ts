@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Key } from '../../shared/camera/controller.ts';
-import { MAX_CLIENT_MESSAGE_BYTES } from '../../shared/protocol/events.ts';
+import { type InputMessage, MAX_CLIENT_MESSAGE_BYTES } from '../../shared/protocol/events.ts';
 import { Bot, sleep } from '../helpers/bot.ts';
 import { killHard, spawnServer } from '../helpers/serverProcess.ts';
 
@@ -23,41 +23,28 @@ const rssMiB = (pid: number): number => {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 };
 
-/** Walks straight ahead at sprint speed, turning a little now and then, for as long as `running()`. */
-async function walker(url: string, world: string, name: string, running: () => boolean): Promise<void> {
-  while (running()) {
-    const bot = new Bot(url);
-    bot.keepFrames = false;
-    try {
-      await bot.join(world, name, 'a snowy forest');
-      const until = performance.now() + 5 * 60_000; // a fresh connection every 5 minutes
-      let step = 0;
-      while (running() && performance.now() < until) {
-        bot.input({ dtMs: 1000 / 30, keys: Key.Forward | Key.Sprint, lookDxPx: step++ % 300 === 0 ? 40 : 0 });
-        bot.receivedAt.length = 0;
-        await sleep(1000 / 30);
-      }
-    } catch {
-      await sleep(1000);
-    } finally {
-      bot.close();
-    }
-  }
-}
-
-/** Joins, records for a minute, leaves; again. */
-async function recorder(url: string, running: () => boolean): Promise<void> {
-  while (running()) {
+/**
+ * One kind of player, over and over while `running()`: connects, joins with `join` (the world id
+ * may depend on the round), plays `seconds` sending `input(step)` at 30 Hz (none when it returns
+ * undefined), leaves.
+ */
+async function playInRounds(
+  url: string,
+  running: () => boolean,
+  join: (round: number) => Record<string, unknown>,
+  seconds: number,
+  input: (step: number) => Partial<InputMessage> | undefined,
+): Promise<void> {
+  for (let round = 0; running(); round++) {
     const bot = new Bot(url);
     bot.keepFrames = false;
     try {
       await bot.hello();
-      await bot.socket
-        .timeout(10_000)
-        .emitWithAck('join', { worldId: 'courtyard', name: 'recorder', record: true });
-      const until = performance.now() + 60_000;
-      while (running() && performance.now() < until) {
-        bot.input({ dtMs: 1000 / 30, keys: Key.Forward, lookDxPx: 2 });
+      await bot.socket.timeout(10_000).emitWithAck('join', join(round) as never);
+      const until = performance.now() + seconds * 1000;
+      for (let step = 0; running() && performance.now() < until; step++) {
+        const i = input(step);
+        if (i) bot.input({ dtMs: 1000 / 30, ...i });
         bot.receivedAt.length = 0;
         await sleep(1000 / 30);
       }
@@ -69,21 +56,35 @@ async function recorder(url: string, running: () => boolean): Promise<void> {
   }
 }
 
-/** Joins a new world, plays a few seconds, leaves: worlds come and go. */
-async function tourist(url: string, running: () => boolean): Promise<void> {
-  for (let i = 0; running(); i++) {
-    const bot = new Bot(url);
-    bot.keepFrames = false;
-    try {
-      await bot.join(`tour-${i}`, 'tourist', 'a desert');
-      await sleep(8000);
-    } catch {
-      await sleep(1000);
-    } finally {
-      bot.close();
-    }
-  }
-}
+/** Walks straight ahead at sprint speed into unseen space, turning a little now and then. */
+const walker = (url: string, name: string, running: () => boolean): Promise<void> =>
+  playInRounds(
+    url,
+    running,
+    () => ({ worldId: 'soak-north', name, prompt: 'a snowy forest' }),
+    5 * 60,
+    (step) => ({ keys: Key.Forward | Key.Sprint, lookDxPx: step % 300 === 0 ? 40 : 0 }),
+  );
+
+/** Joins recording, walks a circle for a minute, leaves; again. */
+const recorder = (url: string, running: () => boolean): Promise<void> =>
+  playInRounds(
+    url,
+    running,
+    () => ({ worldId: 'courtyard', name: 'recorder', record: true }),
+    60,
+    () => ({ keys: Key.Forward, lookDxPx: 2 }),
+  );
+
+/** Joins a new world, stays a few seconds, leaves: worlds come and go. */
+const tourist = (url: string, running: () => boolean): Promise<void> =>
+  playInRounds(
+    url,
+    running,
+    (round) => ({ worldId: `tour-${round}`, name: 'tourist', prompt: 'a desert' }),
+    8,
+    () => undefined,
+  );
 
 /** Everything a hostile client tries, over and over. */
 async function abuser(url: string, running: () => boolean): Promise<void> {
@@ -138,8 +139,8 @@ async function main(): Promise<void> {
   });
   const live = (): boolean => running && !died;
   const load = [
-    walker(server.url, 'soak-north', 'walker-1', live),
-    walker(server.url, 'soak-north', 'walker-2', live),
+    walker(server.url, 'walker-1', live),
+    walker(server.url, 'walker-2', live),
     recorder(server.url, live),
     tourist(server.url, live),
     abuser(server.url, live),

@@ -11,6 +11,7 @@ import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import { sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { startRecording } from '../../helpers/recording.ts';
 
 /** Another process that takes SQLite's write lock (BEGIN IMMEDIATE) on `path` and holds it for `ms`. */
 function holdWriteLock(path: string, ms: number): Promise<{ released: Promise<void> }> {
@@ -73,16 +74,7 @@ describe('another process holding the write lock does not stall the event loop',
     memory.fuse(frames[0]!, poses[0]!, K256);
     memory.addKeyframe(frames[0]!, poses[0]!, K256);
     store.commit('w', memory);
-    const session = store.sessions.start({
-      worldId: 'w',
-      player: 'p',
-      model: 'procedural',
-      width: 256,
-      height: 144,
-      fps: 30,
-      prompt: 'p',
-      startMemory: memory,
-    });
+    const session = startRecording(store, memory);
     await store.flush();
 
     const lock = await holdWriteLock(path, 3000);

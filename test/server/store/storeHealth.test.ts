@@ -9,6 +9,7 @@ import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 import { Bot, sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { startRecording } from '../../helpers/recording.ts';
 import { killHard, spawnServer } from '../../helpers/serverProcess.ts';
 
 function fused(memory: SpatialMemory, i: number): void {
@@ -46,16 +47,7 @@ describe('a store whose file disappears says so and never claims success', () =>
     const memory = SpatialMemory.create(0.05);
     fused(memory, 0);
     store.commit('w', memory);
-    const rec = store.sessions.start({
-      worldId: 'w',
-      player: 'p',
-      model: 'procedural',
-      width: 256,
-      height: 144,
-      fps: 30,
-      prompt: 'p',
-      startMemory: memory,
-    });
+    const rec = startRecording(store, memory);
     await store.flush();
     expect(store.health()).toEqual({ ok: true, pendingWrites: 0, lockWaitMs: 0 });
 
