@@ -166,9 +166,15 @@ async function main(): Promise<void> {
   const tail = samples.slice(-Math.max(2, Math.min(15, Math.round(samples.length * 0.75))));
   const mean = tail.reduce((a, b) => a + b, 0) / tail.length;
   const worst = Math.max(...tail.map((x) => Math.abs(x - mean) / mean));
+  // Least-squares slope over the tail: a band can hold for 15 minutes while RSS still climbs.
+  const mid = (tail.length - 1) / 2;
+  const slope =
+    tail.reduce((a, y, i) => a + (i - mid) * (y - mean), 0) /
+    tail.reduce((a, _y, i) => a + (i - mid) ** 2, 0);
   const flat = !diedDuringRun && worst <= 0.15;
   process.stdout.write(
-    `\nlast ${tail.length} minutes: mean ${mean.toFixed(0)} MiB, largest deviation ${(worst * 100).toFixed(1)} % ` +
+    `\nlast ${tail.length} minutes: mean ${mean.toFixed(0)} MiB, trend ${slope >= 0 ? '+' : ''}${slope.toFixed(1)} MiB/min, ` +
+      `largest deviation ${(worst * 100).toFixed(1)} % ` +
       `(goal ±15 %): ${flat ? 'FLAT' : 'NOT FLAT'}${diedDuringRun ? ' — the server died' : ''}\n`,
   );
   process.exit(flat ? 0 : 1);
