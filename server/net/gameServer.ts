@@ -125,6 +125,16 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     serveClient: false,
   });
   let nextPlayer = 1;
+  /** Tells everyone in `world` that someone joined or left, as a player or a spectator of `playerId`. */
+  const announce = (
+    world: World,
+    kind: 'joined' | 'left',
+    name: string,
+    playerId: string,
+    role: 'player' | 'spectator',
+  ): void => {
+    io.to(room(world)).emit('announce', { kind, name, playerId, role });
+  };
   o.workers?.attach(http);
 
   io.on('connection', (socket: GameSocket) => {
@@ -237,12 +247,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
           });
           watching = { target, stop: () => target.unwatch(channel), name: j.name };
           void socket.join(room(existing));
-          io.to(room(existing)).emit('announce', {
-            kind: 'joined',
-            name: j.name,
-            playerId: target.id,
-            role: 'spectator',
-          });
+          announce(existing, 'joined', j.name, target.id, 'spectator');
           log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
           return reply({
             worldId: existing.id,
@@ -308,12 +313,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         sessions.add(session);
         session.start();
         void socket.join(room(world));
-        io.to(room(world)).emit('announce', {
-          kind: 'joined',
-          name: j.name,
-          playerId: session.id,
-          role: 'player',
-        });
+        announce(world, 'joined', j.name, session.id, 'player');
         log.info(
           { player: session.id, name: session.name, world: world.id, recording: session.recordingId },
           'player joined',
@@ -398,12 +398,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       if (watching) {
         const w = watching;
         w.stop();
-        io.to(room(w.target.world)).emit('announce', {
-          kind: 'left',
-          name: w.name,
-          playerId: w.target.id,
-          role: 'spectator',
-        });
+        announce(w.target.world, 'left', w.name, w.target.id, 'spectator');
         void socket.leave(room(w.target.world));
         watching = undefined;
       }
@@ -412,7 +407,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       p.leave();
       sessions.delete(p);
       void socket.leave(room(p.world));
-      io.to(room(p.world)).emit('announce', { kind: 'left', name: p.name, playerId: p.id, role: 'player' });
+      announce(p.world, 'left', p.name, p.id, 'player');
       log.info({ player: p.id, frames: p.frames, dropped: p.dropped }, 'player left');
       player = undefined;
     };

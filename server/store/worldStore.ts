@@ -292,24 +292,9 @@ export class WorldStore {
   /** Creates a world's row, or updates its prompt, invite token and owner token hash. */
   upsertWorld(meta: WorldMeta): void {
     this.pendingWorlds.set(meta.id, meta);
-    this.write(
-      [
-        {
-          t: 'world',
-          id: meta.id,
-          prompt: meta.prompt,
-          seed: meta.seed,
-          voxelSizeM: meta.voxelSizeM,
-          scene: meta.scene ?? null,
-          inviteToken: meta.inviteToken ?? null,
-          ownerTokenHash: meta.ownerTokenHash ?? null,
-          createdAt: meta.createdAt,
-        },
-      ],
-      (ok) => {
-        if (ok && this.pendingWorlds.get(meta.id) === meta) this.pendingWorlds.delete(meta.id);
-      },
-    );
+    this.write([worldOp(meta)], (ok) => {
+      if (ok && this.pendingWorlds.get(meta.id) === meta) this.pendingWorlds.delete(meta.id);
+    });
   }
 
   /** The world's metadata, or undefined; STORE when its row is damaged. */
@@ -447,18 +432,7 @@ export class WorldStore {
     }
     if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
     const world = this.pendingWorlds.get(worldId);
-    if (world)
-      ops.unshift({
-        t: 'world',
-        id: world.id,
-        prompt: world.prompt,
-        seed: world.seed,
-        voxelSizeM: world.voxelSizeM,
-        scene: world.scene ?? null,
-        inviteToken: world.inviteToken ?? null,
-        ownerTokenHash: world.ownerTokenHash ?? null,
-        createdAt: world.createdAt,
-      });
+    if (world) ops.unshift(worldOp(world));
     this.write(ops, (ok) => {
       for (const p of chunks) {
         p.inFlight = false;
@@ -707,3 +681,16 @@ export class WorldStore {
     this.write([{ t: 'checkpoint' }]);
   }
 }
+
+/** A world's row as the writer thread writes it. */
+const worldOp = (meta: WorldMeta) => ({
+  t: 'world' as const,
+  id: meta.id,
+  prompt: meta.prompt,
+  seed: meta.seed,
+  voxelSizeM: meta.voxelSizeM,
+  scene: meta.scene ?? null,
+  inviteToken: meta.inviteToken ?? null,
+  ownerTokenHash: meta.ownerTokenHash ?? null,
+  createdAt: meta.createdAt,
+});

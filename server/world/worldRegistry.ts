@@ -4,7 +4,7 @@ import type { ServerLimits } from '../limits.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import { promptForScene } from '../scene/prompts.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
-import type { WorldStore } from '../store/worldStore.ts';
+import type { WorldMeta, WorldStore } from '../store/worldStore.ts';
 import { tokenHash, World } from './world.ts';
 
 /** The prompt of a world created without one and without a bundled scene. */
@@ -64,10 +64,15 @@ export class WorldRegistry {
    * store. A world whose stored state cannot be loaded is quarantined and refused.
    */
   lookup(id: string): { ok: true; world: World | undefined } | Extract<WorldResult, { ok: false }> {
-    const reason = this.quarantined.get(id);
-    if (reason !== undefined) return unavailable(id);
+    if (this.quarantined.has(id)) return unavailable(id);
+    const inRam = this.worlds.get(id);
+    if (inRam || !this.store) return { ok: true, world: inRam };
     try {
-      return { ok: true, world: this.find(id) };
+      const stored = this.store.getWorld(id);
+      if (!stored) return { ok: true, world: undefined };
+      // A full server refuses for now; only a world that fails to load is quarantined.
+      if (!this.makeRoom()) return this.busy();
+      return { ok: true, world: this.restore(stored, this.store) };
     } catch (e) {
       this.quarantined.set(id, (e as Error).message);
       this.log.error({ err: e, world: id }, 'world failed to load: quarantined');
@@ -85,18 +90,21 @@ export class WorldRegistry {
     seed?: number,
     tokens?: { invite: string; owner: string },
   ): WorldResult {
-    if (!this.makeRoom())
-      return {
-        ok: false,
-        code: 'SERVER_BUSY',
-        message: `the server holds ${this.limits.loadedWorlds} worlds in play: try again when one is idle`,
-      };
+    if (!this.makeRoom()) return this.busy();
     try {
       return { ok: true, world: this.make(id, prompt, seed, tokens) };
     } catch (e) {
       this.log.error({ err: e, world: id }, 'world could not be created');
       return { ok: false, code: 'WORLD_UNAVAILABLE', message: `world "${id}" could not be created (logged)` };
     }
+  }
+
+  private busy(): Extract<WorldResult, { ok: false }> {
+    return {
+      ok: false,
+      code: 'SERVER_BUSY',
+      message: `the server holds ${this.limits.loadedWorlds} worlds in play: try again when one is idle`,
+    };
   }
 
   /** Unloads the longest-idle world when the registry is full; false when every world is in play. */
@@ -131,24 +139,20 @@ export class WorldRegistry {
     return unloaded;
   }
 
-  /** The world with this id if it exists: in RAM, or restored from the store (and kept in RAM). */
-  private find(id: string): World | undefined {
-    const w = this.worlds.get(id);
-    if (w || !this.store) return w;
-    const stored = this.store.getWorld(id);
-    if (!stored) return undefined;
-    if (!this.makeRoom()) throw new Error(`the server holds ${this.limits.loadedWorlds} worlds in play`);
+  /** A stored world brought back into RAM (throws when its stored state cannot be read). */
+  private restore(stored: WorldMeta, store: WorldStore): World {
+    const id = stored.id;
     const restored = new World({
       id,
       prompt: stored.prompt,
       seed: stored.seed,
       voxelSizeM: stored.voxelSizeM,
       scene: bundledScene(stored.scene),
-      memory: this.store.loadMemory(id, stored.voxelSizeM),
+      memory: store.loadMemory(id, stored.voxelSizeM),
       inviteToken: stored.inviteToken,
       ownerTokenHash: stored.ownerTokenHash,
       createdAt: stored.createdAt,
-      store: this.store,
+      store,
     });
     this.worlds.set(id, restored);
     return restored;

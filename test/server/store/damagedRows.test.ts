@@ -8,8 +8,8 @@ import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
-import { SpatiaError } from '../../../shared/errors.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { storeError, testWorld } from '../../helpers/storeFixtures.ts';
 
 const WORLDS = ['healthy', 'chunk-random', 'keyframe-cut', 'keyframe-short', 'voxel-zero', 'chunk-moved'];
 
@@ -19,7 +19,7 @@ function storeWithWorlds(): string {
   const store = new WorldStore(path);
   const scene = sceneNamed('courtyard');
   for (const id of WORLDS) {
-    store.upsertWorld({ id, prompt: 'p', seed: 1, voxelSizeM: 0.05, createdAt: new Date().toISOString() });
+    store.upsertWorld(testWorld(id));
     const memory = SpatialMemory.create(0.05);
     for (let i = 0; i < 2; i++) {
       const pose = poseFromYawPitch([i * 6 - 3, 1.7, 6], i * 1.5, -0.1);
@@ -71,17 +71,6 @@ function damage(path: string): void {
   }[];
   db.prepare('UPDATE chunks SET data = ? WHERE rowid = ?').run(b!.data, a!.rowid);
   db.close();
-}
-
-function storeError(f: () => unknown): SpatiaError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SpatiaError);
-    expect((e as SpatiaError).code).toBe('STORE');
-    return e as SpatiaError;
-  }
-  throw new Error('expected a STORE error');
 }
 
 const load = (store: WorldStore, id: string): SpatialMemory => {

@@ -9,6 +9,7 @@ import { WorldStore } from '../../../server/store/worldStore.ts';
 import { type Pose, poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { crc32 } from '../../../shared/codec/crc32.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { testWorld } from '../../helpers/storeFixtures.ts';
 
 const scene = sceneNamed('courtyard');
 /** One keyframe image at K256: RGB + float depth. */
@@ -103,13 +104,7 @@ describe('keyframe images in RAM are bounded by a budget per world', () => {
   it('keeps every image when the budget is unlimited or there is no store', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'spatia-kfbudget-')), 'w.sqlite');
     const store = new WorldStore(path, { keyframeRamBytes: Number.POSITIVE_INFINITY });
-    store.upsertWorld({
-      id: 'w',
-      prompt: 'p',
-      seed: 1,
-      voxelSizeM: 0.05,
-      createdAt: new Date().toISOString(),
-    });
+    store.upsertWorld(testWorld());
     const memory = SpatialMemory.create(0.05);
     for (const p of walkPoses(8)) step(memory, p);
     store.commit('w', memory);

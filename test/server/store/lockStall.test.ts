@@ -11,7 +11,7 @@ import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import { sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
-import { startRecording } from '../../helpers/recording.ts';
+import { startRecording, testWorld } from '../../helpers/storeFixtures.ts';
 
 /** Another process that takes SQLite's write lock (BEGIN IMMEDIATE) on `path` and holds it for `ms`. */
 function holdWriteLock(path: string, ms: number): Promise<{ released: Promise<void> }> {
@@ -58,13 +58,7 @@ describe('another process holding the write lock does not stall the event loop',
   it('commits and recordings during a 3 s BEGIN IMMEDIATE: max event-loop delay < 100 ms, nothing lost once the lock goes', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'spatia-lock-')), 'w.sqlite');
     const store = new WorldStore(path);
-    store.upsertWorld({
-      id: 'w',
-      prompt: 'p',
-      seed: 1,
-      voxelSizeM: 0.05,
-      createdAt: new Date().toISOString(),
-    });
+    store.upsertWorld(testWorld());
     const scene = sceneNamed('courtyard');
     const poses = Array.from({ length: 14 }, (_, i) =>
       poseFromYawPitch([i - 7, 1.7, 6 - i * 0.5], i * 0.45, -0.1),

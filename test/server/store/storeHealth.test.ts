@@ -6,28 +6,16 @@ import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
-import { SpatiaError } from '../../../shared/errors.ts';
 import { Bot, sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
-import { startRecording } from '../../helpers/recording.ts';
 import { killHard, spawnServer } from '../../helpers/serverProcess.ts';
+import { startRecording, storeError, testWorld } from '../../helpers/storeFixtures.ts';
 
 function fused(memory: SpatialMemory, i: number): void {
   const pose = poseFromYawPitch([i, 1.7, 6], i * 0.8, -0.1);
   const f = renderScene(sceneNamed('courtyard'), pose, K256);
   memory.fuse(f, pose, K256);
   memory.addKeyframe(f, pose, K256);
-}
-
-function storeError(f: () => unknown): SpatiaError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SpatiaError);
-    expect((e as SpatiaError).code).toBe('STORE');
-    return e as SpatiaError;
-  }
-  throw new Error('expected a STORE error');
 }
 
 describe('a store whose file disappears says so and never claims success', () => {
@@ -37,13 +25,7 @@ describe('a store whose file disappears says so and never claims success', () =>
     const store = new WorldStore(join(dir, 'w.sqlite'), {
       log: { warn: () => {}, error: (_o, msg) => errors.push(msg) },
     });
-    store.upsertWorld({
-      id: 'w',
-      prompt: 'p',
-      seed: 1,
-      voxelSizeM: 0.05,
-      createdAt: new Date().toISOString(),
-    });
+    store.upsertWorld(testWorld());
     const memory = SpatialMemory.create(0.05);
     fused(memory, 0);
     store.commit('w', memory);
