@@ -193,10 +193,15 @@ export class KeyframeStore {
       `keyframe id must be a non-negative integer, got ${id}`,
     );
     this.nextId = Math.max(this.nextId, id + 1);
+    check(!this.byId.has(id), 'INVALID_ARGUMENT', `keyframe ${id} is already in the store`);
     const index = this.frames.length;
     const image = input.image;
-    // The image is read through the store, which may let it leave RAM and bring it back.
-    const imageOf = (): RgbdImage | undefined => this.imageAt(index);
+    // The image is read through the store, which may let it leave RAM and bring it back. By id:
+    // `evict` renumbers the keyframes that stay.
+    const imageOf = (): RgbdImage | undefined => {
+      const at = this.byId.get(id);
+      return at === undefined ? undefined : this.imageAt(at);
+    };
     const kf: Keyframe = {
       id,
       pose: input.pose,
@@ -213,6 +218,65 @@ export class KeyframeStore {
       this.images.set(index, image);
       this.residentBytes += imageBytesOf(image);
     }
+    this.index(index);
+    return kf;
+  }
+
+  /** New keyframes get ids from `nextId` on (ids of keyframes that are not in RAM stay taken). */
+  reserveIdsBelow(nextId: number): void {
+    check(
+      Number.isInteger(nextId) && nextId >= 0,
+      'INVALID_ARGUMENT',
+      `next keyframe id must be an integer ≥ 0, got ${nextId}`,
+    );
+    this.nextId = Math.max(this.nextId, nextId);
+  }
+
+  /** Whether the keyframe with this id is in RAM. */
+  has(id: number): boolean {
+    return this.byId.has(id);
+  }
+
+  /**
+   * Lets persisted keyframes for which `leave` is true leave RAM: pose, signature, image and index
+   * entries (the world store brings them back near a player). Keyframes not persisted yet stay.
+   * Returns the ids of those that left. O(keyframes + their signatures' cells): the index is rebuilt.
+   */
+  evict(leave: (kf: Keyframe) => boolean): number[] {
+    const frames = [...this.frames];
+    const entries = [...this.entries];
+    const images = new Map<number, RgbdImage>();
+    const kept: number[] = [];
+    for (let i = 0; i < frames.length; i++) if (!entries[i]!.persisted || !leave(frames[i]!)) kept.push(i);
+    if (kept.length === frames.length) return [];
+    const keptSet = new Set(kept);
+    const left = entries.filter((_e, i) => !keptSet.has(i)).map((e) => e.id);
+    const newIndex = new Map<number, number>(kept.map((old, i) => [old, i]));
+    // Keep the images' least-recently-used order.
+    for (const [old, image] of this.images) {
+      const i = newIndex.get(old);
+      if (i !== undefined) images.set(i, image);
+      else this.residentBytes -= imageBytesOf(image);
+    }
+    this.frames.length = 0;
+    this.entries.length = 0;
+    this.byId.clear();
+    this.postings.clear();
+    this.images.clear();
+    for (const old of kept) {
+      const i = this.frames.length;
+      this.frames.push(frames[old]!);
+      this.entries.push(entries[old]!);
+      this.byId.set(entries[old]!.id, i);
+      this.index(i);
+    }
+    for (const [i, image] of images) this.images.set(i, image);
+    return left;
+  }
+
+  /** Adds the keyframe at `index` to the inverted index. */
+  private index(index: number): void {
+    const sig = this.frames[index]!.signature;
     for (let c = 0; c < sig.cells.length; c++) {
       const key = sig.cells[c]!;
       let p = this.postings.get(key);
@@ -232,7 +296,6 @@ export class KeyframeStore {
       p.weights[p.length] = sig.cellWeights[c]!;
       p.length++;
     }
-    return kf;
   }
 
   /** The keyframes that overlap a view best, best first (see the class comment for the cost). */

@@ -104,6 +104,13 @@ export function encodeKeyframe(w: BinaryWriter, kf: Keyframe): void {
 }
 
 /** Reads one keyframe written by `encodeKeyframe`. */
+/** The camera position of an encoded keyframe, read without decoding the rest. */
+export function keyframeCameraPosition(r: BinaryReader): Vec3 {
+  r.u32();
+  for (let i = 0; i < 9; i++) r.f64();
+  return [r.f64(), r.f64(), r.f64()];
+}
+
 export function decodeKeyframe(r: BinaryReader): Keyframe {
   const id = r.u32();
   const rot = Array.from({ length: 9 }, () => r.f64()) as unknown as Mat3;

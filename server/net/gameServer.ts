@@ -109,12 +109,29 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       ? o.store.health()
       : { ok: true, kind: 'none' };
     const quarantined = [...worlds.quarantine].map(([id, reason]) => ({ id, reason }));
+    const memory = { voxels: 0, chunks: 0, keyframes: 0, bytes: 0 };
+    for (const world of worlds.all()) {
+      const s = world.memory.stats();
+      memory.voxels += s.voxels;
+      memory.chunks += s.chunks;
+      memory.keyframes += s.keyframes;
+      memory.bytes += s.bytes;
+    }
+    const mem = process.memoryUsage();
     return {
       ok: store.ok && quarantined.length === 0,
       store,
       worlds: worlds.size,
       players: sessions.size,
       quarantined,
+      memory,
+      process: {
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        heapTotal: mem.heapTotal,
+        external: mem.external,
+        arrayBuffers: mem.arrayBuffers,
+      },
     };
   };
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
@@ -457,6 +474,16 @@ interface Health {
   readonly worlds: number;
   readonly players: number;
   readonly quarantined: readonly { id: string; reason: string }[];
+  /** Totals over the loaded worlds' spatial memories (voxel grid bytes, keyframes in memory). */
+  readonly memory: { voxels: number; chunks: number; keyframes: number; bytes: number };
+  /** The process's memory in bytes (Node's process.memoryUsage()). */
+  readonly process: {
+    rss: number;
+    heapUsed: number;
+    heapTotal: number;
+    external: number;
+    arrayBuffers: number;
+  };
 }
 
 function sendHealth(res: ServerResponse, h: Health): void {

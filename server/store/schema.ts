@@ -1,5 +1,9 @@
+import { inflateRawSync } from 'node:zlib';
 import type Database from 'better-sqlite3';
+import { BinaryReader } from '../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../shared/errors.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
+import { keyframeCameraPosition } from '../memory/snapshot.ts';
 
 /**
  * The world store's schema as an ordered list of forward migrations. Migration i (1-based) takes a
@@ -13,6 +17,8 @@ export interface Migration {
   readonly name: string;
   /** Run in one transaction together with the `user_version` bump. */
   readonly sql: string;
+  /** Fills what SQL cannot compute (e.g. from blobs), after `sql`, in the same transaction. */
+  readonly backfill?: (db: Database.Database) => void;
 }
 
 /**
@@ -94,9 +100,48 @@ ALTER TABLE sessions ADD COLUMN start_manifest BLOB;
 ALTER TABLE worlds ADD COLUMN owner_token_hash TEXT;
 `;
 
+/**
+ * Version 3: keyframes carry their camera's horizontal position (`x`, `z`), so a world keeps in RAM
+ * only the keyframes near its players and brings the others back by a range query, as it does for
+ * chunks. Existing rows are filled from their pose; a row that cannot be decoded keeps NULL (and is
+ * reported as damaged when its world loads).
+ */
+const V3 = `
+ALTER TABLE keyframes ADD COLUMN x REAL;
+ALTER TABLE keyframes ADD COLUMN z REAL;
+CREATE INDEX keyframes_xz ON keyframes (world_id, x, z);
+`;
+
+/** A stored (deflated) keyframe's camera position; undefined when the row cannot be read. */
+function keyframePosition(data: Buffer): Vec3 | undefined {
+  try {
+    const p = keyframeCameraPosition(new BinaryReader(inflateRawSync(data), 'STORE', 'stored keyframe'));
+    return p.every(Number.isFinite) ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function backfillKeyframePositions(db: Database.Database): void {
+  const set = db.prepare('UPDATE keyframes SET x = ?, z = ? WHERE rowid = ?');
+  const rows = db.prepare('SELECT rowid, data FROM keyframes').iterate() as Iterable<{
+    rowid: number;
+    data: Buffer;
+  }>;
+  for (const row of [...rows]) {
+    const position = keyframePosition(row.data);
+    if (position) set.run(position[0], position[2], row.rowid);
+  }
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   { name: 'worlds, chunks, keyframes and recorded sessions', sql: V1 },
   { name: 'session start snapshots as deduplicated parts; world owner token hash', sql: V2 },
+  {
+    name: 'keyframe positions for loading keyframes near players',
+    sql: V3,
+    backfill: backfillKeyframePositions,
+  },
 ];
 
 /** The schema version this build reads and writes: the number of migrations. */
@@ -174,6 +219,7 @@ export function migrate(
       if (now === 0) refuseForeign(db, path);
       try {
         db.exec(migration.sql);
+        migration.backfill?.(db);
       } catch (e) {
         throw new SpatiaError(
           'STORE',

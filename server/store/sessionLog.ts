@@ -134,6 +134,9 @@ function encodeManifest(parts: readonly Part[], sealed: boolean): Uint8Array {
   return w.finish();
 }
 
+/** How many blob hashes the log remembers (a few MiB of strings) before it starts over. */
+const KNOWN_BLOBS_MAX = 65_536;
+
 /** What the session row holds: the hash of the manifest, which is stored as a blob part. */
 function encodeManifestRef(hash: Buffer, rawBytes: number): Uint8Array {
   const w = new BinaryWriter();
@@ -165,7 +168,7 @@ export class SessionLog {
   private pendingFrames: { id: string; frame: RecordedFrame }[] = [];
   private readonly recordings = new Map<string, RecordingState>();
   private readonly listeners: ((id: string, reason: string) => void)[] = [];
-  /** Snapshot blob hashes written or being written (hex). */
+  /** Snapshot blob hashes written or being written (hex), at most `KNOWN_BLOBS_MAX`. */
   private readonly knownBlobs = new Set<string>();
   /** Per chunk object: the hash of its encoding at a revision. */
   private readonly chunkHashes = new WeakMap<
@@ -238,6 +241,8 @@ export class SessionLog {
     const blob = (rawBytes: number, hash: Buffer, hex: string, raw: () => Uint8Array): void => {
       parts.push({ kind: PART_BLOB, hash, rawBytes });
       if (this.knownBlobs.has(hex)) return;
+      // Only spares the writer a blob it already has (it skips stored hashes itself): forgetting is safe.
+      if (this.knownBlobs.size >= KNOWN_BLOBS_MAX) this.knownBlobs.clear();
       this.knownBlobs.add(hex);
       newHashes.push(hex);
       ops.push({ t: 'blob', hash: own(hash), raw: raw() });

@@ -43,7 +43,7 @@ export type WriteOp =
       data: Uint8Array;
     }
   /** `raw`: `encodeKeyframe` bytes; stored deflated. */
-  | { t: 'keyframe'; world: string; id: number; raw: Uint8Array }
+  | { t: 'keyframe'; world: string; id: number; x: number; z: number; raw: Uint8Array }
   /** A content-addressed part of a session's start snapshot; written once per `hash`. */
   | { t: 'blob'; hash: Uint8Array; raw: Uint8Array }
   | {
@@ -280,7 +280,9 @@ function serve(data: WriterData, state: Int32Array): void {
       `INSERT INTO chunks (world_id, chunk_key, cx, cy, cz, voxels, data) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(world_id, chunk_key) DO UPDATE SET voxels = excluded.voxels, data = excluded.data`,
     ),
-    keyframe: db.prepare('INSERT OR REPLACE INTO keyframes (world_id, id, data) VALUES (?, ?, ?)'),
+    keyframe: db.prepare(
+      'INSERT OR REPLACE INTO keyframes (world_id, id, x, z, data) VALUES (?, ?, ?, ?, ?)',
+    ),
     hasKeyframe: db.prepare('SELECT 1 FROM keyframes WHERE world_id = ? AND id = ?').pluck(),
     hasBlob: db.prepare('SELECT 1 FROM snapshot_blobs WHERE hash = ?').pluck(),
     blob: db.prepare('INSERT OR IGNORE INTO snapshot_blobs (hash, raw_bytes, data) VALUES (?, ?, ?)'),
@@ -321,7 +323,7 @@ function serve(data: WriterData, state: Int32Array): void {
           break;
         case 'keyframe': {
           const d = deflate(op);
-          st.keyframe.run(op.world, op.id, d);
+          st.keyframe.run(op.world, op.id, op.x, op.z, d);
           bytes += d.byteLength;
           break;
         }

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { RgbdImage } from '../../shared/image.ts';
+import type { Vec3 } from '../../shared/math/vec3.ts';
 import { KeyframeStore } from '../memory/keyframes.ts';
 import { decodeChunk, decodeKeyframe, encodeChunk, encodeKeyframe } from '../memory/snapshot.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
@@ -42,6 +43,8 @@ export interface StoreHealth {
   readonly reason?: string;
   /** Write batches handed to the writer thread and not yet committed. */
   readonly pendingWrites: number;
+  /** Bytes of world chunks and keyframes kept in RAM until the writer commits them. */
+  readonly pendingBytes: number;
   /** How long the oldest pending write has waited for another connection's write lock, ms. */
   readonly lockWaitMs: number;
 }
@@ -77,6 +80,9 @@ interface PendingChunk {
 
 interface PendingKeyframe {
   readonly id: number;
+  /** The camera's horizontal position (what `loadNear` queries by). */
+  readonly x: number;
+  readonly z: number;
   readonly raw: Uint8Array;
   inFlight: boolean;
 }
@@ -221,13 +227,18 @@ export class WorldStore {
     this.writer?.drain();
     this.checkFile();
     const pendingWrites = this.writer?.pending ?? 0;
+    let pendingBytes = 0;
+    for (const w of this.worldStates.values()) {
+      for (const p of w.pendingChunks.values()) pendingBytes += p.data.byteLength;
+      for (const p of w.pendingKeyframes.values()) pendingBytes += p.raw.byteLength;
+    }
     const lockWaitMs = this.writer?.lockWaitMs() ?? 0;
     let reason = this.lost ?? this.writeError;
     if (!reason && lockWaitMs > this.lockDegradedMs)
       reason = `the world store ${this.path} is locked by another connection: ${pendingWrites} writes have waited ${(lockWaitMs / 1000).toFixed(1)} s`;
     return reason
-      ? { ok: false, reason, pendingWrites, lockWaitMs }
-      : { ok: true, pendingWrites, lockWaitMs };
+      ? { ok: false, reason, pendingWrites, pendingBytes, lockWaitMs }
+      : { ok: true, pendingWrites, pendingBytes, lockWaitMs };
   }
 
   /** Compares the open file with what the path names now; a deleted or replaced file loses the store. */
@@ -400,7 +411,8 @@ export class WorldStore {
       if (s.sentKeyframes.has(kf.id)) continue;
       const w = new BinaryWriter();
       encodeKeyframe(w, kf);
-      s.pendingKeyframes.set(kf.id, { id: kf.id, raw: w.finish(), inFlight: false });
+      const [x, , z] = kf.pose.position;
+      s.pendingKeyframes.set(kf.id, { id: kf.id, x, z, raw: w.finish(), inFlight: false });
       s.sentKeyframes.add(kf.id);
     }
     const ops: WriteOp[] = [];
@@ -427,7 +439,7 @@ export class WorldStore {
       if (p.inFlight) continue;
       p.inFlight = true;
       keyframes.push(p);
-      ops.push({ t: 'keyframe', world: worldId, id: p.id, raw: p.raw });
+      ops.push({ t: 'keyframe', world: worldId, id: p.id, x: p.x, z: p.z, raw: p.raw });
       bytes += p.raw.byteLength;
     }
     if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
@@ -517,16 +529,24 @@ export class WorldStore {
   }
 
   /**
-   * The world's whole memory as last committed (with writes still pending). STORE naming the world
-   * and the row when a chunk or keyframe is damaged. Keyframe images beyond the budget stay on disk.
+   * The world's memory as last committed (with writes still pending): all of it, or with `near` only
+   * the chunks and keyframes within `near.radiusM` (horizontally) of `near.position`, as a server
+   * loads a world (the rest comes back with `loadNear`). STORE naming the world and the row when a
+   * chunk or keyframe is damaged. Keyframe images beyond the budget stay on disk.
    */
-  loadMemory(worldId: string, voxelSizeM: number): SpatialMemory {
+  loadMemory(worldId: string, voxelSizeM: number, near?: { position: Vec3; radiusM: number }): SpatialMemory {
     this.writer?.drain();
     const s = this.state(worldId);
     const grid = this.decode(worldId, `voxel size ${voxelSizeM}`, () => new VoxelGrid(voxelSizeM));
-    for (const row of this.db
-      .prepare('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?')
-      .iterate(worldId) as Iterable<{
+    const area = near && horizontalArea(near.position, near.radiusM, grid.chunkSizeM);
+    const chunkRows = area
+      ? this.db
+          .prepare(
+            'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
+          )
+          .iterate(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz)
+      : this.db.prepare('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?').iterate(worldId);
+    for (const row of chunkRows as Iterable<{
       chunk_key: unknown;
       cx: unknown;
       cy: unknown;
@@ -534,6 +554,7 @@ export class WorldStore {
       data: unknown;
     }>) {
       if (s.pendingChunks.has(row.chunk_key as number)) continue;
+      if (area && !area.hasChunk(row.cx as number, row.cz as number)) continue;
       const c = this.decodeChunkRow(worldId, row);
       grid.putChunk(c);
       s.sent.set(c.key, c.revision);
@@ -557,16 +578,32 @@ export class WorldStore {
         budgetBytes: this.keyframeRamBytes,
         load: (id) => this.keyframeImage(worldId, id),
       });
-    for (const row of this.db
-      .prepare('SELECT id, data FROM keyframes WHERE world_id = ? ORDER BY id')
-      .iterate(worldId) as Iterable<{ id: number; data: unknown }>) {
+    const keyframeRows = area
+      ? this.db
+          .prepare(
+            'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND (x IS NULL OR (x BETWEEN ? AND ? AND z BETWEEN ? AND ?)) ORDER BY id',
+          )
+          .iterate(worldId, area.minX, area.maxX, area.minZ, area.maxZ)
+      : this.db.prepare('SELECT id, data FROM keyframes WHERE world_id = ? ORDER BY id').iterate(worldId);
+    for (const row of keyframeRows as Iterable<{
+      id: number;
+      x?: number | null;
+      z?: number | null;
+      data: unknown;
+    }>) {
       if (s.pendingKeyframes.has(row.id)) continue;
+      // A row without a position could not be read when the store was upgraded: decoding it reports the damage.
+      if (area && typeof row.x === 'number' && !area.has(row.x, row.z as number)) continue;
       const raw = this.inflate(worldId, `keyframe ${row.id}`, row.data);
       this.addLoadedKeyframe(worldId, keyframes, { id: row.id, raw, persisted: true });
     }
     for (const p of [...s.pendingKeyframes.values()].sort((a, b) => a.id - b.id))
       this.addLoadedKeyframe(worldId, keyframes, { id: p.id, raw: p.raw, persisted: false });
     for (const kf of keyframes.all()) s.sentKeyframes.add(kf.id);
+    if (area) {
+      const max = this.db.prepare('SELECT MAX(id) FROM keyframes WHERE world_id = ?').pluck().get(worldId);
+      if (typeof max === 'number') keyframes.reserveIdsBelow(max + 1);
+    }
     return memory;
   }
 
@@ -587,54 +624,54 @@ export class WorldStore {
   }
 
   /**
-   * Drops committed (or pending) unchanged chunks farther than `radiusM` (horizontally) from every
-   * position from RAM. Returns how many left. Chunks changed since the last commit stay.
+   * Lets what is farther than `radiusM` (horizontally) from every position leave RAM: committed (or
+   * pending) unchanged chunks, and persisted keyframes whose camera is that far. Chunks changed since
+   * the last commit and keyframes not committed yet stay. `loadNear` brings them back.
    */
-  evictChunks(
+  evictFar(
     worldId: string,
     memory: SpatialMemory,
     positions: readonly (readonly number[])[],
     radiusM: number,
-  ): number {
+  ): { chunks: number; keyframes: number } {
     const s = this.state(worldId);
     const size = memory.grid.chunkSizeM;
-    let evicted = 0;
+    const far = (x: number, z: number): boolean =>
+      positions.every((p) => Math.hypot(p[0]! - x, p[2]! - z) > radiusM);
+    let chunks = 0;
     for (const c of [...memory.grid.chunks()]) {
       if (s.sent.get(c.key) !== c.revision) continue;
-      const x = (c.cx + 0.5) * size;
-      const z = (c.cz + 0.5) * size;
-      if (positions.every((p) => Math.hypot(p[0]! - x, p[2]! - z) > radiusM)) {
+      if (far((c.cx + 0.5) * size, (c.cz + 0.5) * size)) {
         memory.grid.removeChunk(c.key);
-        evicted++;
+        s.sent.delete(c.key); // set again when it comes back: this map follows RAM, not the world's history
+        chunks++;
       }
     }
-    return evicted;
+    const keyframes = memory.keyframes.evict((kf) => far(kf.pose.position[0], kf.pose.position[2]));
+    for (const id of keyframes) s.sentKeyframes.delete(id);
+    return { chunks, keyframes: keyframes.length };
   }
 
   /**
-   * Brings stored chunks within `radiusM` (horizontally) of `position` back into RAM. Returns how
-   * many. STORE naming the world and the chunk when one is damaged (the others stay loaded).
+   * Brings the stored chunks and keyframes within `radiusM` (horizontally) of `position` that are
+   * not in RAM back. Returns how many of each. STORE naming the world and the row when one is
+   * damaged (the others stay loaded).
    */
-  loadChunksNear(
+  loadNear(
     worldId: string,
     memory: SpatialMemory,
-    position: readonly number[],
+    position: Vec3,
     radiusM: number,
-  ): number {
+  ): { chunks: number; keyframes: number } {
     this.writer?.drain();
     const s = this.state(worldId);
-    const size = memory.grid.chunkSizeM;
-    const r = Math.ceil(radiusM / size) + 1;
-    const cx = Math.floor(position[0]! / size);
-    const cz = Math.floor(position[2]! / size);
-    const near = (x: number, z: number): boolean =>
-      Math.hypot((x + 0.5) * size - position[0]!, (z + 0.5) * size - position[2]!) <= radiusM;
+    const area = horizontalArea(position, radiusM, memory.grid.chunkSizeM);
     const rows = (
       this.db
         .prepare(
           'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
         )
-        .all(worldId, cx - r, cx + r, cz - r, cz + r) as {
+        .all(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz) as {
         chunk_key: number;
         cx: number;
         cy: number;
@@ -644,15 +681,37 @@ export class WorldStore {
     ).filter((row) => !s.pendingChunks.has(row.chunk_key));
     for (const p of s.pendingChunks.values())
       rows.push({ chunk_key: p.key, cx: p.cx, cy: p.cy, cz: p.cz, data: p.data });
-    let loaded = 0;
+    const loaded = { chunks: 0, keyframes: 0 };
     let damage: SpatiaError | undefined;
     for (const row of rows) {
-      if (memory.grid.hasChunk(row.chunk_key) || !near(row.cx, row.cz)) continue;
+      if (memory.grid.hasChunk(row.chunk_key) || !area.hasChunk(row.cx, row.cz)) continue;
       try {
         const c = this.decodeChunkRow(worldId, row);
         memory.grid.putChunk(c);
         s.sent.set(c.key, c.revision);
-        loaded++;
+        loaded.chunks++;
+      } catch (e) {
+        damage ??= e as SpatiaError;
+      }
+    }
+    // Keyframes not committed yet never leave RAM: only committed rows can be missing.
+    const keyframeRows = this.db
+      .prepare(
+        'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
+      )
+      .all(worldId, area.minX, area.maxX, area.minZ, area.maxZ) as {
+      id: number;
+      x: number;
+      z: number;
+      data: unknown;
+    }[];
+    for (const row of keyframeRows) {
+      if (memory.keyframes.has(row.id) || !area.has(row.x, row.z)) continue;
+      try {
+        const raw = this.inflate(worldId, `keyframe ${row.id}`, row.data);
+        this.addLoadedKeyframe(worldId, memory.keyframes, { id: row.id, raw, persisted: true });
+        s.sentKeyframes.add(row.id);
+        loaded.keyframes++;
       } catch (e) {
         damage ??= e as SpatiaError;
       }
@@ -694,3 +753,25 @@ const worldOp = (meta: WorldMeta) => ({
   ownerTokenHash: meta.ownerTokenHash ?? null,
   createdAt: meta.createdAt,
 });
+
+/** The chunks and points within `radiusM` (horizontally) of `position`, with the bounding ranges to query by. */
+function horizontalArea(position: Vec3, radiusM: number, chunkSizeM: number) {
+  const [px, , pz] = position;
+  const r = Math.ceil(radiusM / chunkSizeM) + 1;
+  const cx = Math.floor(px / chunkSizeM);
+  const cz = Math.floor(pz / chunkSizeM);
+  const has = (x: number, z: number): boolean => Math.hypot(x - px, z - pz) <= radiusM;
+  return {
+    minCx: cx - r,
+    maxCx: cx + r,
+    minCz: cz - r,
+    maxCz: cz + r,
+    minX: px - radiusM,
+    maxX: px + radiusM,
+    minZ: pz - radiusM,
+    maxZ: pz + radiusM,
+    has,
+    /** Whether a chunk's centre is within the radius. */
+    hasChunk: (x: number, z: number): boolean => has((x + 0.5) * chunkSizeM, (z + 0.5) * chunkSizeM),
+  };
+}

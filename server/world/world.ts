@@ -14,9 +14,12 @@ export interface WorldMember {
   readonly camera: CameraState;
 }
 
-/** Chunks within this distance of a player are kept in (or brought back to) RAM. */
-const RESIDENT_RADIUS_M = 30;
-/** Committed chunks farther than this from every player may leave RAM. */
+/**
+ * Chunks, and keyframes taken from, within this distance of a player are kept in (or brought back
+ * to) RAM: a world's RAM follows where its players are, not how much of it was ever explored.
+ */
+export const RESIDENT_RADIUS_M = 30;
+/** Committed chunks and keyframes farther than this from every player may leave RAM. */
 const EVICT_RADIUS_M = 45;
 /** Pixels per metre of the minimap. */
 const MAP_PX_PER_M = 16;
@@ -107,15 +110,9 @@ export class World {
     });
   }
 
-  /** Where players appear: the scene's spawn, or 1.6 m above the origin looking along −z. */
+  /** Where players appear (see `spawnIn`). */
   spawn(): CameraState {
-    if (!this.scene) return { position: [0, 1.6, 0], yaw: 0, pitch: 0 };
-    const s = this.scene.spawn;
-    return {
-      position: [...s.position] as Vec3,
-      yaw: (s.yawDeg * Math.PI) / 180,
-      pitch: (s.pitchDeg * Math.PI) / 180,
-    };
+    return spawnIn(this.scene);
   }
 
   /** Whether the next player to claim it will seed the memory. */
@@ -182,17 +179,20 @@ export class World {
     return this.members.get(idOrName) ?? this.players.find((m) => m.name === idOrName);
   }
 
-  /** Brings back the stored chunks near `position` that had left RAM. */
+  /** Brings back the stored chunks and keyframes near `position` that had left RAM. */
   loadNear(position: Vec3): void {
-    this.store?.loadChunksNear(this.id, this.memory, position, RESIDENT_RADIUS_M);
+    this.store?.loadNear(this.id, this.memory, position, RESIDENT_RADIUS_M);
   }
 
-  /** Commits changed chunks and new keyframes; every tenth commit lets chunks far from every player leave RAM. */
+  /**
+   * Commits changed chunks and new keyframes; every tenth commit lets chunks and keyframes far from
+   * every player leave RAM.
+   */
   commit(): CommitStats | undefined {
     if (!this.store) return undefined;
     const stats = this.store.commit(this.id, this.memory);
     if (++this.commits % 10 === 0 && this.members.size > 0)
-      this.store.evictChunks(
+      this.store.evictFar(
         this.id,
         this.memory,
         this.players.map((m) => m.camera.position),
@@ -223,6 +223,17 @@ export class World {
       map,
     };
   }
+}
+
+/** Where players of a world appear: its scene's spawn, or 1.6 m above the origin looking along −z. */
+export function spawnIn(scene: Scene | undefined): CameraState {
+  if (!scene) return { position: [0, 1.6, 0], yaw: 0, pitch: 0 };
+  const s = scene.spawn;
+  return {
+    position: [...s.position] as Vec3,
+    yaw: (s.yawDeg * Math.PI) / 180,
+    pitch: (s.pitchDeg * Math.PI) / 180,
+  };
 }
 
 /** SHA-256 (hex) of a token: what the store keeps of an owner token. */

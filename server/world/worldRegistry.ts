@@ -5,7 +5,7 @@ import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import { promptForScene } from '../scene/prompts.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import type { WorldMeta, WorldStore } from '../store/worldStore.ts';
-import { tokenHash, World } from './world.ts';
+import { RESIDENT_RADIUS_M, spawnIn, tokenHash, World } from './world.ts';
 
 /** The prompt of a world created without one and without a bundled scene. */
 const DEFAULT_WORLD_PROMPT = 'a sunny courtyard outdoors';
@@ -142,13 +142,16 @@ export class WorldRegistry {
   /** A stored world brought back into RAM (throws when its stored state cannot be read). */
   private restore(stored: WorldMeta, store: WorldStore): World {
     const id = stored.id;
+    const scene = bundledScene(stored.scene);
+    // What is near the spawn; the rest comes back as players walk (World.loadNear).
+    const near = { position: spawnIn(scene).position, radiusM: RESIDENT_RADIUS_M };
     const restored = new World({
       id,
       prompt: stored.prompt,
       seed: stored.seed,
       voxelSizeM: stored.voxelSizeM,
-      scene: bundledScene(stored.scene),
-      memory: store.loadMemory(id, stored.voxelSizeM),
+      scene,
+      memory: store.loadMemory(id, stored.voxelSizeM, near),
       inviteToken: stored.inviteToken,
       ownerTokenHash: stored.ownerTokenHash,
       createdAt: stored.createdAt,

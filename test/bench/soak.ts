@@ -18,6 +18,14 @@ import { killHard, spawnServer } from '../helpers/serverProcess.ts';
  */
 const USAGE = 'usage: npm run soak -- [--minutes N] [--size WxH]';
 
+/** The parts of /healthz the soak prints. */
+interface HealthReport {
+  worlds: number;
+  store: { pendingWrites?: number; pendingBytes?: number };
+  memory: { voxels: number; chunks: number; keyframes: number; bytes: number };
+  process: { heapUsed: number; heapTotal: number; external: number };
+}
+
 const rssMiB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -146,17 +154,34 @@ async function main(): Promise<void> {
     abuser(server.url, live),
   ];
   process.stdout.write(`soak: ${minutes} min against ${server.url} (pid ${pid}), store in ${dir}\n`);
-  process.stdout.write('minute  RSS MiB  health\n');
+  process.stdout.write(
+    'minute  RSS MiB  heap MiB  V8 total  external MiB  worlds  chunks   voxels  keyframes  grid MiB  pending MiB  health\n',
+  );
   const samples: number[] = [];
   for (let m = 1; m <= minutes && !died; m++) {
     await sleep(60_000);
     if (died) break;
     const rss = rssMiB(pid);
     samples.push(rss);
-    const health = await fetch(new URL('/healthz', server.url))
-      .then((r) => `${r.status}`)
+    const row = await fetch(new URL('/healthz', server.url))
+      .then(async (r) => {
+        const h = (await r.json()) as HealthReport;
+        const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
+        return [
+          mib(h.process.heapUsed).padStart(8),
+          mib(h.process.heapTotal).padStart(8),
+          mib(h.process.external).padStart(12),
+          String(h.worlds).padStart(6),
+          String(h.memory.chunks).padStart(7),
+          String(h.memory.voxels).padStart(8),
+          String(h.memory.keyframes).padStart(9),
+          mib(h.memory.bytes).padStart(8),
+          mib(h.store.pendingBytes ?? 0).padStart(11),
+          String(r.status),
+        ].join('  ');
+      })
       .catch((e: Error) => e.message);
-    process.stdout.write(`${String(m).padStart(6)}  ${rss.toFixed(0).padStart(7)}  ${health}\n`);
+    process.stdout.write(`${String(m).padStart(6)}  ${rss.toFixed(0).padStart(7)}  ${row}\n`);
   }
   running = false;
   const diedDuringRun = died;

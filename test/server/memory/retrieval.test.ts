@@ -47,6 +47,30 @@ describe('reference retrieval by 3D overlap', () => {
     }
   });
 
+  it('evicted keyframes leave retrieval, the rest retrieve exactly as before; only persisted ones leave', () => {
+    const { memory, poses } = courtyardMemory();
+    const target = poseFromYawPitch([0.3, 1.7, 5.8], 0.1, -0.1);
+    const all = memory.retrieve(target, k, { k: 9, minIoU: 0 });
+    const corner = (kf: { pose: Pose }): boolean => kf.pose.position[0] < -4;
+    expect(memory.keyframes.evict(corner)).toEqual([]); // none persisted yet
+    for (const kf of memory.keyframes.all()) memory.keyframes.markPersisted(kf.id);
+    expect(memory.keyframes.evict(corner)).toEqual([8]);
+    expect(memory.keyframes.has(8)).toBe(false);
+    expect(memory.keyframes.size).toBe(poses.length - 1);
+    const kept = memory.retrieve(target, k, { k: 9, minIoU: 0 });
+    expect(kept).toEqual(all.filter((h) => h.keyframe.id !== 8));
+    // Ids stay unique: the next keyframe does not take the evicted one's id.
+    expect(memory.addKeyframe(undefined, poses[0]!, k).id).toBe(9);
+    expect(() => memory.keyframes.add({ ...memory.keyframes.all()[0]!, id: 3 })).toThrow(/already/);
+    // An evicted keyframe's image leaves RAM with it.
+    const withImage = memory.addKeyframe(renderScene(sceneNamed('courtyard'), poses[1]!, k), poses[1]!, k);
+    memory.keyframes.markPersisted(withImage.id);
+    expect(memory.keyframes.imageBytes).toBeGreaterThan(0);
+    expect(memory.keyframes.evict((kf) => kf.id === withImage.id)).toEqual([withImage.id]);
+    expect(memory.keyframes.imageBytes).toBe(0);
+    expect(withImage.image).toBeUndefined();
+  });
+
   it('respects K and ε: K = 0 gives nothing, a high ε drops weak overlaps', () => {
     const { memory } = courtyardMemory();
     const target = poseFromYawPitch([0, 1.7, 6], 0.3, -0.1);

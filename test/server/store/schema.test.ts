@@ -1,11 +1,18 @@
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { encodeKeyframe } from '../../../server/memory/snapshot.ts';
+import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
+import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { MIGRATIONS, migrate, STORE_SCHEMA_VERSION } from '../../../server/store/schema.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
+import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
+import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
 
 /** The tables exactly as every store written before schema versioning has them (frozen copy). */
 const UNVERSIONED_WORLD_TABLES = `
@@ -256,5 +263,48 @@ describe('world store schema version', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(v);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'extra'").all()).toEqual([]);
     db.close();
+  });
+
+  it('version 3 gives stored keyframes their camera position; a world then loads near its spawn', () => {
+    const path = tempStore();
+    const v2 = new Database(path);
+    migrate(v2, path, MIGRATIONS.slice(0, 2));
+    v2.exec(OLD_WORLD);
+    const keyframe = (id: number, x: number, z: number): Buffer => {
+      const pose = poseFromYawPitch([x, 1.7, z], 0, 0);
+      const memory = SpatialMemory.create(0.05);
+      const kf = memory.addKeyframe(renderScene(sceneNamed('room'), pose, K256), pose, K256);
+      const w = new BinaryWriter();
+      encodeKeyframe(w, { ...kf, id });
+      return deflateRawSync(w.finish());
+    };
+    const put = v2.prepare("INSERT INTO keyframes (world_id, id, data) VALUES ('old', ?, ?)");
+    put.run(0, keyframe(0, 1, 2));
+    put.run(1, keyframe(1, 80, -40));
+    put.run(2, Buffer.from('not a keyframe'));
+    v2.close();
+    const store = new WorldStore(path);
+    const spawn = { position: [0, 1.7, 0] as const, radiusM: 30 };
+    expect(() => store.loadMemory('old', 0.05, spawn)).toThrow(/world "old" is damaged .*keyframe 2/);
+    store.close();
+    const rows = new Database(path, { readonly: true })
+      .prepare('SELECT id, x, z FROM keyframes ORDER BY id')
+      .all();
+    expect(rows).toEqual([
+      { id: 0, x: 1, z: 2 },
+      { id: 1, x: 80, z: -40 },
+      { id: 2, x: null, z: null }, // unreadable: reported when its world loads
+    ]);
+    const db = new Database(path);
+    db.prepare('DELETE FROM keyframes WHERE id = 2').run();
+    db.close();
+    const repaired = new WorldStore(path);
+    expect(
+      repaired
+        .loadMemory('old', 0.05, spawn)
+        .keyframes.all()
+        .map((k) => k.id),
+    ).toEqual([0]);
+    repaired.close();
   });
 });

@@ -31,7 +31,7 @@ describe('a store whose file disappears says so and never claims success', () =>
     store.commit('w', memory);
     const rec = startRecording(store, memory);
     await store.flush();
-    expect(store.health()).toEqual({ ok: true, pendingWrites: 0, lockWaitMs: 0 });
+    expect(store.health()).toEqual({ ok: true, pendingWrites: 0, pendingBytes: 0, lockWaitMs: 0 });
 
     rmSync(dir, { recursive: true, force: true });
     const h = store.health();

@@ -73,21 +73,62 @@ describe('SQLite world store', () => {
     reopened.close();
   });
 
-  it('far chunks leave RAM once committed and come back when a player approaches', () => {
+  it('far chunks and keyframes leave RAM once committed and come back when a player approaches', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
     const store = new WorldStore(path);
     store.upsertWorld(meta('b'));
     const memory = courtyardMemory();
-    const total = memory.grid.voxelCount;
-    const dirtyKept = store.evictChunks('b', memory, [[100, 0, 100]], 5);
-    expect(dirtyKept).toBe(0); // nothing committed yet: nothing may leave
+    const before = canonical(memory);
+    const view = poseFromYawPitch([-3, 1.7, 6], Math.PI / 2, -0.1);
+    const hits = (): number[] => memory.retrieve(view, K256).map((h) => h.keyframe.id);
+    const retrieved = hits();
+    expect(retrieved.length).toBeGreaterThan(0);
+    // Nothing committed yet: nothing may leave.
+    expect(store.evictFar('b', memory, [[100, 0, 100]], 5)).toEqual({ chunks: 0, keyframes: 0 });
     store.commit('b', memory);
-    const evicted = store.evictChunks('b', memory, [[100, 0, 100]], 5);
-    expect(evicted).toBeGreaterThan(0);
+    await store.flush();
+    const evicted = store.evictFar('b', memory, [[100, 0, 100]], 5);
+    expect(evicted.chunks).toBeGreaterThan(0);
+    expect(evicted.keyframes).toBe(4);
     expect(memory.grid.voxelCount).toBe(0);
-    store.loadChunksNear('b', memory, [0, 1.7, 0], 60);
-    expect(memory.grid.voxelCount).toBe(total);
+    expect(memory.keyframes.size).toBe(0);
+    expect(hits()).toEqual([]);
+    // Near one end of the walk only the keyframes taken within the radius come back.
+    const first = store.loadNear('b', memory, [-9, 1.7, 6], 4);
+    expect(first.keyframes).toBe(1);
+    const rest = store.loadNear('b', memory, [0, 1.7, 0], 60);
+    expect(rest.keyframes).toBe(3);
+    expect(first.chunks + rest.chunks).toBe(evicted.chunks);
+    expect(canonical(memory).chunks).toEqual(before.chunks);
+    expect(canonical(memory).keyframes.sort()).toEqual([...before.keyframes].sort());
+    expect(hits()).toEqual(retrieved);
     store.close();
+  });
+
+  it('loads a world near a position only, and new keyframes never reuse the ids of those left on disk', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+    const store = new WorldStore(path);
+    store.upsertWorld(meta('c'));
+    store.commit('c', courtyardMemory());
+    store.close();
+    const reopened = new WorldStore(path);
+    const near = reopened.loadMemory('c', 0.05, { position: [-9, 1.7, 6], radiusM: 4 });
+    expect(near.keyframes.all().map((k) => k.id)).toEqual([0]);
+    expect(near.voxelCount).toBeGreaterThan(0);
+    expect(near.voxelCount).toBeLessThan(reopened.loadMemory('c', 0.05).voxelCount);
+    const pose = poseFromYawPitch([-9, 1.7, 3], 0, -0.1);
+    const added = near.addKeyframe(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+    expect(added.id).toBe(4);
+    reopened.commit('c', near);
+    await reopened.flush();
+    expect(reopened.loadNear('c', near, [0, 1.7, 6], 60).keyframes).toBe(3);
+    expect(
+      near.keyframes
+        .all()
+        .map((k) => k.id)
+        .sort(),
+    ).toEqual([0, 1, 2, 3, 4]);
+    reopened.close();
   });
 
   it('refuses a path it cannot open with a clear error', () => {
