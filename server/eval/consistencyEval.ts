@@ -1,5 +1,5 @@
-import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
-import type { Pose } from '../../shared/camera/pose.ts';
+import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
+import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M } from '../memory/voxelGrid.ts';
@@ -48,6 +48,20 @@ export interface LeakageRow {
   readonly dynamicPixels: number;
   readonly ghostVoxels: number;
 }
+export interface TurnBackRow {
+  readonly scene: string;
+  readonly model: string;
+  /** Metres walked in before turning back. */
+  readonly walkM: number;
+  /** Last frame (back at the start, facing the start) against the first, static pixels. */
+  readonly psnrMemoryOn: number;
+  readonly psnrMemoryOff: number;
+  /** Memory points inside a moving entity at any frame's time (memory on, the model's mask). */
+  readonly ghostVoxels: number;
+  /** Generated pixels the memory refused because they put a surface inside known free space. */
+  readonly freeSpaceRejected: number;
+  readonly frames: number;
+}
 export interface DriftRow {
   readonly scene: string;
   readonly frames: number;
@@ -65,6 +79,79 @@ export function defaultLoop(scene: Scene, durationS: number): Trajectory {
     { position: scene.spawn.position as Vec3, yawDeg: scene.spawn.yawDeg, pitchDeg: scene.spawn.pitchDeg },
     durationS,
   );
+}
+
+/**
+ * Walk in and turn back (issue 16): from the spawn, walk straight ahead (at most 5 m, half the free
+ * distance in front), turn around, walk back, and turn on to face the way the spawn faced. The way
+ * back faces space nobody has seen; the last frame should be the first again.
+ */
+export function turnBackPath(scene: Scene): Trajectory {
+  const s = scene.spawn;
+  const p = s.position as Vec3;
+  const yaw = (s.yawDeg * Math.PI) / 180;
+  // Free distance straight ahead at eye height: the centre pixel of a tiny ground-truth view.
+  const probe = intrinsicsFromFov(9, 9, 10);
+  const ahead = renderScene(scene, poseFromYawPitch(p, yaw, 0), probe, { includeEntities: false }).depth[40]!;
+  const walkM = Math.min(5, 0.5 * (ahead > 0 ? ahead : 10));
+  const far: Vec3 = [p[0] + Math.sin(yaw) * walkM, p[1], p[2] - Math.cos(yaw) * walkM];
+  const walkS = walkM / 1.2;
+  const turnS = 2;
+  const at = (t: number, position: Vec3, yawDeg: number) => ({ t, position, yawDeg, pitchDeg: s.pitchDeg });
+  return {
+    version: 1,
+    name: `${scene.name} turn back`,
+    waypoints: [
+      at(0, p, s.yawDeg),
+      at(walkS, far, s.yawDeg),
+      at(walkS + turnS, far, s.yawDeg + 180),
+      at(2 * walkS + turnS, p, s.yawDeg + 180),
+      at(2 * walkS + 2 * turnS, p, s.yawDeg + 360),
+    ],
+  };
+}
+
+/** The turn-back path with memory on and off: last frame vs first, ghost voxels, free-space refusals. */
+export async function turnBack(
+  scene: Scene,
+  modelName: string,
+  loadModel: ModelLoader,
+  size: { width?: number; height?: number } = {},
+  onFrame?: () => void,
+): Promise<TurnBackRow> {
+  const path = turnBackPath(scene);
+  const model = await loadModel(modelName, { scene, ...size });
+  const info = model.describe();
+  const poses = sampleTrajectory(path, info.fps);
+  const run = (memory: boolean) =>
+    drive({ scene, model, poses, director: { memory }, onFrame: onFrame && (() => onFrame()) });
+  const on = await run(true);
+  const off = await run(false);
+  await model.dispose();
+  const k = on.director.intrinsics;
+  const first = renderScene(scene, poses[0]!, k, { timeS: 0 });
+  const lastPsnr = (frames: readonly DirectedFrame[]): number => {
+    const last = frames.at(-1)!;
+    return cappedPsnr(
+      last.rgb,
+      first.rgb,
+      staticPixels(k.width * k.height, first.dynamicMask, last.dynamicMask),
+    );
+  };
+  const points: Vec3[] = [];
+  on.director.memory.forEachVoxel((v) => points.push([v.x, v.y, v.z]));
+  const times = poses.map((_p, i) => i / info.fps);
+  const w = path.waypoints;
+  return {
+    scene: scene.name,
+    model: info.name,
+    walkM: Math.hypot(w[1]!.position[0] - w[0]!.position[0], w[1]!.position[2] - w[0]!.position[2]),
+    psnrMemoryOn: lastPsnr(on.frames),
+    psnrMemoryOff: lastPsnr(off.frames),
+    ghostVoxels: countGhostPoints(scene, points, times, on.director.memory.voxelSizeM),
+    freeSpaceRejected: on.director.freeSpaceRejected,
+    frames: poses.length,
+  };
 }
 
 export interface DriveOptions {

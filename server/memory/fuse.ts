@@ -3,6 +3,7 @@ import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
 import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
+import { carveFreeSpace } from './freeSpace.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
 import type { VoxelGrid } from './voxelGrid.ts';
@@ -14,6 +15,11 @@ export interface FuseOptions {
   /** Depths outside [minDepthM, maxDepthM] are skipped as unreliable. */
   readonly minDepthM?: number;
   readonly maxDepthM?: number;
+  /**
+   * Carve the free space in front of the frame's surfaces (default true). Every pixel with a depth
+   * in range carves, `excludeMask` or not: a moving thing still shows the space before it empty.
+   */
+  readonly freeSpace?: boolean;
 }
 
 export interface FuseStats {
@@ -21,6 +27,8 @@ export interface FuseStats {
   readonly voxelsCreated: number;
   /** Voxel updates made (runs of pixels in one voxel are merged first). */
   readonly voxelUpdates: number;
+  /** Free-space cells that became known empty. */
+  readonly freeCellsCarved: number;
 }
 
 /** Running means stop weighting history beyond this many observations, so memory can still adapt. */
@@ -121,7 +129,11 @@ export function fuseFrame(
   const m = new Float64Array([r0, r1, r2, r3, r4, r5, r6, r7, r8, tx, ty, tz, minD, maxD]);
   const pixelsFused = accumulatePixels(grid, cache, width, height, rgb, depth, mask, rayX, rowY, m);
   const voxelUpdates = flushAll(voxelCache);
-  return { pixelsFused, voxelsCreated: grid.voxelCount - voxelsBefore, voxelUpdates };
+  const voxelsCreated = grid.voxelCount - voxelsBefore;
+  // After the surfaces, so cells that just received a voxel are not carved.
+  const freeCellsCarved =
+    opts.freeSpace === false ? 0 : carveFreeSpace(grid, depth, pose, k, minD, maxD, revision);
+  return { pixelsFused, voxelsCreated, voxelUpdates, freeCellsCarved };
 }
 
 interface ChunkCache {

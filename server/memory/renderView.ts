@@ -1,6 +1,7 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
+import { renderFreeDepth } from './freeSpace.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
 import type { VoxelGrid } from './voxelGrid.ts';
@@ -19,6 +20,11 @@ export interface MemoryView {
   readonly voxelRef: Int32Array;
   /** The chunks `voxelRef` points into (those that survived culling). */
   readonly chunks: readonly VoxelChunk[];
+  /**
+   * Per pixel, the camera depth (metres) up to which the memory knows space to be empty (0: not
+   * known); never beyond the pixel's surface. Absent when rendered with `freeSpace: false`.
+   */
+  readonly freeDepth?: Float32Array;
 }
 
 /**
@@ -43,6 +49,8 @@ export interface RenderViewOptions {
   /** Close one-pixel gaps and see-through pixels inside surfaces after splatting (default on). */
   readonly fillHoles?: boolean;
   readonly farM?: number;
+  /** Also trace the known free space (`freeDepth`; default true). */
+  readonly freeSpace?: boolean;
 }
 
 /**
@@ -190,7 +198,12 @@ export function renderMemoryView(
     depth[p] = finalDepth[p]!;
     coverage[p] = 1;
   }
-  return { width, height, rgb, depth, coverage, voxelRef: finalRef, chunks };
+  let freeDepth: Float32Array | undefined;
+  if (opts.freeSpace ?? true) {
+    freeDepth = renderFreeDepth(grid, pose, k);
+    for (let p = 0; p < n; p++) if (coverage[p] === 1 && freeDepth[p]! > depth[p]!) freeDepth[p] = depth[p]!;
+  }
+  return { width, height, rgb, depth, coverage, voxelRef: finalRef, chunks, freeDepth };
 }
 
 /** Projected voxel size (px) below which a chunk is drawn from a coarser level of detail. */

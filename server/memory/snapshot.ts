@@ -21,15 +21,20 @@ import {
 import { VoxelGrid } from './voxelGrid.ts';
 
 /**
- * Snapshot format v1 (little-endian), the memory's exact, complete state:
- *   magic "SPATIA-MEMORY-V1" (16 B) · f64 voxelSizeM · u32 chunkCount · chunks · u32 keyframeCount ·
+ * Snapshot format v2 (little-endian), the memory's exact, complete state:
+ *   magic "SPATIA-MEMORY-V2" (16 B) · f64 voxelSizeM · u32 chunkCount · chunks · u32 keyframeCount ·
  *   keyframes · u32 CRC-32 of everything before it.
- * chunk: i32 cx, cy, cz · u32 n · u16 records[9n] (the VoxelChunk record layout)
+ * chunk: i32 cx, cy, cz · u32 n | FREE_FLAG · u16 records[9n] (the VoxelChunk record layout) ·
+ *   with FREE_FLAG: u32 free cells low, high (the chunk's known-free cells, see VoxelChunk.cells)
+ * Version 1 is version 2 without free space (chunks never carry the flag); both are read.
  * keyframe: u32 id · f64 rotation[9] · f64 position[3] · f64 fx, fy, cx, cy · u32 width, height ·
  *   u32 sketchLen · u32 sketch[] · u32 cellCount · f64 cells[] · f32 weights[] · f64 voxelCount ·
  *   u8 hasImage · (u8 rgb[w·h·3] · f32 depth[w·h])
  */
-const MAGIC = 'SPATIA-MEMORY-V1';
+const MAGIC = 'SPATIA-MEMORY-V2';
+const MAGIC_V1 = 'SPATIA-MEMORY-V1';
+/** Set in a chunk's voxel count when its free-space cells follow the records. */
+const FREE_FLAG = 0x80000000;
 
 export interface MemorySnapshot {
   readonly grid: VoxelGrid;
@@ -41,8 +46,13 @@ export function encodeChunk(w: BinaryWriter, c: VoxelChunk): void {
   w.i32(c.cx);
   w.i32(c.cy);
   w.i32(c.cz);
-  w.u32(c.count);
+  const free = c.hasFreeSpace;
+  w.u32((c.count | (free ? FREE_FLAG : 0)) >>> 0);
   w.bytes(c.data.subarray(0, c.count * STRIDE));
+  if (free) {
+    w.u32(c.cells[0]!);
+    w.u32(c.cells[1]!);
+  }
 }
 
 /** Reads one chunk written by `encodeChunk`, checking its contents are consistent. */
@@ -50,7 +60,8 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
   const cx = r.i32();
   const cy = r.i32();
   const cz = r.i32();
-  const n = r.u32();
+  const counted = r.u32();
+  const n = (counted & ~FREE_FLAG) >>> 0;
   const max = CHUNK_VOXELS ** 3;
   if (n > max)
     throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) claims ${n} voxels (max ${max})`);
@@ -74,6 +85,15 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
     }
   }
   chunk.data.set(records);
+  if (counted & FREE_FLAG) {
+    const lo = r.u32();
+    const hi = r.u32();
+    // Free and occupied cells are disjoint: a voxel in a "free" cell means the bytes are damaged.
+    if ((lo & chunk.cells[2]!) !== 0 || (hi & chunk.cells[3]!) !== 0)
+      throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) has voxels in free space`);
+    chunk.cells[0] = lo;
+    chunk.cells[1] = hi;
+  }
   return chunk;
 }
 
@@ -180,7 +200,7 @@ export function sealSnapshot(parts: readonly Uint8Array[]): Uint8Array {
 
 /** Serialises the grid and keyframes. O(voxels + keyframe bytes). */
 export function saveSnapshot(grid: VoxelGrid, keyframes: KeyframeStore = new KeyframeStore()): Uint8Array {
-  const chunks = [...grid.chunks()].filter((c) => c.count > 0);
+  const chunks = [...grid.chunks()].filter((c) => !c.isEmpty);
   const parts: Uint8Array[] = [snapshotHead(grid.voxelSizeM, chunks.length)];
   const w = new BinaryWriter();
   for (const c of chunks) encodeChunk(w, c);
@@ -198,7 +218,7 @@ export function loadSnapshot(bytes: Uint8Array): MemorySnapshot {
     throw new SpatiaError('SNAPSHOT_FORMAT', 'snapshot is too short to be a Spatia memory snapshot');
   }
   const magic = new TextDecoder().decode(bytes.subarray(0, MAGIC.length));
-  if (magic !== MAGIC)
+  if (magic !== MAGIC && magic !== MAGIC_V1)
     throw new SpatiaError('SNAPSHOT_FORMAT', `not a Spatia memory snapshot (magic "${magic}")`);
   const body = bytes.subarray(0, bytes.length - 4);
   const stored = new DataView(bytes.buffer, bytes.byteOffset + body.length, 4).getUint32(0, true);

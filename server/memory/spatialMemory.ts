@@ -1,6 +1,7 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { RgbdImage } from '../../shared/image.ts';
+import { freeCellM, freeSpaceTolerance } from './freeSpace.ts';
 import { type FuseOptions, type FuseStats, fuseFrame } from './fuse.ts';
 import { type Keyframe, KeyframeStore, type RetrievalHit, type RetrieveOptions } from './keyframes.ts';
 import { exportPly, importPly } from './ply.ts';
@@ -87,6 +88,23 @@ export class SpatialMemory {
     return mask;
   }
 
+  /**
+   * Pixels whose `depth` (camera z, metres; 0 = none) puts a surface inside space the memory knows
+   * to be empty (nearer than `view.freeDepth` beyond a tolerance): a contradiction a generated
+   * frame must not write into the memory. None when the view was rendered without free space.
+   */
+  freeSpaceViolations(depth: Float32Array, view: MemoryView): Uint8Array {
+    const mask = new Uint8Array(depth.length);
+    const free = view.freeDepth;
+    if (!free) return mask;
+    const cellM = freeCellM(this.grid);
+    for (let p = 0; p < depth.length; p++) {
+      const d = depth[p]!;
+      if (d > 0 && d < free[p]! - freeSpaceTolerance(d, cellM)) mask[p] = 1;
+    }
+    return mask;
+  }
+
   /** Renders RGB, depth and coverage of the memory at a camera. */
   render(pose: Pose, k: Intrinsics, opts?: RenderViewOptions): MemoryView {
     return renderMemoryView(this.grid, pose, k, opts);
@@ -99,13 +117,13 @@ export class SpatialMemory {
 
   /** Keeps `frame` as a keyframe; its signature is what the memory shows at its pose. */
   addKeyframe(frame: RgbdImage | undefined, pose: Pose, k: Intrinsics, view?: MemoryView): Keyframe {
-    const signature = viewSignature(view ?? this.render(pose, k));
+    const signature = viewSignature(view ?? this.render(pose, k, { freeSpace: false }));
     return this.keyframes.add({ pose, intrinsics: k, signature, image: frame });
   }
 
   /** Up to K keyframes whose 3D IoU with the view at `pose` is ≥ ε, best first. */
   retrieve(pose: Pose, k: Intrinsics, opts?: RetrieveOptions, view?: MemoryView): RetrievalHit[] {
-    return this.keyframes.retrieve(viewSignature(view ?? this.render(pose, k)), opts);
+    return this.keyframes.retrieve(viewSignature(view ?? this.render(pose, k, { freeSpace: false })), opts);
   }
 
   stats(): MemoryStats {

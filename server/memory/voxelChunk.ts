@@ -28,6 +28,23 @@ export const KEY = 8;
 const MASK = CHUNK_VOXELS - 1;
 const INITIAL_CAPACITY = 64;
 
+/**
+ * Free space is kept per cell of FREE_CELL_VOXELS³ voxels (16 cm at 2 cm voxels): a cell is free
+ * when a fused ray passed through it before its surface and no voxel lies in it. 4³ = 64 cells per
+ * chunk, one bit each.
+ */
+const FREE_CELL_BITS = 3;
+export const FREE_CELL_VOXELS = 1 << FREE_CELL_BITS;
+/** Free-space cells per chunk edge (4). */
+export const FREE_CELLS_PER_EDGE = CHUNK_VOXELS / FREE_CELL_VOXELS;
+const CELL_EDGE_BITS = CHUNK_BITS - FREE_CELL_BITS;
+
+/** Free-space cell (0..63) of a voxel's local key. */
+const freeCellOfKey = (localKey: number): number =>
+  (((localKey >> (2 * CHUNK_BITS + FREE_CELL_BITS)) & 3) << (2 * CELL_EDGE_BITS)) |
+  (((localKey >> (CHUNK_BITS + FREE_CELL_BITS)) & 3) << CELL_EDGE_BITS) |
+  ((localKey >> FREE_CELL_BITS) & 3);
+
 /** Packs a chunk's integer coordinates (each in ±2^16) into one exact float64 map key. */
 export function chunkKeyOf(cx: number, cy: number, cz: number): number {
   return (cx + 65536) * 17179869184 + (cy + 65536) * 131072 + (cz + 65536);
@@ -66,6 +83,11 @@ export class VoxelChunk {
   revision = 0;
   /** Render caches for levels 1..MAX_LOD, rebuilt when `revision` moves on. */
   private lods: (ChunkLod | undefined)[] = [];
+  /**
+   * 64-bit cell masks as u32 pairs: [free low, free high, occupied low, occupied high]. Occupied:
+   * some voxel lies in the cell; a cell is never both (a surface fused into free space wins).
+   */
+  readonly cells = new Uint32Array(4);
 
   constructor(
     readonly key: number,
@@ -121,7 +143,37 @@ export class VoxelChunk {
     this.count = slot + 1;
     data[slot * STRIDE + KEY] = localKey;
     table[h] = slot + 1;
+    const cell = freeCellOfKey(localKey);
+    const word = cell >> 5;
+    const bit = 1 << (cell & 31);
+    this.cells[2 + word]! |= bit;
+    this.cells[word]! &= ~bit;
     return slot;
+  }
+
+  /** Whether free-space cell `cell` (0..63) is known to be empty. */
+  isFree(cell: number): boolean {
+    return (this.cells[cell >> 5]! & (1 << (cell & 31))) !== 0;
+  }
+
+  /** Marks cell `cell` known empty unless a voxel lies in it; true when it changed. */
+  markFree(cell: number): boolean {
+    const word = cell >> 5;
+    const bit = 1 << (cell & 31);
+    const cells = this.cells;
+    if ((cells[word]! & bit) !== 0 || (cells[2 + word]! & bit) !== 0) return false;
+    cells[word]! |= bit;
+    return true;
+  }
+
+  /** Whether any cell is known free. */
+  get hasFreeSpace(): boolean {
+    return (this.cells[0]! | this.cells[1]!) !== 0;
+  }
+
+  /** No voxel and no known free space: nothing worth keeping or storing. */
+  get isEmpty(): boolean {
+    return this.count === 0 && !this.hasFreeSpace;
   }
 
   /** Resizes the record array to `capacity` voxels (≥ count). */
@@ -201,6 +253,6 @@ export class VoxelChunk {
 
   /** Bytes held by this chunk's typed arrays. */
   get byteLength(): number {
-    return this.data.byteLength + this.table.byteLength;
+    return this.data.byteLength + this.table.byteLength + this.cells.byteLength;
   }
 }

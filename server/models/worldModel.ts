@@ -29,6 +29,12 @@ export interface MemoryViewImage {
   readonly depth: Float32Array;
   /** 1 where the memory covers the pixel. */
   readonly coverage: Uint8Array;
+  /**
+   * Camera z, metres, up to which the memory knows the pixel's ray to cross empty space (0: not
+   * known; never beyond the pixel's surface). A model invents nothing nearer than this: space the
+   * world has shown empty stays empty. Absent: nothing is known to be empty.
+   */
+  readonly freeDepth?: Float32Array;
 }
 
 /** A retrieved reference keyframe or a preceding frame: pixels plus the camera that saw them. */
@@ -155,7 +161,8 @@ export function validateClipRequest(req: ClipRequest, info: WorldModelInfo): voi
         v.depth instanceof Float32Array &&
         v.depth.length === n &&
         v.coverage instanceof Uint8Array &&
-        v.coverage.length === n,
+        v.coverage.length === n &&
+        (v.freeDepth === undefined || (v.freeDepth instanceof Float32Array && v.freeDepth.length === n)),
       'BUFFER_SIZE',
       `memory view ${i} does not match ${info.width}×${info.height}`,
     );

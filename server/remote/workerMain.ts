@@ -109,6 +109,7 @@ runTool(USAGE, async () => {
         rgb: new Uint8Array(v.rgb),
         depth: float32Of(new Uint8Array(v.depth)),
         coverage: new Uint8Array(v.coverage),
+        freeDepth: v.freeDepth && float32Of(new Uint8Array(v.freeDepth)),
       })),
       references: wire.references.map(conditioning),
       preceding: wire.preceding.map(conditioning),

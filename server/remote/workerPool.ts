@@ -378,9 +378,12 @@ export class RemoteWorkerPool implements WorldModel {
       clipId: req.clipId,
       poses: req.poses.slice(from).map(wirePose),
       intrinsics: { ...req.intrinsics },
-      memoryViews: req.memoryViews
-        .slice(from)
-        .map((v) => ({ rgb: v.rgb, depth: bytesOf(v.depth), coverage: v.coverage })),
+      memoryViews: req.memoryViews.slice(from).map((v) => ({
+        rgb: v.rgb,
+        depth: bytesOf(v.depth),
+        coverage: v.coverage,
+        freeDepth: v.freeDepth && bytesOf(v.freeDepth),
+      })),
       references: req.references.map(wireFrame),
       preceding: req.preceding.map(wireFrame),
       prompt: req.prompt,

@@ -89,6 +89,7 @@ function intersect(
   dx: number,
   dy: number,
   dz: number,
+  tMin: number,
 ): number {
   const s = p.shape;
   switch (s.type) {
@@ -97,7 +98,7 @@ function intersect(
       const denom = dx * n[0] + dy * n[1] + dz * n[2];
       if (Math.abs(denom) < 1e-12) return Infinity;
       const t = ((s.point[0] - ox) * n[0] + (s.point[1] - oy) * n[1] + (s.point[2] - oz) * n[2]) / denom;
-      if (t <= EPS) return Infinity;
+      if (t <= tMin) return Infinity;
       hitLocal[0] = ox + dx * t;
       hitLocal[1] = oy + dy * t;
       hitLocal[2] = oz + dz * t;
@@ -118,8 +119,8 @@ function intersect(
       if (disc < 0) return Infinity;
       const sq = Math.sqrt(disc);
       let t = (-b - sq) / a;
-      if (t <= EPS) t = (-b + sq) / a;
-      if (t <= EPS) return Infinity;
+      if (t <= tMin) t = (-b + sq) / a;
+      if (t <= tMin) return Infinity;
       hitLocal[0] = cx + dx * t;
       hitLocal[1] = cy + dy * t;
       hitLocal[2] = cz + dz * t;
@@ -143,7 +144,7 @@ function intersect(
           for (let side = 0; side < 2; side++) {
             const t = (-b + (side === 0 ? -sq : sq)) / a;
             const y = cy + dy * t;
-            if (t > EPS && t < best && y >= 0 && y <= s.height) {
+            if (t > tMin && t < best && y >= 0 && y <= s.height) {
               best = t;
               hitNormal[0] = (cx + dx * t) / s.radius;
               hitNormal[1] = 0;
@@ -156,7 +157,7 @@ function intersect(
         for (let cap = 0; cap < 2; cap++) {
           const capY = cap === 0 ? 0 : s.height;
           const t = (capY - cy) / dy;
-          if (t > EPS && t < best) {
+          if (t > tMin && t < best) {
             const x = cx + dx * t;
             const z = cz + dz * t;
             if (x * x + z * z <= s.radius * s.radius) {
@@ -218,13 +219,13 @@ function intersect(
           sign = sg;
         }
         if (t1 < tmax) tmax = t1;
-        if (tmin > tmax || tmax <= EPS) return Infinity;
+        if (tmin > tmax || tmax <= tMin) return Infinity;
       }
       let t = tmin;
-      if (t <= EPS) {
+      if (t <= tMin) {
         // Camera inside the box: the exit face is the visible one (rooms are boxes seen from inside).
         t = tmax;
-        if (t <= EPS) return Infinity;
+        if (t <= tMin) return Infinity;
         const ex = lx + ldx * t;
         const ey = ty + dy * t;
         const ez = lz + ldz * t;
@@ -259,6 +260,8 @@ export interface RenderSceneOptions {
   readonly pixelMask?: Uint8Array;
   /** Paint the sky where nothing is hit (default true; false leaves those pixels black). */
   readonly sky?: boolean;
+  /** Per pixel, surfaces nearer than this camera depth (metres) are passed through (0: none). */
+  readonly minDepthM?: Float32Array;
 }
 
 const TILE = 16;
@@ -360,6 +363,7 @@ export function renderScene(
   );
   const { always, tiles, tilesX } = tileLists(prims, pose, k);
   const pixelMask = opts.pixelMask;
+  const minDepth = opts.minDepthM;
   const drawSky = opts.sky ?? true;
   const maxDepth = opts.maxDepthM ?? 100;
   const rgb = new Uint8Array(width * height * 3);
@@ -387,12 +391,13 @@ export function renderScene(
       const dz = r[6] * cxr + r[7] * cyr + r[8];
       let best = maxDepth;
       let hit: Primitive | undefined;
+      const tMin = minDepth === undefined ? EPS : Math.max(EPS, minDepth[i]!);
       const tile = tiles[((row / TILE) | 0) * tilesX + ((col / TILE) | 0)]!;
       for (let list = 0; list < 2; list++) {
         const candidates = list === 0 ? always : tile;
         for (let j = 0; j < candidates.length; j++) {
           const p = candidates[j]!;
-          const t = intersect(p, ox, oy, oz, dx, dy, dz);
+          const t = intersect(p, ox, oy, oz, dx, dy, dz, tMin);
           if (t < best) {
             best = t;
             hit = p;

@@ -253,7 +253,7 @@ export class SessionLog {
     if (s.startMemory) {
       const memory = s.startMemory;
       host.commit(s.worldId, memory); // the keyframes the manifest references are written first
-      const chunks = [...memory.grid.chunks()].filter((c) => c.count > 0);
+      const chunks = [...memory.grid.chunks()].filter((c) => !c.isEmpty);
       parts.push({ kind: PART_LITERAL, bytes: snapshotHead(memory.voxelSizeM, chunks.length) });
       for (const c of chunks) {
         const encode = (): Uint8Array => {

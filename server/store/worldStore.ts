@@ -393,7 +393,7 @@ export class WorldStore {
     const s = this.state(worldId);
     this.adopt(worldId, memory, s);
     for (const c of memory.grid.chunks()) {
-      if (c.count === 0 || s.sent.get(c.key) === c.revision) continue;
+      if (c.isEmpty || s.sent.get(c.key) === c.revision) continue;
       const w = new BinaryWriter();
       encodeChunk(w, c);
       s.pendingChunks.set(c.key, {

@@ -13,6 +13,9 @@ import {
   fidelity,
   type LeakageRow,
   leakage,
+  type TurnBackRow,
+  turnBack,
+  turnBackPath,
 } from '../eval/consistencyEval.ts';
 import { linePlotPng } from '../io/plot.ts';
 import { loadTrajectoryFile } from '../io/trajectoryFile.ts';
@@ -27,7 +30,9 @@ const USAGE = `usage: npm run eval -- [--scene NAME|FILE.json --trajectory FILE.
                      [--drift-frames N] [--models procedural,onnx] [--quick]
 
 Reproduces the paper's experiments on the bundled scenes (room, courtyard, hall-dynamic)
-and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), memory fidelity
+and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), turn back (walk in,
+turn around, walk back facing unseen space, face the start: last vs first frame, memory on/off,
+ghost voxels), memory fidelity
 for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop.
 Writes DIR/drift.png (PSNR per frame) and, with --json, the numbers as JSON.
 Formats of scene and trajectory files: docs/formats.md. --quick: short loops (a smoke run).
@@ -109,7 +114,10 @@ async function main(): Promise<void> {
   let total = 0;
   for (const s of p.scenes) {
     total +=
-      closedLoopConfigs(p.models).length * framesOf(s.loop) + VOXEL_SIZES.length + framesOf(s.driftLoop);
+      closedLoopConfigs(p.models).length * framesOf(s.loop) +
+      VOXEL_SIZES.length +
+      framesOf(s.driftLoop) +
+      2 * framesOf(turnBackPath(s.scene));
     if (s.scene.entities.length > 0) total += MASKINGS.length * framesOf(s.loop);
   }
   const bar = new SingleBar({
@@ -122,6 +130,7 @@ async function main(): Promise<void> {
   const fid: FidelityRow[] = [];
   const leak: LeakageRow[] = [];
   const drifts: DriftRow[] = [];
+  const turns: TurnBackRow[] = [];
   const k = modelIntrinsics();
   for (const { scene, loop, driftLoop } of p.scenes) {
     for (const c of closedLoopConfigs(p.models)) {
@@ -151,11 +160,13 @@ async function main(): Promise<void> {
         leak.push(await leakage(scene, loop, m, {}, tick));
       }
     }
+    bar.update({ step: `${scene.name}: turn back` });
+    turns.push(await turnBack(scene, p.models[0]!, loadModel, {}, tick));
     bar.update({ step: `${scene.name}: drift` });
     drifts.push(await drift(scene, driftLoop, p.models[0]!, loadModel, {}, tick));
   }
   bar.stop();
-  printTable(closed, fid, leak, drifts);
+  printTable(closed, turns, fid, leak, drifts);
   mkdirSync(p.outDir, { recursive: true });
   const plotPath = join(p.outDir, 'drift.png');
   writeFileSync(
@@ -177,6 +188,7 @@ async function main(): Promise<void> {
   if (p.jsonPath) {
     const json = {
       closedLoop: closed,
+      turnBack: turns,
       fidelity: fid,
       leakage: leak,
       drift: drifts.map(({ perFrame: _perFrame, ...row }) => row),
@@ -188,6 +200,7 @@ async function main(): Promise<void> {
 
 function printTable(
   closed: ClosedLoopRow[],
+  turns: TurnBackRow[],
   fid: FidelityRow[],
   leak: LeakageRow[],
   drifts: DriftRow[],
@@ -201,6 +214,17 @@ function printTable(
       r.psnr.toFixed(2),
       `SSIM ${r.ssim.toFixed(3)}`,
     ]);
+  for (const r of turns)
+    rows.push(
+      [
+        'turn back',
+        r.scene,
+        `${r.model}, ${r.walkM.toFixed(1)} m in and back, memory on`,
+        r.psnrMemoryOn.toFixed(2),
+        `${r.ghostVoxels} ghost voxels, ${r.freeSpaceRejected} px refused (free space)`,
+      ],
+      ['turn back', r.scene, `${r.model}, memory off`, r.psnrMemoryOff.toFixed(2), ''],
+    );
   for (const r of fid)
     rows.push([
       'fidelity',

@@ -59,6 +59,8 @@ export interface DirectedFrame extends GeneratedFrame {
   readonly clipId: number;
   readonly pose: Pose;
   readonly timings: StageTimings;
+  /** Pixels not fused because they would put a surface inside known free space (0: not fused). */
+  readonly freeSpaceRejected: number;
 }
 
 export interface ClipOptions {
@@ -81,6 +83,7 @@ export class Director {
   private readonly opts: Required<Omit<DirectorOptions, 'prompt'>> & { prompt: string };
   private clipCounter = 0;
   private framesSinceKeyframeCheck = 0;
+  private freeSpaceRejectedTotal = 0;
   private quarterCache: { pose: Pose; revision: number; view: MemoryView } | undefined;
   private preceding: ConditioningFrame[] = [];
   private readonly k: Intrinsics;
@@ -172,11 +175,14 @@ export class Director {
       'BUFFER_SIZE',
       `the seed frame must be ${this.k.width}×${this.k.height}, got ${image.width}×${image.height}`,
     );
+    // Moving pixels keep no depth in what later clips reproject (the keyframe, the preceding frame):
+    // reprojected, they would come back as static surfaces where the thing once stood.
+    const depth = dynamicMask ? image.depth.map((d, p) => (dynamicMask[p] ? 0 : d)) : image.depth;
     if (this.opts.memory) {
       this.memory.fuse(image, pose, this.k, { excludeMask: dynamicMask });
-      this.memory.addKeyframe(image, pose, this.k);
+      this.memory.addKeyframe({ ...image, depth }, pose, this.k);
     }
-    this.preceding = [{ pose, intrinsics: this.k, rgb: image.rgb, depth: image.depth }];
+    this.preceding = [{ pose, intrinsics: this.k, rgb: image.rgb, depth }];
   }
 
   /** Runs one clip over `poses`, yielding each frame after its memory update. */
@@ -213,10 +219,18 @@ export class Director {
     for await (const frame of generated) {
       const pose = poses[frame.index]!;
       t0 = performance.now();
-      if (useMemory && frame.index % fuseEvery === 0) this.update(frame, pose, views[frame.index]!);
+      const freeSpaceRejected =
+        useMemory && frame.index % fuseEvery === 0 ? this.update(frame, pose, views[frame.index]!) : 0;
+      this.freeSpaceRejectedTotal += freeSpaceRejected;
       last.push({ pose, intrinsics: k, rgb: frame.rgb, depth: staticDepth(frame) });
       const updateMs = performance.now() - t0;
-      yield { ...frame, clipId, pose, timings: { conditionMs, generateMs: frame.generateMs, updateMs } };
+      yield {
+        ...frame,
+        clipId,
+        pose,
+        timings: { conditionMs, generateMs: frame.generateMs, updateMs },
+        freeSpaceRejected,
+      };
     }
     this.preceding = last.slice(-this.opts.precedingFrames);
     // Keyframes: the clip's last frame when nothing remembered overlaps it much.
@@ -263,13 +277,16 @@ export class Director {
     const c = this.quarterCache;
     const revision = this.memory.revision;
     if (c && c.pose === pose && c.revision === revision) return c.view;
-    const view = this.memory.render(pose, this.sigK);
+    const view = this.memory.render(pose, this.sigK, { freeSpace: false });
     this.quarterCache = { pose, revision, view };
     return view;
   }
 
-  /** Fuses a generated frame's static pixels. Without a model mask, contradictions of confident memory count as dynamic. */
-  private update(frame: GeneratedFrame, pose: Pose, view: MemoryView): void {
+  /**
+   * Fuses a generated frame's static pixels. Without a model mask, contradictions of confident
+   * memory count as dynamic. Surfaces inside known free space are not fused; returns how many.
+   */
+  private update(frame: GeneratedFrame, pose: Pose, view: MemoryView): number {
     const k = this.k;
     const depth = frame.depth ?? view.depth; // no model depth: refresh colours where the memory knows the depth
     const masking = this.opts.dynamicMasking;
@@ -280,9 +297,22 @@ export class Director {
           ? frame.dynamicMask
           : this.memory.contradictions(depth, view);
     const exclude = withUnchanged(dynamic, frame.rgb, depth, view, this.memory.voxelSizeM);
+    const violations = this.memory.freeSpaceViolations(depth, view);
+    let rejected = 0;
+    for (let p = 0; p < exclude.length; p++)
+      if (violations[p] === 1 && exclude[p] === 0) {
+        exclude[p] = 1;
+        rejected++;
+      }
     this.memory.fuse({ width: k.width, height: k.height, rgb: frame.rgb, depth }, pose, k, {
       excludeMask: exclude,
     });
+    return rejected;
+  }
+
+  /** Generated pixels kept out of the memory so far because they contradicted known free space. */
+  get freeSpaceRejected(): number {
+    return this.freeSpaceRejectedTotal;
   }
 
   private considerKeyframe(frame: ConditioningFrame): void {

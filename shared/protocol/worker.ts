@@ -35,7 +35,13 @@ export interface WireClipRequest {
   readonly clipId: number;
   readonly poses: { rotation: number[]; position: number[] }[];
   readonly intrinsics: { fx: number; fy: number; cx: number; cy: number; width: number; height: number };
-  readonly memoryViews: { rgb: Uint8Array; depth: Uint8Array; coverage: Uint8Array }[];
+  /** depth and freeDepth: little-endian float32 bytes (freeDepth absent from older servers). */
+  readonly memoryViews: {
+    rgb: Uint8Array;
+    depth: Uint8Array;
+    coverage: Uint8Array;
+    freeDepth?: Uint8Array;
+  }[];
   readonly references: WireConditioningFrame[];
   readonly preceding: WireConditioningFrame[];
   readonly prompt: string;

@@ -112,14 +112,14 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
     bar.increment();
   }
   bar.stop();
-  const fuseRow = (vs: number): number => {
+  const fuseRow = (vs: number, freeSpace = true): number => {
     // Warm the JIT on a throwaway grid, then time the walk on a fresh one.
     const warm = new VoxelGrid(vs);
-    for (const { pose, frame } of walk.slice(0, 5)) fuseFrame(warm, frame, pose, K);
+    for (const { pose, frame } of walk.slice(0, 5)) fuseFrame(warm, frame, pose, K, { freeSpace });
     const grid = new VoxelGrid(vs);
     const times = walk.map(({ pose, frame }) => {
       const t0 = performance.now();
-      fuseFrame(grid, frame, pose, K);
+      fuseFrame(grid, frame, pose, K, { freeSpace });
       return performance.now() - t0;
     });
     return median(times);
@@ -139,12 +139,21 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
   const viewPose = poseFromYawPitch([0.5, 1.75, 7.2], 0.05, -0.12);
   const viewGt = renderScene(courtyard, viewPose, K);
   let view = renderMemoryView(cloud, viewPose, K);
-  const renderMs = medianMs(
-    () => {
-      view = renderMemoryView(cloud, viewPose, K);
-    },
-    opts.quick ? 5 : 20,
-  );
+  // With and without free space in alternation, so both see the same machine state.
+  const withFree: number[] = [];
+  const withoutFree: number[] = [];
+  for (let i = 0; i < (opts.quick ? 6 : 24); i++) {
+    const t0 = performance.now();
+    view = renderMemoryView(cloud, viewPose, K);
+    const t1 = performance.now();
+    renderMemoryView(cloud, viewPose, K, { freeSpace: false });
+    const t2 = performance.now();
+    if (i < 3) continue; // warm-up
+    withFree.push(t1 - t0);
+    withoutFree.push(t2 - t1);
+  }
+  const renderMs = median(withFree);
+  const renderNoFreeMs = median(withoutFree);
   let inView = 0;
   for (const c of view.chunks) inView += c.count;
 
@@ -185,9 +194,11 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
   const single = new VoxelGrid(DEFAULT_VOXEL_SIZE_M);
   const singleMs = medianMs(() => fuseFrame(single, f0.frame, f0.pose, K), opts.quick ? 10 : 30);
   const peerFuse = peer ? Math.min(peer.fuse_downsample_ms, peer.fuse_vbg_ms) : undefined;
+  const fuseMs = fuseRow(DEFAULT_VOXEL_SIZE_M);
+  const fuseNoFreeMs = fuseRow(DEFAULT_VOXEL_SIZE_M, false);
   results.push({
     name: 'memory.fuse.512x288',
-    value: fuseRow(DEFAULT_VOXEL_SIZE_M),
+    value: fuseMs,
     unit: 'ms',
     peerName: peer ? `${PEER} (faster of down-sample / VBG integrate)` : undefined,
     peerValue: peerFuse,
@@ -200,6 +211,12 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
     peerName: peer ? PEER : undefined,
     peerValue: peerFuse,
     note: 'the same frame re-fused',
+  });
+  results.push({
+    name: 'memory.fuse.512x288.noFreeSpace',
+    value: fuseNoFreeMs,
+    unit: 'ms',
+    note: `the walk without carving free space: free space costs ${(100 * (fuseMs / fuseNoFreeMs - 1)).toFixed(0)} % (goal ≤ 20 %)`,
   });
   for (const vs of [0.01, 0.05]) {
     results.push({
@@ -221,6 +238,12 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
     peerName: peer ? `${PEER} project_to_rgbd_image` : undefined,
     peerValue: peer?.render_ms,
     note: `${(cloud.voxelCount / 1e6).toFixed(2)} M voxels, ${(inView / 1e6).toFixed(2)} M in view chunks; PSNR vs ground truth ours ${oursPsnr.toFixed(1)} dB, peer ${peerPsnr?.toFixed(1) ?? '-'} dB`,
+  });
+  results.push({
+    name: 'memory.render.1M.512x288.noFreeSpace',
+    value: renderNoFreeMs,
+    unit: 'ms',
+    note: `the same view without tracing free space: free space costs ${(100 * (renderMs / renderNoFreeMs - 1)).toFixed(0)} % (goal ≤ 20 %)`,
   });
   results.push({
     name: 'memory.render.psnr',

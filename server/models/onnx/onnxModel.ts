@@ -35,6 +35,9 @@ export interface OnnxModelOptions {
   readonly threads?: number;
 }
 
+/** The optional graph input a free-space-aware model declares: [1, 1, H, W], free depth / 20 m. */
+const FREE_DEPTH_INPUT = 'free_depth';
+
 /**
  * `--model onnx`: a flow-matching denoiser exported to ONNX (contract: docs/onnx-model.md) run
  * with onnxruntime-node. Each frame starts from seeded noise and takes `steps` Euler steps over
@@ -48,7 +51,12 @@ export class OnnxModel implements WorldModel {
     private readonly info: WorldModelInfo,
     private readonly steps: number,
     readonly intrinsics: Intrinsics,
-  ) {}
+  ) {
+    this.takesFreeDepth = session.inputNames.includes(FREE_DEPTH_INPUT);
+  }
+
+  /** Whether the graph declares the optional free-space input (docs/onnx-model.md). */
+  private readonly takesFreeDepth: boolean;
 
   /** Loads and checks the model (names, shapes, one trial run); problems are clear errors here, not mid-game. */
   static async load(path: string, opts: OnnxModelOptions = {}): Promise<OnnxModel> {
@@ -137,12 +145,18 @@ export class OnnxModel implements WorldModel {
     return this.info;
   }
 
-  private async velocity(x: Float32Array, t: number, cond: Float32Array): Promise<Float32Array> {
+  private async velocity(
+    x: Float32Array,
+    t: number,
+    cond: Float32Array,
+    free: Float32Array = new Float32Array(this.info.width * this.info.height),
+  ): Promise<Float32Array> {
     const { width: w, height: h } = this.info;
     const out = await this.session.run({
       x_t: new ort.Tensor('float32', x, [1, 4, h, w]),
       t: new ort.Tensor('float32', Float32Array.of(t), [1]),
       cond: new ort.Tensor('float32', cond, [1, COND_CHANNELS, h, w]),
+      ...(this.takesFreeDepth ? { [FREE_DEPTH_INPUT]: new ort.Tensor('float32', free, [1, 1, h, w]) } : {}),
     });
     const v = out.velocity;
     if (v?.type !== 'float32') throw new Error('output "velocity" missing or not float32');
@@ -160,10 +174,13 @@ export class OnnxModel implements WorldModel {
       const t0 = performance.now();
       const pose = req.poses[i]!;
       buildConditioning(pose, k, req.memoryViews[i]!, req.references, preceding, cond);
+      const free = new Float32Array(n);
+      const known = req.memoryViews[i]!.freeDepth;
+      if (known) for (let p = 0; p < n; p++) free[p] = Math.min(known[p]!, MAX_DEPTH_M) / MAX_DEPTH_M;
       const x = await eulerSample(
         gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
         this.steps,
-        (xt, t) => this.velocity(xt, t, cond),
+        (xt, t) => this.velocity(xt, t, cond, free),
       );
       const rgb = new Uint8Array(n * 3);
       const depth = new Float32Array(n);

@@ -21,13 +21,17 @@ export interface SceneFit {
   /** How many memory points the fit used (0 = nothing seen: defaults from the camera). */
   readonly samples: number;
   /**
-   * Prop cells (PROP_CELL_M grid, key `x,z`) whose ground the conditioning has seen: the model
-   * must not put a prop where the memory or a reference already shows empty floor.
+   * Prop cells (PROP_CELL_M grid, key `x,z`) the conditioning shows to be bare floor or empty
+   * space (the memory's known free space below prop height): the model puts no prop there.
    */
-  readonly seenGround: ReadonlySet<string>;
+  readonly noPropCells: ReadonlySet<string>;
 }
 
 const EYE_HEIGHT_M = 1.6;
+/** The tallest prop the model invents (box 2 m, cylinder 3 m, sphere 1.5 m) with a margin. */
+const MAX_PROP_HEIGHT_M = 3.2;
+/** How far beyond the known free space invented walls stand (a free-space cell and a bit). */
+const WALL_BEYOND_FREE_M = 0.25;
 const MIN_FIT_SAMPLES = 200;
 
 function percentile(sorted: Float64Array, q: number): number {
@@ -65,6 +69,34 @@ export function fitScene(
   views.forEach((v, i) => {
     collect(poses[i]!, k, v.depth, 37);
   });
+  // Known free space: where each ray's free stretch ends must stay inside any room, and no prop may
+  // stand on the way (sampled every metre below prop height).
+  const free = { minX: Infinity, maxX: -Infinity, minZ: Infinity, maxZ: -Infinity, maxY: -Infinity };
+  const freeAlong: number[] = [];
+  views.forEach((v, i) => {
+    if (!v.freeDepth) return;
+    const pose = poses[i]!;
+    const r = pose.rotation;
+    const [px, py, pz] = pose.position;
+    for (let p = 0; p < v.freeDepth.length; p += 37) {
+      const fd = v.freeDepth[p]!;
+      if (!(fd > 0)) continue;
+      const cx = ((p % k.width) - k.cx) / k.fx;
+      const cy = (Math.floor(p / k.width) - k.cy) / k.fy;
+      const dx = r[0] * cx + r[1] * cy + r[2];
+      const dy = r[3] * cx + r[4] * cy + r[5];
+      const dz = r[6] * cx + r[7] * cy + r[8];
+      const x = px + dx * fd;
+      const y = py + dy * fd;
+      const z = pz + dz * fd;
+      free.minX = Math.min(free.minX, x);
+      free.maxX = Math.max(free.maxX, x);
+      free.minZ = Math.min(free.minZ, z);
+      free.maxZ = Math.max(free.maxZ, z);
+      free.maxY = Math.max(free.maxY, y);
+      for (let t = 0.5; t <= fd; t += 1) freeAlong.push(px + dx * t, py + dy * t, pz + dz * t);
+    }
+  });
   // Reference and preceding frames show ground the target views may not (behind an obstacle, out of frame).
   for (const f of frames) if (f.depth) collect(f.pose, f.intrinsics, f.depth, 53);
   const anchor = poses[0]!.position;
@@ -72,22 +104,27 @@ export function fitScene(
   const samples = ys.length;
   const sy = Float64Array.from(ys).sort();
   const floorY = samples >= MIN_FIT_SAMPLES ? percentile(sy, 0.03) : anchor[1] - EYE_HEIGHT_M;
-  const seenGround = new Set<string>();
+  const noPropCells = new Set<string>();
   for (let i = 0; i < samples; i++) {
-    if (ys[i]! < floorY + 0.3) seenGround.add(propCellKey(xs[i]!, zs[i]!));
+    if (ys[i]! < floorY + 0.3) noPropCells.add(propCellKey(xs[i]!, zs[i]!));
   }
-  if (!indoor) return { floorY, samples, seenGround };
+  for (let i = 0; i < freeAlong.length; i += 3)
+    if (freeAlong[i + 1]! < floorY + MAX_PROP_HEIGHT_M)
+      noPropCells.add(propCellKey(freeAlong[i]!, freeAlong[i + 2]!));
+  if (!indoor) return { floorY, samples, noPropCells };
   const sx = Float64Array.from(xs).sort();
   const sz = Float64Array.from(zs).sort();
   const half = () => 3 + rand() * 3;
   const seen = samples >= MIN_FIT_SAMPLES;
-  // Walls go where the memory's extreme points are, never closer than 2 m to the player.
-  const minX = Math.min(seen ? percentile(sx, 0.01) : anchor[0] - half(), anchor[0] - 2);
-  const maxX = Math.max(seen ? percentile(sx, 0.99) : anchor[0] + half(), anchor[0] + 2);
-  const minZ = Math.min(seen ? percentile(sz, 0.01) : anchor[2] - half(), anchor[2] - 2);
-  const maxZ = Math.max(seen ? percentile(sz, 0.99) : anchor[2] + half(), anchor[2] + 2);
-  const ceilingY = Math.max(seen ? percentile(sy, 0.995) : floorY + 3, anchor[1] + 0.6);
-  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples, seenGround };
+  // Walls go where the memory's extreme points are, never closer than 2 m to the player, and
+  // beyond all known free space.
+  const m = WALL_BEYOND_FREE_M;
+  const minX = Math.min(seen ? percentile(sx, 0.01) : anchor[0] - half(), anchor[0] - 2, free.minX - m);
+  const maxX = Math.max(seen ? percentile(sx, 0.99) : anchor[0] + half(), anchor[0] + 2, free.maxX + m);
+  const minZ = Math.min(seen ? percentile(sz, 0.01) : anchor[2] - half(), anchor[2] - 2, free.minZ - m);
+  const maxZ = Math.max(seen ? percentile(sz, 0.99) : anchor[2] + half(), anchor[2] + 2, free.maxZ + m);
+  const ceilingY = Math.max(seen ? percentile(sy, 0.995) : floorY + 3, anchor[1] + 0.6, free.maxY + m);
+  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples, noPropCells };
 }
 
 const propCellKey = (x: number, z: number): string =>
@@ -169,7 +206,7 @@ export function inventWorld(
   for (let gx = c0x; gx <= c1x; gx++) {
     for (let gz = c0z; gz <= c1z; gz++) {
       const h = cellHash(gx, gz, seed);
-      if (h / 4294967296 >= style.propDensity || fit.seenGround.has(`${gx},${gz}`)) continue;
+      if (h / 4294967296 >= style.propDensity || fit.noPropCells.has(`${gx},${gz}`)) continue;
       const r = mulberry32(h);
       const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;

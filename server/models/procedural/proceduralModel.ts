@@ -102,7 +102,13 @@ function composeFrame(
   if (unknown > 0) {
     const holes = new Uint8Array(n);
     for (let p = 0; p < n; p++) holes[p] = 1 - known[p]!;
-    const invented = renderScene(world, pose, k, { pixelMask: holes, includeEntities: false, timeS });
+    // Nothing invented nearer than the memory's known free space along the pixel's ray.
+    const invented = renderScene(world, pose, k, {
+      pixelMask: holes,
+      includeEntities: false,
+      timeS,
+      minDepthM: view.freeDepth,
+    });
     for (let p = 0; p < n; p++) {
       if (holes[p] === 0) continue;
       rgb[p * 3] = invented.rgb[p * 3]!;

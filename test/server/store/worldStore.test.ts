@@ -55,7 +55,7 @@ describe('SQLite world store', () => {
     store.upsertWorld(meta('a'));
     const memory = courtyardMemory();
     const first = store.commit('a', memory);
-    expect(first.chunks).toBe([...memory.grid.chunks()].filter((c) => c.count > 0).length);
+    expect(first.chunks).toBe([...memory.grid.chunks()].filter((c) => !c.isEmpty).length);
     expect(first.keyframes).toBe(4);
     expect(store.commit('a', memory)).toEqual({ chunks: 0, keyframes: 0, bytes: 0 });
     // One more frame touches a few chunks only.
