@@ -153,7 +153,12 @@ async function main(): Promise<void> {
     tourist(server.url, live),
     abuser(server.url, live),
   ];
-  process.stdout.write(`soak: ${minutes} min against ${server.url} (pid ${pid}), store in ${dir}\n`);
+  const allocator = readFileSync(`/proc/${pid}/maps`, 'utf8').includes('libjemalloc')
+    ? 'jemalloc'
+    : 'glibc malloc (libjemalloc2 not installed, or SPATIA_ALLOCATOR=glibc)';
+  process.stdout.write(
+    `soak: ${minutes} min against ${server.url} (pid ${pid}, allocator ${allocator}), store in ${dir}\n`,
+  );
   process.stdout.write(
     'minute  RSS MiB  heap MiB  V8 total  external MiB  worlds  chunks   voxels  keyframes  grid MiB  pending MiB  health\n',
   );

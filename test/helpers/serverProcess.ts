@@ -13,14 +13,26 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `server/main.ts` as its own process (what `npm start` runs), resolved once it listens. */
+/** `server/main.ts` as its own process (as `npm start` runs it), resolved once it listens. */
 export async function spawnServer(
   args: string[],
 ): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const port = await freePort();
+  // Through the allocator wrapper `npm start` uses (it execs, so the child's pid is the server's).
   const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'server/main.ts', '--port', String(port), '--log-level', 'warn', ...args],
+    'sh',
+    [
+      'tools/withAllocator.sh',
+      process.execPath,
+      '--import',
+      'tsx',
+      'server/main.ts',
+      '--port',
+      String(port),
+      '--log-level',
+      'warn',
+      ...args,
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
