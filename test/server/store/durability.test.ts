@@ -50,8 +50,20 @@ describe('durability: SIGKILL mid-session loses no committed world data', () => 
     }
     const seq = bot.lastSeq;
     await bot.nextFrame((f) => f.header.inputSeq === seq);
+    // Keyframes are taken as clips finish, so how many a turn leaves depends on the machine's speed:
+    // keep turning until the memory holds two, then wait for them to be committed.
+    const deadline = performance.now() + 30_000;
+    while ((bot.stats.at(-1)?.keyframes ?? 0) < 2 && performance.now() < deadline) {
+      bot.input({ dtMs: 1000 / 60, lookDxPx: totalPx / 120 });
+      await sleep(1000 / 60);
+    }
+    let before = readStore(store);
+    while (before.keyframes.size < 2 && performance.now() < deadline) {
+      await sleep(500);
+      before = readStore(store);
+    }
     await sleep(2500); // > 2 commit intervals
-    const before = readStore(store);
+    before = readStore(store);
     expect(before.voxels).toBeGreaterThan(100_000);
     expect(before.keyframes.size).toBeGreaterThan(1);
     await killHard(first.child); // mid-session: the bot is still connected and frames are flowing
