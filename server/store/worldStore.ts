@@ -140,6 +140,9 @@ export class WorldStore {
   private writeError: string | undefined;
   private reported: string | undefined;
   private isClosed = false;
+  /** Range queries run every few clips per player (loadNear): prepared once. */
+  private chunksInArea: Database.Statement | undefined;
+  private keyframesInArea: Database.Statement | undefined;
 
   constructor(
     readonly path: string,
@@ -540,11 +543,7 @@ export class WorldStore {
     const grid = this.decode(worldId, `voxel size ${voxelSizeM}`, () => new VoxelGrid(voxelSizeM));
     const area = near && horizontalArea(near.position, near.radiusM, grid.chunkSizeM);
     const chunkRows = area
-      ? this.db
-          .prepare(
-            'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
-          )
-          .iterate(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz)
+      ? this.chunkRowsIn(worldId, area)
       : this.db.prepare('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?').iterate(worldId);
     for (const row of chunkRows as Iterable<{
       chunk_key: unknown;
@@ -666,19 +665,7 @@ export class WorldStore {
     this.writer?.drain();
     const s = this.state(worldId);
     const area = horizontalArea(position, radiusM, memory.grid.chunkSizeM);
-    const rows = (
-      this.db
-        .prepare(
-          'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
-        )
-        .all(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz) as {
-        chunk_key: number;
-        cx: number;
-        cy: number;
-        cz: number;
-        data: unknown;
-      }[]
-    ).filter((row) => !s.pendingChunks.has(row.chunk_key));
+    const rows = this.chunkRowsIn(worldId, area).filter((row) => !s.pendingChunks.has(row.chunk_key));
     for (const p of s.pendingChunks.values())
       rows.push({ chunk_key: p.key, cx: p.cx, cy: p.cy, cz: p.cz, data: p.data });
     const loaded = { chunks: 0, keyframes: 0 };
@@ -695,11 +682,10 @@ export class WorldStore {
       }
     }
     // Keyframes not committed yet never leave RAM: only committed rows can be missing.
-    const keyframeRows = this.db
-      .prepare(
-        'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
-      )
-      .all(worldId, area.minX, area.maxX, area.minZ, area.maxZ) as {
+    this.keyframesInArea ??= this.db.prepare(
+      'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
+    );
+    const keyframeRows = this.keyframesInArea.all(worldId, area.minX, area.maxX, area.minZ, area.maxZ) as {
       id: number;
       x: number;
       z: number;
@@ -718,6 +704,14 @@ export class WorldStore {
     }
     if (damage) throw damage;
     return loaded;
+  }
+
+  /** Stored chunk rows whose chunk coordinates fall in `area`'s bounding range (`hasChunk` refines it). */
+  private chunkRowsIn(worldId: string, area: HorizontalArea): ChunkRow[] {
+    this.chunksInArea ??= this.db.prepare(
+      'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
+    );
+    return this.chunksInArea.all(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz) as ChunkRow[];
   }
 
   /** Forgets a world's write state once it left RAM (its pending writes still complete). */
@@ -753,6 +747,16 @@ const worldOp = (meta: WorldMeta) => ({
   ownerTokenHash: meta.ownerTokenHash ?? null,
   createdAt: meta.createdAt,
 });
+
+interface ChunkRow {
+  chunk_key: number;
+  cx: number;
+  cy: number;
+  cz: number;
+  data: unknown;
+}
+
+type HorizontalArea = ReturnType<typeof horizontalArea>;
 
 /** The chunks and points within `radiusM` (horizontally) of `position`, with the bounding ranges to query by. */
 function horizontalArea(position: Vec3, radiusM: number, chunkSizeM: number) {
