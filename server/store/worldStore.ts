@@ -143,6 +143,7 @@ export class WorldStore {
   /** Range queries run every few clips per player (loadNear): prepared once. */
   private chunksInArea: Database.Statement | undefined;
   private keyframesInArea: Database.Statement | undefined;
+  private keyframeData: Database.Statement | undefined;
 
   constructor(
     readonly path: string,
@@ -682,19 +683,21 @@ export class WorldStore {
       }
     }
     // Keyframes not committed yet never leave RAM: only committed rows can be missing.
+    // Positions first: the blobs (a keyframe's image included) are read only for those not in RAM.
     this.keyframesInArea ??= this.db.prepare(
-      'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
+      'SELECT id, x, z FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
     );
+    this.keyframeData ??= this.db.prepare('SELECT data FROM keyframes WHERE world_id = ? AND id = ?').pluck();
     const keyframeRows = this.keyframesInArea.all(worldId, area.minX, area.maxX, area.minZ, area.maxZ) as {
       id: number;
       x: number;
       z: number;
-      data: unknown;
     }[];
     for (const row of keyframeRows) {
       if (memory.keyframes.has(row.id) || !area.has(row.x, row.z)) continue;
       try {
-        const raw = this.inflate(worldId, `keyframe ${row.id}`, row.data);
+        const data = this.keyframeData.get(worldId, row.id);
+        const raw = this.inflate(worldId, `keyframe ${row.id}`, data);
         this.addLoadedKeyframe(worldId, memory.keyframes, { id: row.id, raw, persisted: true });
         s.sentKeyframes.add(row.id);
         loaded.keyframes++;
