@@ -75,6 +75,9 @@ export function renderMemoryView(
   const n = width * height;
   const zbuf = new Float32Array(n).fill(Number.POSITIVE_INFINITY);
   const voxelRef = new Int32Array(n).fill(-1);
+  // The winning voxel's colour, packed 0xBBGGRR, written while its record is in cache: resolving
+  // colours from voxelRef afterwards missed the cache on nearly every pixel.
+  const colour = new Uint32Array(n);
   const chunks: VoxelChunk[] = [];
 
   // World-to-camera: Xc = Rᵀ·(Xw − t).
@@ -154,7 +157,19 @@ export function renderMemoryView(
     frame[17] = far;
     frame[18] = splatK * (1 << level);
     if (level === 0) {
-      splatRecords(chunk.data, STRIDE, chunk.count, -1, refBase, frame, width, height, zbuf, voxelRef);
+      splatRecords(
+        chunk.data,
+        STRIDE,
+        chunk.count,
+        -1,
+        refBase,
+        frame,
+        width,
+        height,
+        zbuf,
+        voxelRef,
+        colour,
+      );
     } else {
       const lod = chunk.lod(level);
       splatRecords(
@@ -168,33 +183,26 @@ export function renderMemoryView(
         height,
         zbuf,
         voxelRef,
+        colour,
       );
     }
   }
 
-  const { finalDepth, finalRef } =
+  const { finalDepth, finalRef, finalColour } =
     (opts.fillHoles ?? DEFAULT_FILL_HOLES)
-      ? fillHoles(zbuf, voxelRef, width, height)
-      : { finalDepth: zbuf, finalRef: voxelRef };
+      ? fillHoles(zbuf, voxelRef, colour, width, height)
+      : { finalDepth: zbuf, finalRef: voxelRef, finalColour: colour };
 
   // Resolve: colour and depth of the winning voxel per pixel.
   const rgb = new Uint8Array(n * 3);
   const depth = new Float32Array(n);
   const coverage = new Uint8Array(n);
-  let lastChunk = -1;
-  let data: Uint16Array | undefined;
   for (let p = 0; p < n; p++) {
-    const ref = finalRef[p]!;
-    if (ref < 0) continue;
-    const ci = ref >>> 15;
-    if (ci !== lastChunk) {
-      data = chunks[ci]!.data;
-      lastChunk = ci;
-    }
-    const o = (ref & 32767) * STRIDE + CR;
-    rgb[p * 3] = (data![o]! + 128) >>> 8;
-    rgb[p * 3 + 1] = (data![o + 1]! + 128) >>> 8;
-    rgb[p * 3 + 2] = (data![o + 2]! + 128) >>> 8;
+    if (finalRef[p]! < 0) continue;
+    const c = finalColour[p]!;
+    rgb[p * 3] = c & 255;
+    rgb[p * 3 + 1] = (c >>> 8) & 255;
+    rgb[p * 3 + 2] = c >>> 16;
     depth[p] = finalDepth[p]!;
     coverage[p] = 1;
   }
@@ -218,42 +226,51 @@ const DEFAULT_FILL_HOLES = true;
 function fillHoles(
   zbuf: Float32Array,
   ref: Int32Array,
+  colour: Uint32Array,
   width: number,
   height: number,
-): { finalDepth: Float32Array; finalRef: Int32Array } {
+): { finalDepth: Float32Array; finalRef: Int32Array; finalColour: Uint32Array } {
   const outZ = zbuf.slice();
   const outRef = ref.slice();
+  const outColour = colour.slice();
+  // Edge neighbours first: on a surface they fail first, and four failures rule a pixel out.
+  const offsets = [-1, 1, -width, width, -width - 1, -width + 1, width - 1, width + 1];
   for (let y = 1; y < height - 1; y++) {
     for (let x = 1; x < width - 1; x++) {
       const p = y * width + x;
       const z = zbuf[p]!;
       const limit = z * 0.95; // nearer than this counts as "in front of" the pixel
       let nearer = 0;
+      let failed = 0;
       let best = Number.POSITIVE_INFINITY;
       let bestP = -1;
-      for (let dy = -width; dy <= width; dy += width) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const q = p + dy + dx;
-          if (q === p) continue;
-          const zq = zbuf[q]!;
-          if (zq < limit) {
-            nearer++;
-            if (zq < best) {
-              best = zq;
-              bestP = q;
-            }
+      for (let i = 0; i < 8; i++) {
+        const q = p + offsets[i]!;
+        const zq = zbuf[q]!;
+        if (zq < limit) {
+          nearer++;
+          if (zq < best) {
+            best = zq;
+            bestP = q;
           }
-        }
+        } else if (++failed > 3) break;
       }
       if (nearer >= 5) {
         outZ[p] = best;
         outRef[p] = ref[bestP]!;
+        outColour[p] = colour[bestP]!;
       }
     }
   }
-  return { finalDepth: outZ, finalRef: outRef };
+  return { finalDepth: outZ, finalRef: outRef, finalColour: outColour };
 }
 const scratch = new Float64Array(19);
+
+/** A record's colour (8.8 fixed point in words CR..CR+2, the same in voxel and LOD records) as 0xBBGGRR. */
+const packedColour = (data: Uint16Array, o: number): number =>
+  ((data[o + CR]! + 128) >>> 8) |
+  (((data[o + CR + 1]! + 128) >>> 8) << 8) |
+  (((data[o + CR + 2]! + 128) >>> 8) << 16);
 
 /**
  * Z-buffers `count` records (quantised positions in words 0–2) as square splats. `frame` holds the
@@ -271,6 +288,7 @@ function splatRecords(
   height: number,
   zbuf: Float32Array,
   voxelRef: Int32Array,
+  colour: Uint32Array,
 ): void {
   const bx = frame[0]!,
     by = frame[1]!,
@@ -310,8 +328,10 @@ function splatRecords(
       if (z < zbuf[p]!) {
         zbuf[p] = z;
         voxelRef[p] = ref;
+        colour[p] = packedColour(data, o);
       }
     } else {
+      const c = packedColour(data, o);
       const half = size * 0.5;
       let x0 = Math.ceil(u - half),
         x1 = Math.floor(u + half);
@@ -328,6 +348,7 @@ function splatRecords(
           if (z < zbuf[p]!) {
             zbuf[p] = z;
             voxelRef[p] = ref;
+            colour[p] = c;
           }
         }
       }
