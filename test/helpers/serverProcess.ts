@@ -16,6 +16,7 @@ async function freePort(): Promise<number> {
 /** `server/main.ts` as its own process (as `npm start` runs it), resolved once it listens. */
 export async function spawnServer(
   args: string[],
+  nodeArgs: readonly string[] = [],
 ): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const port = await freePort();
   // Through the allocator wrapper `npm start` uses (it execs, so the child's pid is the server's).
@@ -24,6 +25,7 @@ export async function spawnServer(
     [
       'tools/withAllocator.sh',
       process.execPath,
+      ...nodeArgs,
       '--import',
       'tsx',
       'server/main.ts',

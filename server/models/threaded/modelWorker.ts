@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLocalModel } from '../localModels.ts';
 import type { ClipRequest, GeneratedFrame } from '../worldModel.ts';
+import { sharedFrame } from './shareRequest.ts';
 
 /**
  * One model instance in a worker thread (see threadedModel.ts). Messages in: `{id, request}` and
@@ -19,11 +20,8 @@ port.on('message', async (msg: { id: number; request?: ClipRequest; cancel?: boo
   running.set(msg.id, abort);
   try {
     for await (const f of model.generate({ ...msg.request!, signal: abort.signal })) {
-      const frame: GeneratedFrame = f;
-      const transfer = [frame.rgb.buffer, frame.depth?.buffer, frame.dynamicMask?.buffer].filter(
-        (b): b is ArrayBuffer => b instanceof ArrayBuffer,
-      );
-      port.postMessage({ id: msg.id, frame }, transfer);
+      const frame: GeneratedFrame = sharedFrame(f);
+      port.postMessage({ id: msg.id, frame });
     }
     port.postMessage({ id: msg.id, done: true });
   } catch (e) {

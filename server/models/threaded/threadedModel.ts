@@ -3,6 +3,7 @@ import { SpatiaError, type SpatiaErrorCode } from '../../../shared/errors.ts';
 import { Inbox } from '../../util/inbox.ts';
 import { createLocalModel, type LocalModelSettings } from '../localModels.ts';
 import type { ClipRequest, GeneratedFrame, WorldModel, WorldModelInfo } from '../worldModel.ts';
+import { sharedRequest } from './shareRequest.ts';
 
 interface Thread {
   readonly worker: Worker;
@@ -55,7 +56,7 @@ export class ThreadedModel implements WorldModel {
     const onAbort = (): void => thread.worker.postMessage({ id, cancel: true });
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      thread.worker.postMessage({ id, request });
+      thread.worker.postMessage({ id, request: sharedRequest(request) });
       for (;;) {
         const m = (await inbox.next())!;
         if (m.error !== undefined)
