@@ -28,7 +28,10 @@ const serverConfigSchema = z.strictObject({
   store: z.string().min(1).max(4096),
   workerToken: z.string().max(200).optional(),
   onnxModel: z.string().max(4096).optional(),
-  modelThreads: z.coerce.number().int().min(0).max(64),
+  threads: z
+    .string()
+    .refine((v) => v === 'auto' || (/^\d{1,2}$/.test(v) && Number(v) <= 64), 'must be auto or 0..64 threads')
+    .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v))),
   stallMs: z.coerce.number().int().min(100).max(600_000),
   size: z
     .string()
@@ -53,7 +56,7 @@ export type ServerConfig = z.infer<typeof serverConfigSchema>;
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
-                 [--model-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
+                 [--threads N|auto] [--size WxH] [--players-per-world N] [--loaded-worlds N]
                  [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--unresponsive-ms MS]
                  [--keyframe-ram-mib N] [--recording-cap-mib N]
 
@@ -65,8 +68,10 @@ JPEG quality 80, 2 queued frames per player, log level info, worlds stored in da
 (SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
 (npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
 --model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.
---model-threads N runs the procedural model in N worker threads (default 0: the main thread; measured
-slower here, where the main thread's memory work is the bottleneck). --size WxH sets the frame size of
+--threads N runs the procedural model in N worker threads beside the main thread, which keeps the
+memory, the sockets and the encoding (0: all on the main thread). Default auto: the cores minus two
+(one for the main thread, one for sockets, GC and the OS), at most 8; 0 on 2 cores, where a model
+thread measured slower for players sharing a world (docs/operations.md). --size WxH sets the frame size of
 the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
 workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
 worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts a minute per connection,
@@ -84,7 +89,7 @@ const DEFAULTS: Record<string, string> = {
   logLevel: 'info',
   store: 'data/spatia.sqlite',
   stallMs: '5000',
-  modelThreads: '0',
+  threads: 'auto',
   playersPerWorld: String(DEFAULT_LIMITS.playersPerWorld),
   loadedWorlds: String(DEFAULT_LIMITS.loadedWorlds),
   worldIdleS: String(DEFAULT_LIMITS.worldIdleS),
@@ -97,7 +102,6 @@ const DEFAULTS: Record<string, string> = {
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
   stallMs: 'stall-ms',
-  modelThreads: 'model-threads',
   clipFrames: 'clip-frames',
   jpegQuality: 'jpeg-quality',
   queueFrames: 'queue',
@@ -130,7 +134,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       store: { type: 'string' },
       'worker-token': { type: 'string' },
       'onnx-model': { type: 'string' },
-      'model-threads': { type: 'string' },
+      threads: { type: 'string' },
       'stall-ms': { type: 'string' },
       size: { type: 'string' },
       'players-per-world': { type: 'string' },

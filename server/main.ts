@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createLogger } from './logger.ts';
-import { loadModel } from './models/registry.ts';
+import { autoModelThreads, loadModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
@@ -21,7 +21,7 @@ runTool(SERVER_USAGE, async () => {
   const model = await loadModel(cfg.model, {
     scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
     onnxPath: cfg.onnxModel,
-    threads: cfg.modelThreads,
+    threads: cfg.threads === 'auto' ? autoModelThreads(cfg.model) : cfg.threads,
     width: cfg.size?.[0],
     height: cfg.size?.[1],
     workerToken: cfg.workerToken,

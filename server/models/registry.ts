@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -32,6 +33,17 @@ export const DEFAULT_ONNX_MODEL = join(
 
 export function isModelName(name: string): name is ModelName {
   return (MODEL_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Model threads when none are asked for: the cores minus one for the main thread (memory, sockets,
+ * encoding) and one for the rest of the process (GC, libuv, the store's writer) and the OS, at most
+ * 8; only local models run in threads. On 2 cores that is 0: there a model thread measured slower
+ * for players sharing a world, whose clips take turns under the invention lock (docs/operations.md).
+ */
+export function autoModelThreads(name: ModelName, cores = availableParallelism()): number {
+  if (name !== 'procedural') return 0;
+  return Math.max(0, Math.min(8, cores - 2));
 }
 
 /**

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { saveSnapshot } from '../../../server/memory/snapshot.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { ProceduralModel } from '../../../server/models/procedural/proceduralModel.ts';
 import { ThreadedModel } from '../../../server/models/threaded/threadedModel.ts';
 import type { ClipRequest, GeneratedFrame, WorldModel } from '../../../server/models/worldModel.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { playClip, seedFromScene } from '../../../server/world/clipLoop.ts';
+import { Director } from '../../../server/world/director.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import type { SpatiaError } from '../../../shared/errors.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
@@ -49,4 +52,36 @@ describe('procedural model in worker threads', () => {
     expect((bad as SpatiaError).code).toBe('INVALID_ARGUMENT');
     await threaded.dispose();
   }, 60_000);
+
+  it('a walk through the director gives the same frames and the same memory bytes as the single-threaded path', async () => {
+    const size = { width: 256, height: 144 };
+    const scene = sceneNamed('courtyard');
+    const walk = (i: number) => poseFromYawPitch([Math.sin(i * 0.1) * 2, 1.6, 4 - i * 0.1], i * 0.11, 0);
+    // Clips of two frames, references and preceding frames included: every image kind crosses.
+    const run = async (
+      model: WorldModel,
+    ): Promise<{ frames: Buffer[]; memory: Buffer; keyframes: number }> => {
+      const memory = SpatialMemory.create(0.02);
+      const director = new Director(memory, model, { prompt: 'a sunny courtyard' });
+      seedFromScene(director, scene, walk(0), 0);
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 24; i += 2)
+        for await (const f of playClip(director, { poses: [walk(i), walk(i + 1)], seed: i, timeS: i / 30 }))
+          frames.push(Buffer.concat([Buffer.from(f.rgb), Buffer.from(f.depth!.buffer)]));
+      return {
+        frames,
+        memory: Buffer.from(saveSnapshot(memory.grid, memory.keyframes)),
+        keyframes: memory.keyframes.size,
+      };
+    };
+    const single = await run(new ProceduralModel(size));
+    const threaded = new ThreadedModel('procedural', size, 2);
+    const multi = await run(threaded);
+    await threaded.dispose();
+    expect(single.keyframes).toBeGreaterThan(1);
+    expect(multi.frames.length).toBe(single.frames.length);
+    for (let i = 0; i < single.frames.length; i++)
+      expect(multi.frames[i]!.equals(single.frames[i]!)).toBe(true);
+    expect(multi.memory.equals(single.memory)).toBe(true);
+  }, 120_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../../server/config.ts';
+import { autoModelThreads } from '../../../server/models/registry.ts';
 
 describe('server configuration', () => {
   it('takes flags over SPATIA_* environment over defaults', () => {
@@ -17,6 +18,16 @@ describe('server configuration', () => {
     expect(parseServerConfig(['--help'], {})).toBeUndefined();
   });
 
+  it('uses the cores it has for model threads unless --threads says otherwise', () => {
+    expect(parseServerConfig([], {})!.threads).toBe('auto');
+    expect(parseServerConfig(['--threads', '3'], { SPATIA_THREADS: '1' })!.threads).toBe(3);
+    expect(parseServerConfig([], { SPATIA_THREADS: '0' })!.threads).toBe(0);
+    // auto: the cores minus the main thread's and the process's, at most 8; only the procedural model.
+    expect([2, 4, 16, 64].map((cores) => autoModelThreads('procedural', cores))).toEqual([0, 2, 8, 8]);
+    expect(autoModelThreads('onnx', 16)).toBe(0);
+    expect(autoModelThreads('remote', 16)).toBe(0);
+  });
+
   it('names the bad setting and the variable it came from', () => {
     const bad: [string[], NodeJS.ProcessEnv, RegExp][] = [
       [['--port', '70000'], {}, /--port \/ SPATIA_PORT = "70000"/],
@@ -26,6 +37,8 @@ describe('server configuration', () => {
       [['--clip-frames', '0'], {}, /--clip-frames/],
       [['--jpeg-quality', '101'], {}, /--jpeg-quality/],
       [['--model', 'scene'], {}, /needs --scene/],
+      [['--threads', 'many'], {}, /--threads \/ SPATIA_THREADS = "many": must be auto or 0..64/],
+      [['--threads', '65'], {}, /--threads/],
     ];
     for (const [argv, env, re] of bad) expect(() => parseServerConfig(argv, env)).toThrow(re);
     expect(() => parseServerConfig(['--bogus'], {})).toThrow(/Unknown option/);
