@@ -80,7 +80,37 @@ function primitivesAt(
 const hitLocal = new Float64Array(3);
 const hitNormal = new Float64Array(3);
 
-/** Ray–primitive intersection in the primitive's local frame; returns t or Infinity and fills hit scratch. */
+/** One axis of a box's slab test: slab = [entry t, exit t, sign of the entered face]. */
+const slab = new Float64Array(3);
+
+/** Fills `slab` for the ray o + t·d against the slab |x| ≤ h; false when a parallel ray lies outside it. */
+function slabAxis(o: number, d: number, h: number): boolean {
+  if (Math.abs(d) < 1e-12) {
+    if (o < -h || o > h) return false;
+    slab[0] = Number.NEGATIVE_INFINITY;
+    slab[1] = Number.POSITIVE_INFINITY;
+    slab[2] = -1;
+    return true;
+  }
+  const inv = 1 / d;
+  const t0 = (-h - o) * inv;
+  const t1 = (h - o) * inv;
+  if (t0 > t1) {
+    slab[0] = t1;
+    slab[1] = t0;
+    slab[2] = 1;
+  } else {
+    slab[0] = t0;
+    slab[1] = t1;
+    slab[2] = -1;
+  }
+  return true;
+}
+
+/**
+ * Ray–primitive intersection in the primitive's local frame; returns t or Infinity, and with `fill`
+ * also fills the hit scratch (local point and normal), which only the nearest hit needs.
+ */
 function intersect(
   p: Primitive,
   ox: number,
@@ -90,6 +120,7 @@ function intersect(
   dy: number,
   dz: number,
   tMin: number,
+  fill: boolean,
 ): number {
   const s = p.shape;
   switch (s.type) {
@@ -99,6 +130,7 @@ function intersect(
       if (Math.abs(denom) < 1e-12) return Infinity;
       const t = ((s.point[0] - ox) * n[0] + (s.point[1] - oy) * n[1] + (s.point[2] - oz) * n[2]) / denom;
       if (t <= tMin) return Infinity;
+      if (!fill) return t;
       hitLocal[0] = ox + dx * t;
       hitLocal[1] = oy + dy * t;
       hitLocal[2] = oz + dz * t;
@@ -121,6 +153,7 @@ function intersect(
       let t = (-b - sq) / a;
       if (t <= tMin) t = (-b + sq) / a;
       if (t <= tMin) return Infinity;
+      if (!fill) return t;
       hitLocal[0] = cx + dx * t;
       hitLocal[1] = cy + dy * t;
       hitLocal[2] = cz + dz * t;
@@ -169,7 +202,7 @@ function intersect(
           }
         }
       }
-      if (best < Infinity) {
+      if (fill && best < Infinity) {
         hitLocal[0] = cx + dx * best;
         hitLocal[1] = cy + dy * best;
         hitLocal[2] = cz + dz * best;
@@ -195,37 +228,36 @@ function intersect(
       let tmax = Infinity;
       let axis = 0;
       let sign = 1;
-      for (let ax = 0; ax < 3; ax++) {
-        const o = ax === 0 ? lx : ax === 1 ? ty : lz;
-        const d = ax === 0 ? ldx : ax === 1 ? dy : ldz;
-        const h = ax === 0 ? hx : ax === 1 ? hy : hz;
-        if (Math.abs(d) < 1e-12) {
-          if (o < -h || o > h) return Infinity;
-          continue;
-        }
-        const inv = 1 / d;
-        let t0 = (-h - o) * inv;
-        let t1 = (h - o) * inv;
-        let sg = -1;
-        if (t0 > t1) {
-          const tmp = t0;
-          t0 = t1;
-          t1 = tmp;
-          sg = 1;
-        }
-        if (t0 > tmin) {
-          tmin = t0;
-          axis = ax;
-          sign = sg;
-        }
-        if (t1 < tmax) tmax = t1;
-        if (tmin > tmax || tmax <= tMin) return Infinity;
+      if (!slabAxis(lx, ldx, hx)) return Infinity;
+      if (slab[0]! > tmin) {
+        tmin = slab[0]!;
+        axis = 0;
+        sign = slab[2]!;
       }
+      if (slab[1]! < tmax) tmax = slab[1]!;
+      if (tmin > tmax || tmax <= tMin) return Infinity;
+      if (!slabAxis(ty, dy, hy)) return Infinity;
+      if (slab[0]! > tmin) {
+        tmin = slab[0]!;
+        axis = 1;
+        sign = slab[2]!;
+      }
+      if (slab[1]! < tmax) tmax = slab[1]!;
+      if (tmin > tmax || tmax <= tMin) return Infinity;
+      if (!slabAxis(lz, ldz, hz)) return Infinity;
+      if (slab[0]! > tmin) {
+        tmin = slab[0]!;
+        axis = 2;
+        sign = slab[2]!;
+      }
+      if (slab[1]! < tmax) tmax = slab[1]!;
+      if (tmin > tmax || tmax <= tMin) return Infinity;
       let t = tmin;
       if (t <= tMin) {
         // Camera inside the box: the exit face is the visible one (rooms are boxes seen from inside).
         t = tmax;
         if (t <= tMin) return Infinity;
+        if (!fill) return t;
         const ex = lx + ldx * t;
         const ey = ty + dy * t;
         const ez = lz + ldz * t;
@@ -235,6 +267,7 @@ function intersect(
         axis = ax >= ay && ax >= az ? 0 : ay >= az ? 1 : 2;
         sign = -Math.sign(axis === 0 ? ex : axis === 1 ? ey : ez);
       }
+      if (!fill) return t;
       hitLocal[0] = lx + ldx * t + hx;
       hitLocal[1] = ty + dy * t + hy;
       hitLocal[2] = lz + ldz * t + hz;
@@ -300,10 +333,10 @@ function tileLists(
   prims: readonly Primitive[],
   pose: Pose,
   k: Intrinsics,
-): { always: Primitive[]; tiles: Primitive[][]; tilesX: number } {
+): { always: Primitive[]; tiles: Primitive[][]; tileNear: Float64Array[]; tilesX: number } {
   const tilesX = Math.ceil(k.width / TILE);
   const tilesY = Math.ceil(k.height / TILE);
-  const tiles: Primitive[][] = Array.from({ length: tilesX * tilesY }, () => []);
+  const lists: { p: Primitive; near: number }[][] = Array.from({ length: tilesX * tilesY }, () => []);
   const always: Primitive[] = [];
   const r = pose.rotation;
   const [px, py, pz] = pose.position;
@@ -338,9 +371,16 @@ function tileLists(
     const t1x = Math.min(tilesX - 1, Math.floor(u1 / TILE));
     const t0y = Math.max(0, Math.floor(v0 / TILE));
     const t1y = Math.min(tilesY - 1, Math.floor(v1 / TILE));
-    for (let ty = t0y; ty <= t1y; ty++) for (let tx = t0x; tx <= t1x; tx++) tiles[ty * tilesX + tx]!.push(p);
+    // No point of the sphere lies nearer than this camera depth (a ray's t is its camera depth).
+    const near = z - rad;
+    for (let ty = t0y; ty <= t1y; ty++)
+      for (let tx = t0x; tx <= t1x; tx++) lists[ty * tilesX + tx]!.push({ p, near });
   }
-  return { always, tiles, tilesX };
+  // Nearest first, so a ray can stop at the first primitive that cannot come nearer than its hit.
+  for (const l of lists) l.sort((a, b) => a.near - b.near);
+  const tiles = lists.map((l) => l.map((e) => e.p));
+  const tileNear = lists.map((l) => Float64Array.from(l, (e) => e.near));
+  return { always, tiles, tileNear, tilesX };
 }
 
 /**
@@ -361,7 +401,7 @@ export function renderScene(
     opts.includeEntities ?? true,
     opts.includeStatic ?? true,
   );
-  const { always, tiles, tilesX } = tileLists(prims, pose, k);
+  const { always, tiles, tileNear, tilesX } = tileLists(prims, pose, k);
   const pixelMask = opts.pixelMask;
   const minDepth = opts.minDepthM;
   const drawSky = opts.sky ?? true;
@@ -392,23 +432,38 @@ export function renderScene(
       let best = maxDepth;
       let hit: Primitive | undefined;
       const tMin = minDepth === undefined ? EPS : Math.max(EPS, minDepth[i]!);
-      const tile = tiles[((row / TILE) | 0) * tilesX + ((col / TILE) | 0)]!;
-      for (let list = 0; list < 2; list++) {
-        const candidates = list === 0 ? always : tile;
-        for (let j = 0; j < candidates.length; j++) {
-          const p = candidates[j]!;
-          const t = intersect(p, ox, oy, oz, dx, dy, dz, tMin);
-          if (t < best) {
-            best = t;
-            hit = p;
-            nLocal.set(hitNormal);
-            pLocal.set(hitLocal);
-          }
+      for (let j = 0; j < always.length; j++) {
+        const t = intersect(always[j]!, ox, oy, oz, dx, dy, dz, tMin, false);
+        if (t < best) {
+          best = t;
+          hit = always[j]!;
         }
+      }
+      const ti = ((row / TILE) | 0) * tilesX + ((col / TILE) | 0);
+      const tile = tiles[ti]!;
+      const near = tileNear[ti]!;
+      for (let j = 0; j < tile.length; j++) {
+        if (near[j]! >= best) break; // this one and the rest lie beyond the hit
+        const t = intersect(tile[j]!, ox, oy, oz, dx, dy, dz, tMin, false);
+        if (t < best) {
+          best = t;
+          hit = tile[j]!;
+        }
+      }
+      // The winner's hit point and normal, by intersecting it once more: cheaper than keeping
+      // every nearer candidate's on the way.
+      if (hit) {
+        intersect(hit, ox, oy, oz, dx, dy, dz, tMin, true);
+        nLocal[0] = hitNormal[0]!;
+        nLocal[1] = hitNormal[1]!;
+        nLocal[2] = hitNormal[2]!;
+        pLocal[0] = hitLocal[0]!;
+        pLocal[1] = hitLocal[1]!;
+        pLocal[2] = hitLocal[2]!;
       }
       if (!hit) {
         if (drawSky === false) continue;
-        const len = Math.hypot(dx, dy, dz);
+        const len = Math.sqrt(dx * dx + dy * dy + dz * dz);
         const up = Math.max(0, dy / len);
         const z0 = scene.sky.zenith;
         const h0 = scene.sky.horizon;
@@ -444,7 +499,7 @@ export function renderScene(
         v = pLocal[1]!;
       }
       // One pixel's footprint on the surface: grows with distance and with grazing angles.
-      const dl = Math.hypot(dx, dy, dz);
+      const dl = Math.sqrt(dx * dx + dy * dy + dz * dz); // not Math.hypot: several times slower in V8
       const cosIncidence = Math.abs(nLocal[0]! * ldx + nLocal[1]! * ldy + nLocal[2]! * ldz) / dl;
       const footprint = (best * dl) / k.fx / Math.max(0.3, cosIncidence);
       sampleMaterial(hit.material, u, v, albedo, footprint);

@@ -263,10 +263,71 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
   });
 
   results.push(...benchRetrieval(opts, courtyard));
+  results.push(benchFuseHistory(opts, courtyard));
   return results;
 }
 
 /** Top-7 retrieval among 10 000 keyframes vs a brute-force exact IoU over full visible sets. */
+/**
+ * Whether fusion stays incremental: a 512×288 frame re-fused into a memory with 10 000 frames of
+ * history, relative to one with 10 (goal ≤ 1.2). The history is a 400-pose loop around the
+ * courtyard fused at 128×72, so that building it takes seconds; both memories end with the same
+ * ten frames around the measured pose.
+ */
+function benchFuseHistory(opts: { quick: boolean }, scene: ReturnType<typeof loadBundledScene>): BenchResult {
+  const small = intrinsicsFromFov(128, 72, 75);
+  const loop = 400;
+  const at = (i: number): Pose => {
+    const a = (2 * Math.PI * i) / loop;
+    return poseFromYawPitch(
+      [4 * Math.sin(a), 1.6, 3 + 4 * Math.cos(a)],
+      a + Math.PI / 2 + 0.3 * Math.sin(7 * a),
+      -0.1,
+    );
+  };
+  const frames = Array.from({ length: loop }, (_, i) => renderScene(scene, at(i), small));
+  const history = opts.quick ? 1000 : 10_000;
+  const measured = at(loop - 5);
+  const frame = renderScene(scene, measured, K);
+  const fresh = new VoxelGrid(DEFAULT_VOXEL_SIZE_M);
+  const long = new VoxelGrid(DEFAULT_VOXEL_SIZE_M);
+  const bar = progress(`fusing ${history} frames of history`, history);
+  for (let i = 0; i < history; i++) {
+    const j = (i + loop - (history % loop)) % loop; // so that both histories end at the same pose
+    fuseFrame(long, frames[j]!, at(j), small);
+    if (i % 100 === 0) bar.update(i);
+  }
+  bar.stop();
+  for (let j = loop - 10; j < loop; j++) fuseFrame(fresh, frames[j]!, at(j), small);
+  // One lap: the same places as the long history, seen once (separates history from density).
+  const lap = new VoxelGrid(DEFAULT_VOXEL_SIZE_M);
+  for (let j = 0; j < loop; j++) fuseFrame(lap, frames[j]!, at(j), small);
+  // Alternate the three so that all see the same machine state.
+  const freshMs: number[] = [];
+  const lapMs: number[] = [];
+  const longMs: number[] = [];
+  for (let i = 0; i < (opts.quick ? 10 : 30) + 5; i++) {
+    const t0 = performance.now();
+    fuseFrame(fresh, frame, measured, K);
+    const t1 = performance.now();
+    fuseFrame(lap, frame, measured, K);
+    const t2 = performance.now();
+    fuseFrame(long, frame, measured, K);
+    const t3 = performance.now();
+    if (i < 5) continue;
+    freshMs.push(t1 - t0);
+    lapMs.push(t2 - t1);
+    longMs.push(t3 - t2);
+  }
+  const ratio = median(longMs) / median(freshMs);
+  return {
+    name: 'memory.fuse.history',
+    value: ratio,
+    unit: 'ratio',
+    note: `goal ≤ 1.2; re-fusing one 512×288 frame after ${history} frames of history ${median(longMs).toFixed(2)} ms (${long.voxelCount} voxels), after 10 ${median(freshMs).toFixed(2)} ms (${fresh.voxelCount}), after one ${loop}-frame lap of the same loop ${median(lapMs).toFixed(2)} ms (${lap.voxelCount})`,
+  };
+}
+
 function benchRetrieval(opts: { quick: boolean }, scene: ReturnType<typeof loadBundledScene>): BenchResult[] {
   const vs = 0.05;
   const small: Intrinsics = intrinsicsFromFov(96, 54, 75);
