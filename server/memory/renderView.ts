@@ -230,9 +230,9 @@ function fillHoles(
   width: number,
   height: number,
 ): { finalDepth: Float32Array; finalRef: Int32Array; finalColour: Uint32Array } {
-  const outZ = zbuf.slice();
-  const outRef = ref.slice();
-  const outColour = colour.slice();
+  // Fills are found on the untouched buffers, then applied in place: they are a few per cent of
+  // the pixels, and copying three whole buffers cost more than the search.
+  const filled: number[] = []; // per fill: pixel, depth, voxel reference, colour
   // Edge neighbours first: on a surface they fail first, and four failures rule a pixel out.
   const offsets = [-1, 1, -width, width, -width - 1, -width + 1, width - 1, width + 1];
   for (let y = 1; y < height - 1; y++) {
@@ -255,14 +255,16 @@ function fillHoles(
           }
         } else if (++failed > 3) break;
       }
-      if (nearer >= 5) {
-        outZ[p] = best;
-        outRef[p] = ref[bestP]!;
-        outColour[p] = colour[bestP]!;
-      }
+      if (nearer >= 5) filled.push(p, best, ref[bestP]!, colour[bestP]!);
     }
   }
-  return { finalDepth: outZ, finalRef: outRef, finalColour: outColour };
+  for (let f = 0; f < filled.length; f += 4) {
+    const p = filled[f]!;
+    zbuf[p] = filled[f + 1]!;
+    ref[p] = filled[f + 2]!;
+    colour[p] = filled[f + 3]!;
+  }
+  return { finalDepth: zbuf, finalRef: ref, finalColour: colour };
 }
 const scratch = new Float64Array(19);
 
