@@ -8,7 +8,7 @@ import type { ClipRequest, ConditioningFrame, GeneratedFrame, MemoryViewImage } 
  */
 const sharedCopies = new WeakMap<Uint8Array | Float32Array, Uint8Array | Float32Array>();
 
-export function shared<T extends Uint8Array | Float32Array>(a: T): T {
+function shared<T extends Uint8Array | Float32Array>(a: T): T {
   if (a.buffer instanceof SharedArrayBuffer) return a;
   let copy = sharedCopies.get(a) as T | undefined;
   if (!copy) {
