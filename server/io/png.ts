@@ -1,16 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 
-/** Encodes packed RGB (3 bytes per pixel) as a PNG. */
+/**
+ * Encodes packed RGB (3 bytes per pixel) as an RGB PNG. One filter (Paeth) for every row instead of
+ * pngjs's per-row search over all five: a 455×452 minimap in ~7.5 ms instead of 20-37 ms, and
+ * smaller (72.8 vs 75.5 KB, also for dropping the alpha channel).
+ */
 export function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Buffer {
-  const png = new PNG({ width, height });
-  for (let i = 0, n = width * height; i < n; i++) {
-    png.data[i * 4] = rgb[i * 3]!;
-    png.data[i * 4 + 1] = rgb[i * 3 + 1]!;
-    png.data[i * 4 + 2] = rgb[i * 3 + 2]!;
-    png.data[i * 4 + 3] = 255;
-  }
-  return PNG.sync.write(png);
+  const options = { colorType: 2, inputColorType: 2, inputHasAlpha: false, filterType: 4 } as const;
+  const png = new PNG({ width, height, ...options });
+  png.data = Buffer.from(rgb.buffer, rgb.byteOffset, width * height * 3);
+  return PNG.sync.write(png, options);
 }
 
 /** Writes packed RGB as a PNG file. */

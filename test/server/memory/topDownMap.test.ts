@@ -1,4 +1,6 @@
+import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import { encodeRgbPng } from '../../../server/io/png.ts';
 import { fuseFrame } from '../../../server/memory/fuse.ts';
 import { topDownMap } from '../../../server/memory/topDownMap.ts';
 import { VoxelGrid } from '../../../server/memory/voxelGrid.ts';
@@ -44,5 +46,13 @@ describe('top-down map (the minimap)', () => {
       before.originZ,
     ]);
     expect(Buffer.from(after.rgb).equals(Buffer.from(before.rgb))).toBe(true);
+
+    // As the server sends it: an RGB PNG that decodes to the same pixels.
+    const png = PNG.sync.read(encodeRgbPng(after.rgb, after.width, after.height));
+    expect([png.width, png.height]).toEqual([after.width, after.height]);
+    let mismatched = 0;
+    for (let p = 0; p < after.width * after.height; p++)
+      for (let c = 0; c < 3; c++) if (png.data[p * 4 + c] !== after.rgb[p * 3 + c]) mismatched++;
+    expect(mismatched).toBe(0);
   });
 });
