@@ -79,7 +79,9 @@ export async function loadModel(name: string, settings: ModelSettings = {}): Pro
     case 'scene': {
       const { width, height, framesPerClip, scene } = settings;
       if (threads === 0) return createLocalModel(name, { width, height, framesPerClip, scene });
-      if (scene) throw new SpatiaError('INVALID_ARGUMENT', 'the "scene" model does not run in model threads');
+      // The procedural model ignores a scene (it seeds the world, not the model); the oracle needs it.
+      if (name === 'scene')
+        throw new SpatiaError('INVALID_ARGUMENT', 'the "scene" model does not run in model threads');
       return new ThreadedModel(name, { width, height, framesPerClip }, threads);
     }
   }

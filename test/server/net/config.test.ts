@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../../server/config.ts';
-import { autoModelThreads } from '../../../server/models/registry.ts';
+import { autoModelThreads, loadModel } from '../../../server/models/registry.ts';
+import { sceneNamed } from '../../helpers/groundTruth.ts';
 
 describe('server configuration', () => {
   it('takes flags over SPATIA_* environment over defaults', () => {
@@ -26,6 +27,15 @@ describe('server configuration', () => {
     expect([2, 4, 16, 64].map((cores) => autoModelThreads('procedural', cores))).toEqual([0, 2, 8, 8]);
     expect(autoModelThreads('onnx', 16)).toBe(0);
     expect(autoModelThreads('remote', 16)).toBe(0);
+    expect(autoModelThreads('scene', 16)).toBe(0);
+  });
+
+  it('runs the procedural model in threads when the world is seeded from a scene, but never the scene oracle', async () => {
+    const scene = sceneNamed('room');
+    const model = await loadModel('procedural', { threads: 1, scene, width: 64, height: 36 });
+    expect(model.describe().device).toMatch(/× 1 threads/);
+    await model.dispose();
+    await expect(loadModel('scene', { threads: 1, scene })).rejects.toThrow(/does not run in model threads/);
   });
 
   it('names the bad setting and the variable it came from', () => {
