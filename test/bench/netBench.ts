@@ -35,6 +35,7 @@ async function measure(
   players: number,
   seconds: number,
   worlds: 'one' | 'each' = 'one',
+  moving = true,
 ): Promise<{ latencies: number[]; fps: number[]; cpuMsPerFrame: number }> {
   const bots = Array.from({ length: players }, () => new Bot(url));
   for (const b of bots) b.keepFrames = false;
@@ -61,7 +62,7 @@ async function measure(
   let step = 0;
   while (performance.now() - t0 < seconds * 1000) {
     // Walk a slow circle: forward held, turning right.
-    for (const b of bots) b.input({ dtMs: 1000 / 60, keys: 1, lookDxPx: step % 2 === 0 ? 3 : 2 });
+    if (moving) for (const b of bots) b.input({ dtMs: 1000 / 60, keys: 1, lookDxPx: step % 2 === 0 ? 3 : 2 });
     step++;
     await sleep(1000 / 60);
   }
@@ -98,6 +99,8 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`1 player, ${seconds} s…\n`);
     const one = await measure(url, server.pid!, 1, seconds);
+    process.stderr.write(`1 player standing still, ${seconds} s…\n`);
+    const standing = await measure(url, server.pid!, 1, seconds, 'one', false);
     process.stderr.write(`4 players, ${seconds} s…\n`);
     const four = await measure(url, server.pid!, 4, seconds);
     process.stderr.write(`4 players in 4 worlds, ${seconds} s…\n`);
@@ -106,6 +109,12 @@ async function main(): Promise<void> {
       { name: 'net.latency.p50.1p', value: quantile(one.latencies, 0.5), unit: 'ms', note: 'goal ≤ 60' },
       { name: 'net.latency.p95.1p', value: quantile(one.latencies, 0.95), unit: 'ms', note: 'goal ≤ 120' },
       { name: 'net.fps.1p', value: one.fps[0]!, unit: 'fps', note: 'goal ≥ 30' },
+      {
+        name: 'net.fps.1p.standing',
+        value: standing.fps[0]!,
+        unit: 'fps',
+        note: `no input: the camera holds still; server CPU ${standing.cpuMsPerFrame.toFixed(1)} ms per frame`,
+      },
       {
         name: 'net.latency.p95.4p',
         value: quantile(four.latencies, 0.95),
