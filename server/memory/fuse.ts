@@ -103,9 +103,8 @@ export function fuseFrame(
   );
 
   const voxelsBefore = grid.voxelCount;
-  // The revision this fuse stamps on what it changes; the grid takes it only if something changed,
-  // so a frame that adds nothing (a player standing still) leaves cached views valid.
-  const revision = grid.revision + 1;
+  grid.revision++;
+  const revision = grid.revision;
   const invVs = 1 / grid.voxelSizeM;
   const r = pose.rotation;
   // Rotation pre-scaled into voxel units: voxel coords = (R·Xc + t) / voxelSize.
@@ -134,7 +133,6 @@ export function fuseFrame(
   // After the surfaces, so cells that just received a voxel are not carved.
   const freeCellsCarved =
     opts.freeSpace === false ? 0 : carveFreeSpace(grid, depth, pose, k, minD, maxD, revision);
-  if (voxelUpdates > 0 || freeCellsCarved > 0) grid.revision = revision;
   return { pixelsFused, voxelsCreated, voxelUpdates, freeCellsCarved };
 }
 

@@ -85,7 +85,6 @@ export class Director {
   private framesSinceKeyframeCheck = 0;
   private freeSpaceRejectedTotal = 0;
   private quarterCache: { pose: Pose; revision: number; view: MemoryView } | undefined;
-  private fullCache: { pose: Pose; revision: number; view: MemoryView } | undefined;
   private preceding: ConditioningFrame[] = [];
   private readonly k: Intrinsics;
   private readonly sigK: Intrinsics;
@@ -195,7 +194,9 @@ export class Director {
 
     // Condition: memory views for every target pose, references for the clip.
     let t0 = performance.now();
-    const views: (MemoryView | undefined)[] = poses.map((p) => (useMemory ? this.fullView(p) : undefined));
+    const views: (MemoryView | undefined)[] = poses.map((p) =>
+      useMemory ? this.memory.render(p, k) : undefined,
+    );
     const memoryViews: MemoryViewImage[] = views.map(
       (v) => v ?? { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), coverage: new Uint8Array(n) },
     );
@@ -271,27 +272,13 @@ export class Director {
     return viewSignature(this.quarterView(pose));
   }
 
-  /** The memory at quarter resolution from `pose`; reused while the pose and the memory are unchanged. */
+  /** The memory at quarter resolution from `pose`; reused while the pose object and the memory are unchanged. */
   private quarterView(pose: Pose): MemoryView {
     const c = this.quarterCache;
     const revision = this.memory.revision;
-    if (c && samePose(c.pose, pose) && c.revision === revision) return c.view;
+    if (c && c.pose === pose && c.revision === revision) return c.view;
     const view = this.memory.render(pose, this.sigK, { freeSpace: false });
     this.quarterCache = { pose, revision, view };
-    return view;
-  }
-
-  /**
-   * The memory view a clip is conditioned on; reused while the pose and the memory are unchanged (a
-   * player standing still: the frames it generates add nothing, so the memory keeps its revision).
-   * Views are never written to, so sharing one between clips is safe.
-   */
-  private fullView(pose: Pose): MemoryView {
-    const c = this.fullCache;
-    const revision = this.memory.revision;
-    if (c && samePose(c.pose, pose) && c.revision === revision) return c.view;
-    const view = this.memory.render(pose, this.k);
-    this.fullCache = { pose, revision, view };
     return view;
   }
 
@@ -339,14 +326,6 @@ export class Director {
       this.memory.keyframes.add({ pose: frame.pose, intrinsics: this.k, signature: sig, image });
     }
   }
-}
-
-/** Whether two poses are the same camera (equal position and rotation values). */
-function samePose(a: Pose, b: Pose): boolean {
-  if (a === b) return true;
-  for (let i = 0; i < 3; i++) if (a.position[i] !== b.position[i]) return false;
-  for (let i = 0; i < 9; i++) if (a.rotation[i] !== b.rotation[i]) return false;
-  return true;
 }
 
 /** The frame's depth with moving pixels unknown (0): a conditioning frame must not carry them into the next clip. */
