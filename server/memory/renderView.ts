@@ -156,54 +156,37 @@ export function renderMemoryView(
     frame[16] = near;
     frame[17] = far;
     frame[18] = splatK * (1 << level);
-    if (level === 0) {
-      splatRecords(
-        chunk.data,
-        STRIDE,
-        chunk.count,
-        -1,
-        refBase,
-        frame,
-        width,
-        height,
-        zbuf,
-        voxelRef,
-        colour,
-      );
-    } else {
-      const lod = chunk.lod(level);
-      splatRecords(
-        lod.data,
-        LOD_STRIDE,
-        lod.count,
-        LOD_STRIDE - 1,
-        refBase,
-        frame,
-        width,
-        height,
-        zbuf,
-        voxelRef,
-        colour,
-      );
-    }
+    // Level 0 draws the voxel records themselves (slot = record index); coarser levels draw the
+    // merged cells, each naming a member voxel's slot in its last word.
+    const lod = level === 0 ? undefined : chunk.lod(level);
+    splatRecords(
+      lod ? lod.data : chunk.data,
+      lod ? LOD_STRIDE : STRIDE,
+      lod ? lod.count : chunk.count,
+      lod ? LOD_STRIDE - 1 : -1,
+      refBase,
+      frame,
+      width,
+      height,
+      zbuf,
+      voxelRef,
+      colour,
+    );
   }
 
-  const { finalDepth, finalRef, finalColour } =
-    (opts.fillHoles ?? DEFAULT_FILL_HOLES)
-      ? fillHoles(zbuf, voxelRef, colour, width, height)
-      : { finalDepth: zbuf, finalRef: voxelRef, finalColour: colour };
+  if (opts.fillHoles ?? DEFAULT_FILL_HOLES) fillHoles(zbuf, voxelRef, colour, width, height);
 
   // Resolve: colour and depth of the winning voxel per pixel.
   const rgb = new Uint8Array(n * 3);
   const depth = new Float32Array(n);
   const coverage = new Uint8Array(n);
   for (let p = 0; p < n; p++) {
-    if (finalRef[p]! < 0) continue;
-    const c = finalColour[p]!;
+    if (voxelRef[p]! < 0) continue;
+    const c = colour[p]!;
     rgb[p * 3] = c & 255;
     rgb[p * 3 + 1] = (c >>> 8) & 255;
     rgb[p * 3 + 2] = c >>> 16;
-    depth[p] = finalDepth[p]!;
+    depth[p] = zbuf[p]!;
     coverage[p] = 1;
   }
   let freeDepth: Float32Array | undefined;
@@ -211,7 +194,7 @@ export function renderMemoryView(
     freeDepth = renderFreeDepth(grid, pose, k);
     for (let p = 0; p < n; p++) if (coverage[p] === 1 && freeDepth[p]! > depth[p]!) freeDepth[p] = depth[p]!;
   }
-  return { width, height, rgb, depth, coverage, voxelRef: finalRef, chunks, freeDepth };
+  return { width, height, rgb, depth, coverage, voxelRef, chunks, freeDepth };
 }
 
 /** Projected voxel size (px) below which a chunk is drawn from a coarser level of detail. */
@@ -229,7 +212,7 @@ function fillHoles(
   colour: Uint32Array,
   width: number,
   height: number,
-): { finalDepth: Float32Array; finalRef: Int32Array; finalColour: Uint32Array } {
+): void {
   // Fills are found on the untouched buffers, then applied in place: they are a few per cent of
   // the pixels, and copying three whole buffers cost more than the search.
   const filled: number[] = []; // per fill: pixel, depth, voxel reference, colour
@@ -264,7 +247,6 @@ function fillHoles(
     ref[p] = filled[f + 2]!;
     colour[p] = filled[f + 3]!;
   }
-  return { finalDepth: zbuf, finalRef: ref, finalColour: colour };
 }
 const scratch = new Float64Array(19);
 
