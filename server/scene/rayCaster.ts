@@ -80,31 +80,32 @@ function primitivesAt(
 const hitLocal = new Float64Array(3);
 const hitNormal = new Float64Array(3);
 
-/** One axis of a box's slab test: slab = [entry t, exit t, sign of the entered face]. */
-const slab = new Float64Array(3);
+/** A box's slab test so far: [entry t, exit t, axis of the entered face, sign of its normal]. */
+const box = new Float64Array(4);
 
-/** Fills `slab` for the ray o + t·d against the slab |x| ≤ h; false when a parallel ray lies outside it. */
-function slabAxis(o: number, d: number, h: number): boolean {
-  if (Math.abs(d) < 1e-12) {
-    if (o < -h || o > h) return false;
-    slab[0] = Number.NEGATIVE_INFINITY;
-    slab[1] = Number.POSITIVE_INFINITY;
-    slab[2] = -1;
-    return true;
-  }
+/**
+ * Clips `box` by the slab |x| ≤ h of one local axis for the ray o + t·d; false when the ray misses
+ * the box (outside a slab it runs parallel to, an empty interval, or all of it at or before tMin).
+ */
+function clipSlab(o: number, d: number, h: number, axis: number, tMin: number): boolean {
+  if (Math.abs(d) < 1e-12) return !(o < -h || o > h);
   const inv = 1 / d;
-  const t0 = (-h - o) * inv;
-  const t1 = (h - o) * inv;
+  let t0 = (-h - o) * inv;
+  let t1 = (h - o) * inv;
+  let sign = -1;
   if (t0 > t1) {
-    slab[0] = t1;
-    slab[1] = t0;
-    slab[2] = 1;
-  } else {
-    slab[0] = t0;
-    slab[1] = t1;
-    slab[2] = -1;
+    const swap = t0;
+    t0 = t1;
+    t1 = swap;
+    sign = 1;
   }
-  return true;
+  if (t0 > box[0]!) {
+    box[0] = t0;
+    box[2] = axis;
+    box[3] = sign;
+  }
+  if (t1 < box[1]!) box[1] = t1;
+  return !(box[0]! > box[1]! || box[1]! <= tMin);
 }
 
 /**
@@ -224,34 +225,20 @@ function intersect(
       const hy = s.size[1] / 2;
       const hz = s.size[2] / 2;
       // Slab test per local axis; remember which face was entered last (the hit face).
-      let tmin = -Infinity;
-      let tmax = Infinity;
-      let axis = 0;
-      let sign = 1;
-      if (!slabAxis(lx, ldx, hx)) return Infinity;
-      if (slab[0]! > tmin) {
-        tmin = slab[0]!;
-        axis = 0;
-        sign = slab[2]!;
-      }
-      if (slab[1]! < tmax) tmax = slab[1]!;
-      if (tmin > tmax || tmax <= tMin) return Infinity;
-      if (!slabAxis(ty, dy, hy)) return Infinity;
-      if (slab[0]! > tmin) {
-        tmin = slab[0]!;
-        axis = 1;
-        sign = slab[2]!;
-      }
-      if (slab[1]! < tmax) tmax = slab[1]!;
-      if (tmin > tmax || tmax <= tMin) return Infinity;
-      if (!slabAxis(lz, ldz, hz)) return Infinity;
-      if (slab[0]! > tmin) {
-        tmin = slab[0]!;
-        axis = 2;
-        sign = slab[2]!;
-      }
-      if (slab[1]! < tmax) tmax = slab[1]!;
-      if (tmin > tmax || tmax <= tMin) return Infinity;
+      box[0] = Number.NEGATIVE_INFINITY;
+      box[1] = Number.POSITIVE_INFINITY;
+      box[2] = 0;
+      box[3] = 1;
+      if (
+        !clipSlab(lx, ldx, hx, 0, tMin) ||
+        !clipSlab(ty, dy, hy, 1, tMin) ||
+        !clipSlab(lz, ldz, hz, 2, tMin)
+      )
+        return Infinity;
+      const tmin = box[0]!;
+      const tmax = box[1]!;
+      let axis = box[2]!;
+      let sign = box[3]!;
       let t = tmin;
       if (t <= tMin) {
         // Camera inside the box: the exit face is the visible one (rooms are boxes seen from inside).
