@@ -516,12 +516,20 @@ export function renderScene(
 
 /**
  * Whether world point (x, y, z) lies inside a shape placed at `offset`, with the shape shrunk by
- * `shrinkM` on every side (so surfaces touching it do not count). Planes have no inside.
+ * `shrinkM` on every side (so surfaces touching it do not count; a negative `shrinkM` grows it).
+ * A plane's inside is the half-space behind it.
  */
 function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: number, shrinkM = 0): boolean {
   switch (shape.type) {
-    case 'plane':
-      return false;
+    case 'plane': {
+      const [nx, ny, nz] = shape.normal;
+      const along =
+        ((x - shape.point[0] - offset[0]) * nx +
+          (y - shape.point[1] - offset[1]) * ny +
+          (z - shape.point[2] - offset[2]) * nz) /
+        Math.hypot(nx, ny, nz);
+      return along < -shrinkM;
+    }
     case 'sphere': {
       const dx = x - shape.center[0] - offset[0];
       const dy = y - shape.center[1] - offset[1];
@@ -554,7 +562,9 @@ function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: n
 
 /**
  * Ghost voxels: memory points inside a moving entity's volume at any of `timesS` (shrunk by
- * `shrinkM`), i.e. moving things that leaked into the static memory.
+ * `shrinkM`), i.e. moving things that leaked into the static memory. A point on a static surface
+ * (within `shrinkM` of a static object) is not one, even where an entity's path crosses that
+ * object (the hall's walker passes through two pillars).
  */
 export function countGhostPoints(
   scene: Scene,
@@ -565,9 +575,12 @@ export function countGhostPoints(
   const placed = scene.entities.flatMap((e) =>
     timesS.map((t) => ({ shape: e.shape, offset: entityPosition(e, t) })),
   );
+  const still: Vec3 = [0, 0, 0];
   let ghosts = 0;
   for (const p of points) {
-    if (placed.some((e) => insideShape(e.shape, e.offset, p[0], p[1], p[2], shrinkM))) ghosts++;
+    if (!placed.some((e) => insideShape(e.shape, e.offset, p[0], p[1], p[2], shrinkM))) continue;
+    if (scene.objects.some((o) => insideShape(o, still, p[0], p[1], p[2], -shrinkM))) continue;
+    ghosts++;
   }
   return ghosts;
 }

@@ -136,8 +136,22 @@ function composeFrame(
 }
 
 /**
- * Forward-warps a reference frame (every second pixel, 2×2 splats) into the pixels of the target
- * view that are still unknown, nearest first. Returns how many unknown pixels it filled.
+ * A reprojected pixel covers a square of its own size scaled by the change of depth, grown by this
+ * factor (×2, as a half-width) towards neighbours on its own surface so that magnified surfaces
+ * (a floor walked towards) close without gaps; towards an edge it stops at half a pixel.
+ * Measured on the turn-back walks: 0.6 left the hall's near floor striped, 1.0 blurred it.
+ */
+const FOOTPRINT_HALF = 0.8;
+/** Neighbouring source depths within this fraction of each other lie on one surface. */
+const SAME_SURFACE = 0.08;
+
+/**
+ * Forward-warps a reference frame into the pixels of the target view that are still unknown,
+ * nearest first. Every source pixel is projected on its own and covers the target pixels whose
+ * centres fall inside its footprint; the footprint reaches only half a pixel towards a depth edge,
+ * so a foreground edge does not spread over the background it uncovers (fused, such spread made
+ * the courtyard's trees and walls grow a pixel per walked metre). Returns how many unknown pixels
+ * it filled. O(source pixels + covered target pixels).
  */
 export function reprojectInto(
   ref: ConditioningFrame,
@@ -155,31 +169,65 @@ export function reprojectInto(
   const m = new Float64Array(9);
   for (let i = 0; i < 3; i++)
     for (let j = 0; j < 3; j++) m[i * 3 + j] = b[i]! * a[j]! + b[3 + i]! * a[3 + j]! + b[6 + i]! * a[6 + j]!;
-  const dt = [
-    ref.pose.position[0] - pose.position[0],
-    ref.pose.position[1] - pose.position[1],
-    ref.pose.position[2] - pose.position[2],
-  ];
-  const t = [0, 1, 2].map((i) => b[i]! * dt[0]! + b[3 + i]! * dt[1]! + b[6 + i]! * dt[2]!);
-  const zbuf = new Float32Array(k.width * k.height);
+  const dp = ref.pose.position;
+  const tp = pose.position;
+  const t = [0, 1, 2].map(
+    (i) => b[i]! * (dp[0] - tp[0]) + b[3 + i]! * (dp[1] - tp[1]) + b[6 + i]! * (dp[2] - tp[2]),
+  );
+  const m0 = m[0]!,
+    m1 = m[1]!,
+    m2 = m[2]!,
+    m3 = m[3]!,
+    m4 = m[4]!,
+    m5 = m[5]!,
+    m6 = m[6]!,
+    m7 = m[7]!,
+    m8 = m[8]!;
+  const t0 = t[0]!,
+    t1 = t[1]!,
+    t2 = t[2]!;
+  const { width, height, fx, fy, cx, cy } = k;
+  const rw = rk.width;
+  const rh = rk.height;
+  const scaleX = fx / rk.fx;
+  const scaleY = fy / rk.fy;
+  const zbuf = new Float32Array(width * height);
   let filled = 0;
-  for (let v = 0; v < rk.height; v += 2) {
-    for (let u = 0; u < rk.width; u += 2) {
-      const q = v * rk.width + u;
+  for (let v = 0; v < rh; v++) {
+    const ry = (v - rk.cy) / rk.fy;
+    for (let u = 0; u < rw; u++) {
+      const q = v * rw + u;
       const d = rd[q]!;
       if (!(d > 0)) continue;
       const x = ((u - rk.cx) / rk.fx) * d;
-      const y = ((v - rk.cy) / rk.fy) * d;
-      const zt = m[6]! * x + m[7]! * y + m[8]! * d + t[2]!;
+      const y = ry * d;
+      const zt = m6 * x + m7 * y + m8 * d + t2;
       if (zt <= 0.05) continue;
-      const ut = Math.round((k.fx * (m[0]! * x + m[1]! * y + m[2]! * d + t[0]!)) / zt + k.cx);
-      const vt = Math.round((k.fy * (m[3]! * x + m[4]! * y + m[5]! * d + t[1]!)) / zt + k.cy);
-      for (let dy = 0; dy < 2; dy++) {
-        for (let dx = 0; dx < 2; dx++) {
-          const uu = ut + dx;
-          const vv = vt + dy;
-          if (uu < 0 || vv < 0 || uu >= k.width || vv >= k.height) continue;
-          const p = vv * k.width + uu;
+      const iz = 1 / zt;
+      const ut = fx * (m0 * x + m1 * y + m2 * d + t0) * iz + cx;
+      const vt = fy * (m3 * x + m4 * y + m5 * d + t1) * iz + cy;
+      // Footprint half-widths towards each side: FOOTPRINT_HALF over the same surface, else ½.
+      const tol = SAME_SURFACE * d;
+      const sx = d * iz * scaleX;
+      const sy = d * iz * scaleY;
+      const hl = (u > 0 && Math.abs(rd[q - 1]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sx;
+      const hr = (u + 1 < rw && Math.abs(rd[q + 1]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sx;
+      const hu = (v > 0 && Math.abs(rd[q - rw]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sy;
+      const hd = (v + 1 < rh && Math.abs(rd[q + rw]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sy;
+      let x0 = Math.ceil(ut - hl);
+      let x1 = Math.floor(ut + hr);
+      let y0 = Math.ceil(vt - hu);
+      let y1 = Math.floor(vt + hd);
+      // A footprint narrower than a pixel still lands on the pixel nearest its centre.
+      if (x0 > x1) x0 = x1 = Math.round(ut);
+      if (y0 > y1) y0 = y1 = Math.round(vt);
+      if (x0 < 0) x0 = 0;
+      if (y0 < 0) y0 = 0;
+      if (x1 >= width) x1 = width - 1;
+      if (y1 >= height) y1 = height - 1;
+      for (let yy = y0; yy <= y1; yy++) {
+        for (let xx = x0; xx <= x1; xx++) {
+          const p = yy * width + xx;
           if (known[p] === 1 || (zbuf[p]! > 0 && zbuf[p]! <= zt)) continue;
           if (zbuf[p] === 0) filled++;
           zbuf[p] = zt;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
-import { ProceduralModel } from '../../../server/models/procedural/proceduralModel.ts';
+import { ProceduralModel, reprojectInto } from '../../../server/models/procedural/proceduralModel.ts';
 import type { ClipRequest, GeneratedFrame, MemoryViewImage } from '../../../server/models/worldModel.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import { type Pose, poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
@@ -132,5 +133,43 @@ describe('procedural world model', () => {
     })().catch((e: unknown) => e);
     expect(got).toEqual([0, 1]);
     expect((err as SpatiaError).code).toBe('CANCELLED');
+  });
+});
+
+describe('reprojecting a reference frame', () => {
+  // A 2 m-away square in front of a wall 10 m away, seen again 0.25 m to the right: the wall strip
+  // the square uncovers must not take the square's colour (fused, a spread edge grows the object).
+  it('spreads a foreground edge at most half a pixel over the background it uncovers', () => {
+    const k = intrinsicsFromFov(64, 48, 75);
+    const n = k.width * k.height;
+    const rgb = new Uint8Array(n * 3);
+    const depth = new Float32Array(n);
+    for (let v = 0; v < k.height; v++)
+      for (let u = 0; u < k.width; u++) {
+        const p = v * k.width + u;
+        const square = u >= 24 && u < 39 && v >= 16 && v < 31;
+        depth[p] = square ? 2 : 10;
+        rgb[p * 3] = square ? 255 : 0;
+        rgb[p * 3 + 2] = square ? 0 : 255;
+      }
+    const ref = { pose: poseFromYawPitch([0, 0, 0], 0, 0), intrinsics: k, rgb, depth };
+    const target = poseFromYawPitch([0.25, 0, 0], 0, 0);
+    const out = { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), known: new Uint8Array(n) };
+    reprojectInto(ref, target, k, out.rgb, out.depth, out.known);
+    // The square's true edges in the target: source edges at u = 23.5 and 38.5, shifted by f·0.25/2.
+    const shift = (k.fx * 0.25) / 2;
+    const left = 23.5 - shift;
+    const right = 38.5 - shift;
+    let outside = 0;
+    let inside = 0;
+    for (let v = 0; v < k.height; v++)
+      for (let u = 0; u < k.width; u++) {
+        const p = v * k.width + u;
+        if (out.rgb[p * 3] !== 255) continue;
+        if (u < left - 0.5 || u > right + 0.5 || v < 15.5 || v > 30.5) outside++;
+        else inside++;
+      }
+    expect(inside).toBeGreaterThan(13 * 14);
+    expect(outside).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../../../server/scene/loadScene.ts';
-import { entityPosition, renderScene } from '../../../server/scene/rayCaster.ts';
+import { countGhostPoints, entityPosition, renderScene } from '../../../server/scene/rayCaster.ts';
 import { parseScene } from '../../../server/scene/sceneFormat.ts';
 import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
@@ -68,5 +68,16 @@ describe('ground-truth ray caster', () => {
     expect(count(still.dynamicMask)).toBe(0);
     const cart = scene.entities[0]!;
     expect(entityPosition(cart, 0)).not.toEqual(entityPosition(cart, 1));
+  });
+});
+
+describe('ghost points', () => {
+  // The hall's walker returns along z = −2 straight through the pillars at x = ±3.
+  const times = Array.from({ length: 400 }, (_v, i) => i * 0.1);
+  it('counts a point inside a moving thing but not one on a static surface its path crosses', () => {
+    const hall = loadBundledScene('hall-dynamic');
+    expect(countGhostPoints(hall, [[-1, 1, -2]], times, 0.02)).toBe(1);
+    expect(countGhostPoints(hall, [[3.35, 1, -2]], times, 0.02)).toBe(0);
+    expect(countGhostPoints(hall, [[-1, 1, 3]], times, 0.02)).toBe(0);
   });
 });
