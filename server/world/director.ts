@@ -329,12 +329,12 @@ export class Director {
 }
 
 /**
- * The depth a frame hands on as a preceding frame: unknown (0) where it moved, and where it only
- * repeated its memory view. Moving pixels must not be carried into the next clip; repeated ones
- * are in the memory already, and reprojected from the frame they came back with the memory view's
- * one depth per splat (a floor some centimetres high) and its silhouettes spread over the sky, which
- * were then fused as new surfaces (measured on the turn-back walks: the courtyard 25.6 → 33.6 dB,
- * the hall's floor no longer 2–3 cm above the floor).
+ * The depth a frame hands on as a preceding frame: unknown (0) where it moved, and where its
+ * memory view covered it. Moving pixels must not be carried into the next clip; covered ones are in
+ * the memory already (a model repeats them), and reprojected from the frame they came back with the
+ * memory view's one depth per splat (a floor some centimetres high) and its silhouettes spread over
+ * the sky, which were then fused as new surfaces (measured on the turn-back walks: the courtyard
+ * 25.6 → 33.6 dB, the hall's floor no longer 2–3 cm above the floor).
  */
 function precedingDepth(frame: GeneratedFrame, view: MemoryView | undefined): Float32Array | undefined {
   if (!frame.depth || (!frame.dynamicMask && !view)) return frame.depth;
