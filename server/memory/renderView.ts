@@ -261,7 +261,6 @@ function closeSurfaceGaps(
   width: number,
   height: number,
 ): void {
-  const maxGap = SURFACE_GAP_PX;
   const run = (lines: number, length: number, stride: number, step: number) => {
     for (let line = 0; line < lines; line++) {
       const base = line * stride;
@@ -270,7 +269,7 @@ function closeSurfaceGaps(
         const p = base + i * step;
         if (ref[p]! < 0) continue;
         const gap = i - last - 1;
-        if (last >= 0 && gap > 0 && gap <= maxGap) {
+        if (last >= 0 && gap > 0 && gap <= SURFACE_GAP_PX) {
           const a = base + last * step;
           const za = zbuf[a]!;
           const zb = zbuf[p]!;

@@ -340,8 +340,8 @@ function precedingDepth(frame: GeneratedFrame, view: MemoryView | undefined): Fl
   if (!frame.depth || (!frame.dynamicMask && !view)) return frame.depth;
   const depth = frame.depth.slice();
   const moving = frame.dynamicMask;
-  if (moving) for (let p = 0; p < depth.length; p++) if (moving[p]) depth[p] = 0;
-  if (view) for (let p = 0; p < depth.length; p++) if (view.coverage[p]) depth[p] = 0;
+  const covered = view?.coverage;
+  for (let p = 0; p < depth.length; p++) if (moving?.[p] || covered?.[p]) depth[p] = 0;
   return depth;
 }
 
