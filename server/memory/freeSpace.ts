@@ -31,11 +31,10 @@ export const freeCellM = (grid: VoxelGrid): number => grid.voxelSizeM * FREE_CEL
 const carveMargin = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
 
 /**
- * Tolerance of "inside known free space" for a surface at `depthM`: generated surfaces nearer
- * than the free depth by more than this contradict the memory.
+ * Tolerance of "inside known free space" for a surface at `depthM`: a generated surface contradicts
+ * the memory when known-free space reaches more than this beyond it.
  */
-export const freeSpaceTolerance = (depthM: number, cellM: number): number =>
-  Math.max(2 * cellM, 0.03 * depthM);
+const freeSpaceTolerance = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
 
 /** Per-ray DDA state over cells; reused (the passes are synchronous). */
 const ray = { ix: 0, iy: 0, iz: 0, sx: 0, sy: 0, sz: 0, tx: 0, ty: 0, tz: 0, dx: 0, dy: 0, dz: 0 };
@@ -215,4 +214,51 @@ export function renderFreeDepth(grid: VoxelGrid, pose: Pose, k: Intrinsics, maxD
     }
   }
   return out;
+}
+
+/**
+ * Pixels whose surface (camera depth `depth`, metres; 0 = none) lies inside known free space: the
+ * cell holding the surface point is known free, and the memory's own view from this camera
+ * (`viewDepth`, 0 = not covered) shows no surface within `freeSpaceTolerance` of it. The view
+ * speaks for surfaces whose voxels lie just outside a carved cell (a floor exactly on a cell
+ * boundary, seen from afar in stripes that grazing rays carved between); the cell test catches
+ * what a view's `freeDepth` misses, since that takes the least of neighbouring rays and so stops
+ * at the nearest silhouette (a surface generated just beside a pillar, in space seen empty, would
+ * pass). Cost: one cell lookup per pixel.
+ */
+export function freeSpaceViolations(
+  grid: VoxelGrid,
+  depth: Float32Array,
+  viewDepth: Float32Array,
+  pose: Pose,
+  k: Intrinsics,
+): Uint8Array {
+  const mask = new Uint8Array(depth.length);
+  const cellM = freeCellM(grid);
+  const inv = 1 / cellM;
+  const r = pose.rotation;
+  const [px, py, pz] = pose.position;
+  let chunk: VoxelChunk | undefined;
+  let chunkKey = Number.NaN;
+  for (let v = 0; v < k.height; v++) {
+    const cyr = (v - k.cy) / k.fy;
+    for (let u = 0; u < k.width; u++) {
+      const p = v * k.width + u;
+      const d = depth[p]!;
+      if (!(d > 0)) continue;
+      const seen = viewDepth[p]!;
+      if (seen > 0 && Math.abs(seen - d) <= freeSpaceTolerance(d, cellM)) continue;
+      const cxr = (u - k.cx) / k.fx;
+      const ix = Math.floor((px + (r[0] * cxr + r[1] * cyr + r[2]) * d) * inv);
+      const iy = Math.floor((py + (r[3] * cxr + r[4] * cyr + r[5]) * d) * inv);
+      const iz = Math.floor((pz + (r[6] * cxr + r[7] * cyr + r[8]) * d) * inv);
+      const key = chunkKeyOf(ix >> CELL_TO_CHUNK, iy >> CELL_TO_CHUNK, iz >> CELL_TO_CHUNK);
+      if (key !== chunkKey) {
+        chunk = grid.getChunk(key);
+        chunkKey = key;
+      }
+      if (chunk !== undefined && chunk.isFree(cellIndex(ix, iy, iz))) mask[p] = 1;
+    }
+  }
+  return mask;
 }

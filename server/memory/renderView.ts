@@ -176,6 +176,7 @@ export function renderMemoryView(
 
   if (opts.fillHoles ?? DEFAULT_FILL_HOLES) {
     fillHoles(zbuf, voxelRef, colour, width, height);
+    fillBorder(zbuf, voxelRef, colour, width, height);
     closeSurfaceGaps(zbuf, voxelRef, colour, width, height);
   }
 
@@ -244,6 +245,66 @@ function fillHoles(
     const next: number[] = [];
     for (const p of retry) if (!fillPixel(zbuf, ref, colour, width, p, filled)) next.push(p);
     retry = next;
+  }
+}
+
+/**
+ * The image's outermost ring, which fillHoles leaves alone (it has no full neighbourhood): a pixel
+ * takes its nearest neighbour's voxel when at least 4 of its 5 neighbours (all 3 at a corner) are
+ * nearer. Unfilled, a magnified view's border column was left to invention, and what the model drew
+ * there was fused (a pillar at the frame's edge lost its last column to a surface behind it). A
+ * looser 3 of 5 also filled pixels the model draws better from a reference at the same pose (room
+ * closed loop 36.24 -> 36.20 dB). One pass; O(width + height).
+ */
+function fillBorder(
+  zbuf: Float32Array,
+  ref: Int32Array,
+  colour: Uint32Array,
+  width: number,
+  height: number,
+): void {
+  if (width < 2 || height < 2) return;
+  const filled: number[] = [];
+  const visit = (x: number, y: number) => {
+    const p = y * width + x;
+    const limit = zbuf[p]! * 0.95;
+    let neighbours = 0;
+    let nearer = 0;
+    let best = Number.POSITIVE_INFINITY;
+    let bestP = -1;
+    for (let dy = -1; dy <= 1; dy++) {
+      const ny = y + dy;
+      if (ny < 0 || ny >= height) continue;
+      for (let dx = -1; dx <= 1; dx++) {
+        const nx = x + dx;
+        if ((dx === 0 && dy === 0) || nx < 0 || nx >= width) continue;
+        neighbours++;
+        const q = ny * width + nx;
+        const zq = zbuf[q]!;
+        if (zq < limit) {
+          nearer++;
+          if (zq < best) {
+            best = zq;
+            bestP = q;
+          }
+        }
+      }
+    }
+    if (nearer >= (neighbours === 3 ? 3 : 4)) filled.push(p, best, ref[bestP]!, colour[bestP]!);
+  };
+  for (let x = 0; x < width; x++) {
+    visit(x, 0);
+    visit(x, height - 1);
+  }
+  for (let y = 1; y < height - 1; y++) {
+    visit(0, y);
+    visit(width - 1, y);
+  }
+  for (let f = 0; f < filled.length; f += 4) {
+    const p = filled[f]!;
+    zbuf[p] = filled[f + 1]!;
+    ref[p] = filled[f + 2]!;
+    colour[p] = filled[f + 3]!;
   }
 }
 

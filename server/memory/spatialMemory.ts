@@ -1,7 +1,7 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { RgbdImage } from '../../shared/image.ts';
-import { freeCellM, freeSpaceTolerance } from './freeSpace.ts';
+import { freeSpaceViolations } from './freeSpace.ts';
 import { type FuseOptions, type FuseStats, fuseFrame } from './fuse.ts';
 import { type Keyframe, KeyframeStore, type RetrievalHit, type RetrieveOptions } from './keyframes.ts';
 import { exportPly, importPly } from './ply.ts';
@@ -89,20 +89,12 @@ export class SpatialMemory {
   }
 
   /**
-   * Pixels whose `depth` (camera z, metres; 0 = none) puts a surface inside space the memory knows
-   * to be empty (nearer than `view.freeDepth` beyond a tolerance): a contradiction a generated
-   * frame must not write into the memory. None when the view was rendered without free space.
+   * Pixels whose `depth` (camera z, metres; 0 = none), seen from `pose` where the memory rendered
+   * `view`, puts a surface inside space the memory knows to be empty: a contradiction a generated
+   * frame must not write into it.
    */
-  freeSpaceViolations(depth: Float32Array, view: MemoryView): Uint8Array {
-    const mask = new Uint8Array(depth.length);
-    const free = view.freeDepth;
-    if (!free) return mask;
-    const cellM = freeCellM(this.grid);
-    for (let p = 0; p < depth.length; p++) {
-      const d = depth[p]!;
-      if (d > 0 && d < free[p]! - freeSpaceTolerance(d, cellM)) mask[p] = 1;
-    }
-    return mask;
+  freeSpaceViolations(depth: Float32Array, view: MemoryView, pose: Pose, k: Intrinsics): Uint8Array {
+    return freeSpaceViolations(this.grid, depth, view.depth, pose, k);
   }
 
   /** Renders RGB, depth and coverage of the memory at a camera. */

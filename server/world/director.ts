@@ -297,7 +297,7 @@ export class Director {
           ? frame.dynamicMask
           : this.memory.contradictions(depth, view);
     const exclude = withUnchanged(dynamic, frame.rgb, depth, view, this.memory.voxelSizeM);
-    const violations = this.memory.freeSpaceViolations(depth, view);
+    const violations = this.memory.freeSpaceViolations(depth, view, pose, k);
     let rejected = 0;
     for (let p = 0; p < exclude.length; p++)
       if (violations[p] === 1 && exclude[p] === 0) {

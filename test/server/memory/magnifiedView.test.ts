@@ -61,6 +61,30 @@ describe('a memory seen from afar, viewed from nearer', () => {
     expect(gapsInsideSurfaces(view.coverage, view.depth, K512.width, 6)).toBeLessThan(20);
   });
 
+  // The outermost ring has no full neighbourhood: before it had its own fill, 2 m ahead left gaps
+  // in the border columns that the pixels beside them did not have, and the model's fill of them
+  // was fused (the hall's last ghost voxel).
+  it('covers the frame border as fully as the pixels just inside it', () => {
+    const scene = sceneNamed('courtyard');
+    const { from, to } = courtyardWalk(2);
+    const grid = new VoxelGrid(0.02);
+    fuseFrame(grid, renderScene(scene, from, K512, { includeEntities: false }), from, K512);
+    const { coverage } = renderMemoryView(grid, to, K512);
+    const { width, height } = K512;
+    const covered = (pixels: (i: number) => number, count: number): number => {
+      let c = 0;
+      for (let i = 0; i < count; i++) c += coverage[pixels(i)]!;
+      return c;
+    };
+    for (const [edge, inside, count] of [
+      [(y: number) => y * width, (y: number) => y * width + 1, height],
+      [(y: number) => y * width + width - 1, (y: number) => y * width + width - 2, height],
+      [(x: number) => (height - 1) * width + x, (x: number) => (height - 2) * width + x, width],
+    ] as const) {
+      expect(covered(edge, count)).toBeGreaterThanOrEqual(covered(inside, count) - 2);
+    }
+  });
+
   // Wider splats blur every edge by their overlap. Measured: 31.8 dB with 1.25× splats, 40.5 dB now.
   it('renders its own view back sharply: PSNR ≥ 38 dB at 2 cm voxels', () => {
     const scene = sceneNamed('courtyard');
