@@ -31,8 +31,8 @@ export const freeCellM = (grid: VoxelGrid): number => grid.voxelSizeM * FREE_CEL
 const carveMargin = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
 
 /**
- * Tolerance of "inside known free space" for a surface at `depthM`: a generated surface contradicts
- * the memory when known-free space reaches more than this beyond it.
+ * How far (camera depth) a generated surface at `depthM` may lie from the memory's own surface at
+ * its pixel and still be that surface, not a new one in free space: two cells, or 3 % for depth noise.
  */
 const freeSpaceTolerance = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
 
