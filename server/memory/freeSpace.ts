@@ -257,7 +257,7 @@ export function freeSpaceViolations(
         chunk = grid.getChunk(key);
         chunkKey = key;
       }
-      if (chunk !== undefined && chunk.isFree(cellIndex(ix, iy, iz))) mask[p] = 1;
+      if (chunk?.isFree(cellIndex(ix, iy, iz))) mask[p] = 1;
     }
   }
   return mask;
