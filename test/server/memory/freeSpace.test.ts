@@ -146,7 +146,7 @@ describe('free space in the memory', () => {
   });
 
   it('refuses a surface in cells seen empty, beside a silhouette too, and never the surfaces it saw', () => {
-    const { scene, memory, pose } = hallSeen();
+    const { scene, memory } = hallSeen();
     // Half a metre on, the hall as it is: its far floor lies in cells that the seed's grazing rays
     // carved between the floor voxels' stripes, and the memory's view speaks for it. Left refused:
     // a few pixels where a 16 cm cell was carved past a pillar's silhouette (the cell's grain).
