@@ -205,6 +205,9 @@ export function renderMemoryView(
 const LOD_PIXEL = 0.7;
 const DEFAULT_FILL_HOLES = true;
 
+/** A neighbour nearer than this share of a pixel's depth lies in front of it (hole filling). */
+const NEARER = 0.95;
+
 /** Further fill passes, over the pixels the first one left next to a surface. */
 const FILL_REPASSES = 3;
 
@@ -234,12 +237,7 @@ function fillHoles(
     }
   }
   for (let pass = 0; ; pass++) {
-    for (let f = 0; f < filled.length; f += 4) {
-      const p = filled[f]!;
-      zbuf[p] = filled[f + 1]!;
-      ref[p] = filled[f + 2]!;
-      colour[p] = filled[f + 3]!;
-    }
+    applyFills(filled, zbuf, ref, colour);
     if (pass === FILL_REPASSES || filled.length === 0 || retry.length === 0) return;
     filled = [];
     const next: number[] = [];
@@ -267,7 +265,7 @@ function fillBorder(
   const filled: number[] = [];
   const visit = (x: number, y: number) => {
     const p = y * width + x;
-    const limit = zbuf[p]! * 0.95;
+    const limit = zbuf[p]! * NEARER;
     let neighbours = 0;
     let nearer = 0;
     let best = Number.POSITIVE_INFINITY;
@@ -300,6 +298,16 @@ function fillBorder(
     visit(0, y);
     visit(width - 1, y);
   }
+  applyFills(filled, zbuf, ref, colour);
+}
+
+/** Writes fills found by fillPixel or fillBorder (per fill: pixel, depth, voxel reference, colour). */
+function applyFills(
+  filled: readonly number[],
+  zbuf: Float32Array,
+  ref: Int32Array,
+  colour: Uint32Array,
+): void {
   for (let f = 0; f < filled.length; f += 4) {
     const p = filled[f]!;
     zbuf[p] = filled[f + 1]!;
@@ -374,7 +382,7 @@ function fillPixel(
   p: number,
   filled: number[],
 ): boolean {
-  const limit = zbuf[p]! * 0.95; // nearer than this counts as "in front of" the pixel
+  const limit = zbuf[p]! * NEARER;
   let nearer = 0;
   let failed = 0;
   let best = Number.POSITIVE_INFINITY;
