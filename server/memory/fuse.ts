@@ -31,6 +31,12 @@ export interface FuseStats {
   readonly freeCellsCarved: number;
 }
 
+/**
+ * Farthest depth fused by default, metres. Content beyond it (a far horizon) is not remembered: a
+ * model redraws it from the reference keyframes it is given, or invents it again.
+ */
+export const FUSE_MAX_DEPTH_M = 20;
+
 /** Running means stop weighting history beyond this many observations, so memory can still adapt. */
 const MAX_MEAN_WEIGHT = 64;
 /** Depth at which an observation's confidence gain has halved, metres. */
@@ -87,7 +93,7 @@ export function fuseFrame(
     );
   }
   const minD = opts.minDepthM ?? 0.05;
-  const maxD = opts.maxDepthM ?? 20;
+  const maxD = opts.maxDepthM ?? FUSE_MAX_DEPTH_M;
   check(
     Number.isFinite(minD) && Number.isFinite(maxD) && minD >= 0 && maxD > minD,
     'INVALID_ARGUMENT',
