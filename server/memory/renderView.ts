@@ -233,6 +233,15 @@ function fillHoles(
   for (let y = 1; y < height - 1; y++) {
     for (let x = 1; x < width - 1; x++) {
       const p = y * width + x;
+      // Most pixels have no nearer edge neighbour: four failures, done (fillPixel's first four).
+      const limit = zbuf[p]! * 0.95;
+      if (
+        zbuf[p - 1]! >= limit &&
+        zbuf[p + 1]! >= limit &&
+        zbuf[p - width]! >= limit &&
+        zbuf[p + width]! >= limit
+      )
+        continue;
       if (!fillPixel(zbuf, ref, colour, width, p, filled)) retry.push(p);
     }
   }
