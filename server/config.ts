@@ -32,6 +32,7 @@ const serverConfigSchema = z.strictObject({
     .string()
     .refine((v) => v === 'auto' || (/^\d{1,2}$/.test(v) && Number(v) <= 64), 'must be auto or 0..64 threads')
     .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v))),
+  viewThreads: z.coerce.number().int().min(0).max(64),
   stallMs: z.coerce.number().int().min(100).max(600_000),
   size: z
     .string()
@@ -56,7 +57,7 @@ export type ServerConfig = z.infer<typeof serverConfigSchema>;
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
-                 [--threads N|auto] [--size WxH] [--players-per-world N] [--loaded-worlds N]
+                 [--threads N|auto] [--view-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
                  [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--unresponsive-ms MS]
                  [--keyframe-ram-mib N] [--recording-cap-mib N]
 
@@ -71,7 +72,9 @@ JPEG quality 80, 2 queued frames per player, log level info, worlds stored in da
 --threads N runs the procedural model in N worker threads beside the main thread, which keeps the
 memory, the sockets and the encoding (0: all on the main thread). Default auto: the cores minus two
 (one for the main thread, one for sockets, GC and the OS), at most 8; 0 on 2 cores, where a model
-thread measured slower for players sharing a world (docs/operations.md). --size WxH sets the frame size of
+thread measured slower for players sharing a world (docs/operations.md). --view-threads N renders the
+memory views that condition every clip in N worker threads reading the memory in place; default 0
+(on the main thread): on 2 cores they measured slower (docs/operations.md). --size WxH sets the frame size of
 the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
 workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
 worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts a minute per connection,
@@ -90,6 +93,7 @@ const DEFAULTS: Record<string, string> = {
   store: 'data/spatia.sqlite',
   stallMs: '5000',
   threads: 'auto',
+  viewThreads: '0',
   playersPerWorld: String(DEFAULT_LIMITS.playersPerWorld),
   loadedWorlds: String(DEFAULT_LIMITS.loadedWorlds),
   worldIdleS: String(DEFAULT_LIMITS.worldIdleS),
@@ -114,6 +118,7 @@ const FLAG_OF: Record<string, string> = {
   unresponsiveMs: 'unresponsive-ms',
   keyframeRamMib: 'keyframe-ram-mib',
   recordingCapMib: 'recording-cap-mib',
+  viewThreads: 'view-threads',
 };
 const ENV_OF = (key: string): string => `SPATIA_${(FLAG_OF[key] ?? key).toUpperCase().replace(/-/g, '_')}`;
 
@@ -135,6 +140,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'worker-token': { type: 'string' },
       'onnx-model': { type: 'string' },
       threads: { type: 'string' },
+      'view-threads': { type: 'string' },
       'stall-ms': { type: 'string' },
       size: { type: 'string' },
       'players-per-world': { type: 'string' },

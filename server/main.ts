@@ -8,6 +8,7 @@ import { startGameServer } from './net/gameServer.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
 import { runTool, sceneArg } from './tools/cli.ts';
+import { ViewThreads } from './world/viewThreads.ts';
 
 const CLIENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '../client/dist');
 
@@ -43,7 +44,9 @@ runTool(SERVER_USAGE, async () => {
     });
     logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
   }
+  const views = cfg.viewThreads > 0 ? new ViewThreads(cfg.viewThreads) : undefined;
   const server = await startGameServer({
+    views,
     store,
     workers: model instanceof RemoteWorkerPool ? model : undefined,
     port: cfg.port,
@@ -70,6 +73,7 @@ runTool(SERVER_USAGE, async () => {
   const stop = (): void => {
     void server.close().then(() => {
       store?.close();
+      void views?.dispose();
       process.exit(0);
     });
   };

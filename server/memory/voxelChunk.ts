@@ -68,6 +68,12 @@ export interface ChunkLod {
   readonly revision: number;
 }
 
+/**
+ * Records and cell masks live in SharedArrayBuffers: view threads read a chunk without a copy (see
+ * viewShare.ts). A buffer is never shrunk or grown in place; `grow` moves the records to a new one.
+ */
+const sharedU16 = (length: number): Uint16Array => new Uint16Array(new SharedArrayBuffer(length * 2));
+
 const lodIndex = new Int32Array(1 << (3 * (CHUNK_BITS - 1))).fill(-1);
 const lodSums = new Float64Array(lodIndex.length * 7);
 
@@ -87,7 +93,7 @@ export class VoxelChunk {
    * 64-bit cell masks as u32 pairs: [free low, free high, occupied low, occupied high]. Occupied:
    * some voxel lies in the cell; a cell is never both (a surface fused into free space wins).
    */
-  readonly cells = new Uint32Array(4);
+  readonly cells: Uint32Array;
 
   constructor(
     readonly key: number,
@@ -95,8 +101,10 @@ export class VoxelChunk {
     readonly cy: number,
     readonly cz: number,
     capacity = INITIAL_CAPACITY,
+    shared?: { readonly data: Uint16Array; readonly cells: Uint32Array },
   ) {
-    this.data = new Uint16Array(capacity * STRIDE);
+    this.data = shared?.data ?? sharedU16(capacity * STRIDE);
+    this.cells = shared?.cells ?? new Uint32Array(new SharedArrayBuffer(16));
     const bits = Math.max(4, Math.ceil(Math.log2(capacity / 0.75)));
     this.table = new Uint16Array(1 << bits);
     this.tableShift = 32 - bits;
@@ -179,7 +187,7 @@ export class VoxelChunk {
   /** Resizes the record array to `capacity` voxels (≥ count). */
   grow(capacity: number): void {
     capacity = Math.max(capacity, this.count, 1);
-    const next = new Uint16Array(capacity * STRIDE);
+    const next = sharedU16(capacity * STRIDE);
     next.set(this.data.subarray(0, Math.min(this.data.length, next.length)));
     this.data = next;
   }

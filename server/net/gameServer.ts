@@ -24,6 +24,7 @@ import type { WorldModel } from '../models/worldModel.ts';
 import type { RemoteWorkerPool } from '../remote/workerPool.ts';
 import { BUNDLED_SCENES } from '../scene/loadScene.ts';
 import type { StoreHealth, WorldStore } from '../store/worldStore.ts';
+import type { ViewRenderer } from '../world/director.ts';
 import type { SendFrame } from '../world/frameChannel.ts';
 import { PlayerSession, type SessionSettings } from '../world/playerSession.ts';
 import type { World } from '../world/world.ts';
@@ -54,6 +55,8 @@ export interface GameServerOptions {
   readonly limits?: Partial<ServerLimits>;
   /** A frame not acknowledged within this time frees its place in the send window. */
   readonly frameAckTimeoutMs?: number;
+  /** Renders memory views off the main thread (`ViewThreads`); the caller disposes it. */
+  readonly views?: ViewRenderer;
 }
 
 export interface RunningServer {
@@ -96,6 +99,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     store: o.store,
     log,
     unresponsiveMs: limits.unresponsiveMs,
+    views: o.views,
   };
   const staticFiles = o.clientDir ? staticHandler(o.clientDir) : undefined;
   const http = createServer((req, res) => {

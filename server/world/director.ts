@@ -44,6 +44,13 @@ export interface DirectorOptions {
    * `none` fuses everything (only for measuring leakage).
    */
   readonly dynamicMasking?: DynamicMasking;
+  /** Renders a clip's memory views (view threads); absent: `memory.render` in this thread. */
+  readonly views?: ViewRenderer;
+}
+
+/** Renders memory views at several poses, the same bytes `memory.render(pose, k)` gives. */
+export interface ViewRenderer {
+  render(memory: SpatialMemory, poses: readonly Pose[], k: Intrinsics): Promise<MemoryView[]>;
 }
 
 export type DynamicMasking = 'model' | 'contradictions' | 'none';
@@ -80,7 +87,8 @@ const SIGNATURE_SCALE = 4;
  * may be shared by several.
  */
 export class Director {
-  private readonly opts: Required<Omit<DirectorOptions, 'prompt'>> & { prompt: string };
+  private readonly opts: Required<Omit<DirectorOptions, 'prompt' | 'views'>> & { prompt: string };
+  private readonly views: ViewRenderer | undefined;
   private clipCounter = 0;
   private framesSinceKeyframeCheck = 0;
   private freeSpaceRejectedTotal = 0;
@@ -105,6 +113,7 @@ export class Director {
       precedingFrames: opts.precedingFrames ?? 2,
       dynamicMasking: opts.dynamicMasking ?? 'model',
     };
+    this.views = opts.views;
     check(
       Number.isInteger(this.opts.k) && this.opts.k >= 0,
       'INVALID_ARGUMENT',
@@ -194,9 +203,11 @@ export class Director {
 
     // Condition: memory views for every target pose, references for the clip.
     let t0 = performance.now();
-    const views: (MemoryView | undefined)[] = poses.map((p) =>
-      useMemory ? this.memory.render(p, k) : undefined,
-    );
+    const views: (MemoryView | undefined)[] = !useMemory
+      ? poses.map(() => undefined)
+      : this.views
+        ? await this.views.render(this.memory, poses, k)
+        : poses.map((p) => this.memory.render(p, k));
     const memoryViews: MemoryViewImage[] = views.map(
       (v) => v ?? { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), coverage: new Uint8Array(n) },
     );

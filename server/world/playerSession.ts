@@ -13,7 +13,7 @@ import type { WorldModel } from '../models/worldModel.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import { type Avatar, avatarColor } from './avatars.ts';
 import { type ClipPlan, frameChecksum, playClip, seedFromScene } from './clipLoop.ts';
-import { Director } from './director.ts';
+import { Director, type ViewRenderer } from './director.ts';
 import { FrameChannel, type SendFrame, type Watchdog } from './frameChannel.ts';
 import { encodeWireFrame } from './frameEncoder.ts';
 import type { World, WorldMember } from './world.ts';
@@ -31,6 +31,8 @@ export interface SessionSettings {
   readonly log: Logger;
   /** A viewer that acknowledges no frame for this long is given up on, milliseconds. */
   readonly unresponsiveMs: number;
+  /** Renders the memory views of every player's clips (view threads); absent: on the main thread. */
+  readonly views?: ViewRenderer;
 }
 
 /** Where a session's output goes: its player's frames and errors meant for the player. */
@@ -99,7 +101,10 @@ export class PlayerSession implements WorldMember {
   ) {
     const info = settings.model.describe();
     this.id = `p${index}`;
-    this.director = new Director(world.memory, settings.model, { prompt: world.prompt });
+    this.director = new Director(world.memory, settings.model, {
+      prompt: world.prompt,
+      views: settings.views,
+    });
     this.camera = world.spawn();
     this.channel = new FrameChannel(
       output.sendFrame,

@@ -10,6 +10,7 @@ import { loadBundledScene } from '../../server/scene/loadScene.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import { Director } from '../../server/world/director.ts';
 import { sampleTrajectory } from '../../server/world/trajectory.ts';
+import { ViewThreads } from '../../server/world/viewThreads.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import { type BenchResult, median } from './harness.ts';
 
@@ -27,15 +28,21 @@ export async function benchDirector(opts: { quick: boolean }): Promise<BenchResu
     format: `${'director / procedural model'.padEnd(28)} [{bar}] {value}/{total}`,
     clearOnComplete: true,
   });
-  bar.start(poses.length * 3, 0);
+  bar.start(poses.length * 5, 0);
 
   // An explored world: ground truth fused every 8th pose (what a player who walked here leaves).
-  const explored = SpatialMemory.create(DEFAULT_VOXEL_SIZE_M);
-  for (let i = 0; i < poses.length; i += 8) {
-    const gt = renderScene(scene, poses[i]!, k);
-    explored.fuse(gt, poses[i]!, k, { excludeMask: gt.dynamicMask });
-    explored.addKeyframe(gt, poses[i]!, k);
-  }
+  const groundTruth = poses
+    .filter((_, i) => i % 8 === 0)
+    .map((p) => ({ pose: p, gt: renderScene(scene, p, k) }));
+  const exploredMemory = (): SpatialMemory => {
+    const m = SpatialMemory.create(DEFAULT_VOXEL_SIZE_M);
+    for (const { pose, gt } of groundTruth) {
+      m.fuse(gt, pose, k, { excludeMask: gt.dynamicMask });
+      m.addKeyframe(gt, pose, k);
+    }
+    return m;
+  };
+  const explored = exploredMemory();
 
   // Model alone, clip by clip, memory views precomputed (they are the director's cost).
   const modelFps = async (memory: SpatialMemory | undefined): Promise<number> => {
@@ -73,21 +80,30 @@ export async function benchDirector(opts: { quick: boolean }): Promise<BenchResu
   const fpsExplored = await modelFps(explored);
   const fpsEmpty = await modelFps(undefined);
 
-  // The director over the same loop, memory on, K = 7: per-frame condition + update.
-  const director = new Director(explored, model, { prompt: 'a cozy room' });
-  const overhead: number[] = [];
-  const condition: number[] = [];
-  const update: number[] = [];
-  for (let s = 0, clip = 0; s < poses.length; s += info.framesPerClip, clip++) {
-    for await (const f of director.runClip(poses.slice(s, s + info.framesPerClip), {
-      seed: clip,
-      timeS: s / info.fps,
-    })) {
-      overhead.push(f.timings.conditionMs + f.timings.updateMs);
-      condition.push(f.timings.conditionMs);
-      update.push(f.timings.updateMs);
+  // The director over the same loop, memory on, K = 7: per-frame condition + update; then again
+  // from the same explored memory with one view thread (the clip's views split with this thread).
+  const directorWalk = async (memory: SpatialMemory, views?: ViewThreads) => {
+    const director = new Director(memory, model, { prompt: 'a cozy room', views });
+    const overhead: number[] = [];
+    const condition: number[] = [];
+    const update: number[] = [];
+    for (let s = 0, clip = 0; s < poses.length; s += info.framesPerClip, clip++) {
+      for await (const f of director.runClip(poses.slice(s, s + info.framesPerClip), {
+        seed: clip,
+        timeS: s / info.fps,
+      })) {
+        overhead.push(f.timings.conditionMs + f.timings.updateMs);
+        condition.push(f.timings.conditionMs);
+        update.push(f.timings.updateMs);
+        bar.increment();
+      }
     }
-  }
+    return { overhead, condition, update };
+  };
+  const { overhead, condition, update } = await directorWalk(explored);
+  const viewThreads = new ViewThreads(1);
+  const threaded = await directorWalk(exploredMemory(), viewThreads);
+  await viewThreads.dispose();
   bar.stop();
 
   // The bundled ONNX model (128×72, 3 Euler steps) on this CPU.
@@ -136,6 +152,12 @@ export async function benchDirector(opts: { quick: boolean }): Promise<BenchResu
       value: median(overhead),
       unit: 'ms',
       note: `goal ≤ 4; median per frame: condition ${median(condition).toFixed(2)} ms (memory view + retrieval), update ${median(update).toFixed(2)} ms (fuse + keyframes)`,
+    },
+    {
+      name: 'director.overhead.512x288.viewThread',
+      value: median(threaded.overhead),
+      unit: 'ms',
+      note: `the same walk with one view thread (--view-threads 1; ${info.framesPerClip}-frame clips, views split between the thread and this one): condition ${median(threaded.condition).toFixed(2)} ms, update ${median(threaded.update).toFixed(2)} ms`,
     },
   ];
 }

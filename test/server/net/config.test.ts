@@ -30,6 +30,14 @@ describe('server configuration', () => {
     expect(autoModelThreads('scene', 16)).toBe(0);
   });
 
+  it('renders memory views on the main thread unless --view-threads asks for worker threads', () => {
+    expect(parseServerConfig([], {})!.viewThreads).toBe(0);
+    expect(parseServerConfig(['--view-threads', '2'], { SPATIA_VIEW_THREADS: '1' })!.viewThreads).toBe(2);
+    expect(parseServerConfig([], { SPATIA_VIEW_THREADS: '3' })!.viewThreads).toBe(3);
+    for (const bad of ['-1', '65', 'auto', '1.5'])
+      expect(() => parseServerConfig(['--view-threads', bad], {})).toThrow(/--view-threads/);
+  });
+
   it('runs the procedural model in threads when the world is seeded from a scene, but never the scene oracle', async () => {
     const scene = sceneNamed('room');
     const model = await loadModel('procedural', { threads: 1, scene, width: 64, height: 36 });
