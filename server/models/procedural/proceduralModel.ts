@@ -144,6 +144,9 @@ function composeFrame(
 const FOOTPRINT_HALF = 0.8;
 /** Neighbouring source depths within this fraction of each other lie on one surface. */
 const SAME_SURFACE = 0.08;
+/** Edge of the target tiles reprojectInto tests for unknown pixels (8 px). */
+const UNKNOWN_TILE_BITS = 3;
+const UNKNOWN_TILE = 1 << UNKNOWN_TILE_BITS;
 
 /**
  * Forward-warps a reference frame into the pixels of the target view that are still unknown,
@@ -192,10 +195,84 @@ export function reprojectInto(
   const scaleX = fx / rk.fx;
   const scaleY = fy / rk.fy;
   const zbuf = new Float32Array(width * height);
+  // Tiles of the target holding an unknown pixel: most source pixels land where the memory view
+  // already covers every pixel their footprint could reach, and are skipped after projecting.
+  const tilesX = (width + UNKNOWN_TILE - 1) >> UNKNOWN_TILE_BITS;
+  const tilesY = (height + UNKNOWN_TILE - 1) >> UNKNOWN_TILE_BITS;
+  const unknownTile = new Uint8Array(tilesX * tilesY);
+  for (let p = 0; p < known.length; p++)
+    if (known[p] === 0) unknownTile[((p / width) >> UNKNOWN_TILE_BITS) * tilesX + ((p % width) >> UNKNOWN_TILE_BITS)] = 1;
+  // Source tiles whose every point lands (footprint included) in target tiles without an unknown
+  // pixel are skipped whole. A tile's points lie in the frustum piece spanned by its pixel range and
+  // depth range; that piece is the hull of its 8 corners, so (all in front of the camera) its image
+  // lies within the corners' images. Pixels are still visited in row order: same writes, same ties.
+  const stW = (rw + UNKNOWN_TILE - 1) >> UNKNOWN_TILE_BITS;
+  const stH = (rh + UNKNOWN_TILE - 1) >> UNKNOWN_TILE_BITS;
+  const skipTile = new Uint8Array(stW * stH);
+  for (let tv = 0; tv < stH; tv++) {
+    const v0 = tv << UNKNOWN_TILE_BITS;
+    const v1 = Math.min(rh, v0 + UNKNOWN_TILE) - 1;
+    for (let tu = 0; tu < stW; tu++) {
+      const u0 = tu << UNKNOWN_TILE_BITS;
+      const u1 = Math.min(rw, u0 + UNKNOWN_TILE) - 1;
+      let dMin = Number.POSITIVE_INFINITY;
+      let dMax = 0;
+      for (let v = v0; v <= v1; v++)
+        for (let u = u0; u <= u1; u++) {
+          const d = rd[v * rw + u]!;
+          if (d > 0) {
+            if (d < dMin) dMin = d;
+            if (d > dMax) dMax = d;
+          }
+        }
+      if (dMax === 0) {
+        skipTile[tv * stW + tu] = 1; // no depth: nothing to reproject
+        continue;
+      }
+      let uMin = Number.POSITIVE_INFINITY;
+      let uMax = Number.NEGATIVE_INFINITY;
+      let vMin = Number.POSITIVE_INFINITY;
+      let vMax = Number.NEGATIVE_INFINITY;
+      let zMin = Number.POSITIVE_INFINITY;
+      for (let c = 0; c < 8; c++) {
+        const d = c & 4 ? dMax : dMin;
+        const x = (((c & 1 ? u1 : u0) - rk.cx) / rk.fx) * d;
+        const y = (((c & 2 ? v1 : v0) - rk.cy) / rk.fy) * d;
+        const zt = m6 * x + m7 * y + m8 * d + t2;
+        if (zt < zMin) zMin = zt;
+        const ut = (fx * (m0 * x + m1 * y + m2 * d + t0)) / zt + cx;
+        const vt = (fy * (m3 * x + m4 * y + m5 * d + t1)) / zt + cy;
+        if (ut < uMin) uMin = ut;
+        if (ut > uMax) uMax = ut;
+        if (vt < vMin) vMin = vt;
+        if (vt > vMax) vMax = vt;
+      }
+      if (!(zMin > 0.05)) continue; // reaches behind the camera: test pixel by pixel
+      const hx = FOOTPRINT_HALF * (dMax / zMin) * scaleX + 0.5;
+      const hy = FOOTPRINT_HALF * (dMax / zMin) * scaleY + 0.5;
+      const ra = Math.max(0, Math.floor(uMin - hx));
+      const rb = Math.min(width - 1, Math.ceil(uMax + hx));
+      const rc = Math.max(0, Math.floor(vMin - hy));
+      const rdd = Math.min(height - 1, Math.ceil(vMax + hy));
+      let reaches = false;
+      for (let ty = rc >> UNKNOWN_TILE_BITS; ty <= rdd >> UNKNOWN_TILE_BITS && !reaches; ty++)
+        for (let tx = ra >> UNKNOWN_TILE_BITS; tx <= rb >> UNKNOWN_TILE_BITS; tx++)
+          if (unknownTile[ty * tilesX + tx] === 1) {
+            reaches = true;
+            break;
+          }
+      if (!reaches) skipTile[tv * stW + tu] = 1;
+    }
+  }
   let filled = 0;
   for (let v = 0; v < rh; v++) {
     const ry = (v - rk.cy) / rk.fy;
+    const tileRow = (v >> UNKNOWN_TILE_BITS) * stW;
     for (let u = 0; u < rw; u++) {
+      if (skipTile[tileRow + (u >> UNKNOWN_TILE_BITS)] === 1) {
+        u |= UNKNOWN_TILE - 1; // the rest of this tile's row
+        continue;
+      }
       const q = v * rw + u;
       const d = rd[q]!;
       if (!(d > 0)) continue;
@@ -206,10 +283,25 @@ export function reprojectInto(
       const iz = 1 / zt;
       const ut = fx * (m0 * x + m1 * y + m2 * d + t0) * iz + cx;
       const vt = fy * (m3 * x + m4 * y + m5 * d + t1) * iz + cy;
-      // Footprint half-widths towards each side: FOOTPRINT_HALF over the same surface, else ½.
-      const tol = SAME_SURFACE * d;
       const sx = d * iz * scaleX;
       const sy = d * iz * scaleY;
+      // Every pixel the footprint below can reach lies in this rectangle (half-widths ≤ FOOTPRINT_HALF,
+      // or the pixel nearest the centre): skip the source pixel when no tile it touches has an unknown pixel.
+      const ra = Math.max(0, Math.floor(ut - FOOTPRINT_HALF * sx - 0.5));
+      const rb = Math.min(width - 1, Math.ceil(ut + FOOTPRINT_HALF * sx + 0.5));
+      const rc = Math.max(0, Math.floor(vt - FOOTPRINT_HALF * sy - 0.5));
+      const rdd = Math.min(height - 1, Math.ceil(vt + FOOTPRINT_HALF * sy + 0.5));
+      if (ra > rb || rc > rdd) continue;
+      let reaches = false;
+      for (let ty = rc >> UNKNOWN_TILE_BITS; ty <= rdd >> UNKNOWN_TILE_BITS && !reaches; ty++)
+        for (let tx = ra >> UNKNOWN_TILE_BITS; tx <= rb >> UNKNOWN_TILE_BITS; tx++)
+          if (unknownTile[ty * tilesX + tx] === 1) {
+            reaches = true;
+            break;
+          }
+      if (!reaches) continue;
+      // Footprint half-widths towards each side: FOOTPRINT_HALF over the same surface, else ½.
+      const tol = SAME_SURFACE * d;
       const hl = (u > 0 && Math.abs(rd[q - 1]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sx;
       const hr = (u + 1 < rw && Math.abs(rd[q + 1]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sx;
       const hu = (v > 0 && Math.abs(rd[q - rw]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sy;

@@ -172,4 +172,31 @@ describe('reprojecting a reference frame', () => {
     expect(inside).toBeGreaterThan(13 * 14);
     expect(outside).toBe(0);
   });
+
+  it('fills a few unknown pixels exactly as it fills them in an empty view (whole tiles skipped)', () => {
+    const k = intrinsicsFromFov(W, H, 75);
+    const n = W * H;
+    const scene = sceneNamed('courtyard');
+    const from = poseFromYawPitch([0, 1.6, 3], 0, -0.1);
+    const ref = { pose: from, intrinsics: k, ...renderScene(scene, from, k) };
+    // Walked forward and turned a little: magnified footprints, some reaching behind the frame.
+    const to = poseFromYawPitch([0.3, 1.6, 2.2], 0.15, -0.05);
+    const holes = new Uint8Array(n); // a square and a scattering of single pixels unknown
+    for (let v = 100; v < 116; v++) for (let u = 100; u < 120; u++) holes[v * W + u] = 1;
+    for (let p = 0; p < n; p += 997) holes[p] = 1;
+    const sparse = { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), known: holes.map((h) => 1 - h) };
+    const empty = { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), known: new Uint8Array(n) };
+    const filledSparse = reprojectInto(ref, to, k, sparse.rgb, sparse.depth, sparse.known);
+    reprojectInto(ref, to, k, empty.rgb, empty.depth, empty.known);
+    let holesFilled = 0;
+    for (let p = 0; p < n; p++) {
+      if (holes[p] === 0) continue;
+      expect(sparse.depth[p]).toBe(empty.depth[p]);
+      for (let c = 0; c < 3; c++) expect(sparse.rgb[p * 3 + c]).toBe(empty.rgb[p * 3 + c]);
+      if (empty.depth[p]! > 0) holesFilled++;
+    }
+    expect(filledSparse).toBe(holesFilled);
+    expect(holesFilled).toBeGreaterThan(150);
+  });
 });
+
