@@ -161,4 +161,3 @@ export function transferables(r: SharedViewResult): ArrayBuffer[] {
     (a) => a.buffer as ArrayBuffer,
   );
 }
-

@@ -201,7 +201,8 @@ export function reprojectInto(
   const tilesY = (height + UNKNOWN_TILE - 1) >> UNKNOWN_TILE_BITS;
   const unknownTile = new Uint8Array(tilesX * tilesY);
   for (let p = 0; p < known.length; p++)
-    if (known[p] === 0) unknownTile[((p / width) >> UNKNOWN_TILE_BITS) * tilesX + ((p % width) >> UNKNOWN_TILE_BITS)] = 1;
+    if (known[p] === 0)
+      unknownTile[((p / width) >> UNKNOWN_TILE_BITS) * tilesX + ((p % width) >> UNKNOWN_TILE_BITS)] = 1;
   // Source tiles whose every point lands (footprint included) in target tiles without an unknown
   // pixel are skipped whole. A tile's points lie in the frustum piece spanned by its pixel range and
   // depth range; that piece is the hull of its 8 corners, so (all in front of the camera) its image

@@ -199,4 +199,3 @@ describe('reprojecting a reference frame', () => {
     expect(holesFilled).toBeGreaterThan(150);
   });
 });
-
