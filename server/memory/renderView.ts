@@ -234,7 +234,7 @@ function fillHoles(
     for (let x = 1; x < width - 1; x++) {
       const p = y * width + x;
       // Most pixels have no nearer edge neighbour: four failures, done (fillPixel's first four).
-      const limit = zbuf[p]! * 0.95;
+      const limit = zbuf[p]! * NEARER;
       if (
         zbuf[p - 1]! >= limit &&
         zbuf[p + 1]! >= limit &&

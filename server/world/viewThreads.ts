@@ -53,10 +53,6 @@ export class ViewThreads implements ViewRenderer {
     }
   }
 
-  get size(): number {
-    return this.threads.length;
-  }
-
   async render(memory: SpatialMemory, poses: readonly Pose[], k: Intrinsics): Promise<MemoryView[]> {
     // A still camera repeats its pose through a clip: draw each distinct pose once.
     const distinct: Pose[] = [];
