@@ -1,7 +1,7 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import { chunkKeyOf, FREE_CELL_VOXELS, FREE_CELLS_PER_EDGE, type VoxelChunk } from './voxelChunk.ts';
-import type { VoxelGrid } from './voxelGrid.ts';
+import { FUSE_MAX_DEPTH_M, type VoxelGrid } from './voxelGrid.ts';
 
 /**
  * Free space: the part of the world the memory has seen to be empty. Every fused frame carves the
@@ -31,10 +31,10 @@ export const freeCellM = (grid: VoxelGrid): number => grid.voxelSizeM * FREE_CEL
 const carveMargin = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
 
 /**
- * How far (camera depth) a generated surface at `depthM` may lie from the memory's own surface at
- * its pixel and still be that surface, not a new one in free space: two cells, or 3 % for depth noise.
+ * How far (camera depth) a generated surface may lie from the memory's own surface at its pixel and
+ * still be that surface, not a new one in free space: the carve margin, as carving stops that short.
  */
-const freeSpaceTolerance = (depthM: number, cellM: number): number => Math.max(2 * cellM, 0.03 * depthM);
+const freeSpaceTolerance = carveMargin;
 
 /** Per-ray DDA state over cells; reused (the passes are synchronous). */
 const ray = { ix: 0, iy: 0, iz: 0, sx: 0, sy: 0, sz: 0, tx: 0, ty: 0, tz: 0, dx: 0, dy: 0, dz: 0 };
@@ -154,7 +154,12 @@ export function carveFreeSpace(
  * block; every pixel takes the least of the (up to four) traced rays around it, so the bound errs
  * towards less free space. Cost: O(rays × free cells crossed + pixels).
  */
-export function renderFreeDepth(grid: VoxelGrid, pose: Pose, k: Intrinsics, maxDepthM = 20): Float32Array {
+export function renderFreeDepth(
+  grid: VoxelGrid,
+  pose: Pose,
+  k: Intrinsics,
+  maxDepthM = FUSE_MAX_DEPTH_M,
+): Float32Array {
   const { width, height } = k;
   const cellM = freeCellM(grid);
   const inv = 1 / cellM;

@@ -6,7 +6,7 @@ import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
 import { carveFreeSpace } from './freeSpace.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
-import type { VoxelGrid } from './voxelGrid.ts';
+import { FUSE_MAX_DEPTH_M, type VoxelGrid } from './voxelGrid.ts';
 
 /** Options of `fuseFrame`. */
 export interface FuseOptions {
@@ -30,12 +30,6 @@ export interface FuseStats {
   /** Free-space cells that became known empty. */
   readonly freeCellsCarved: number;
 }
-
-/**
- * Farthest depth fused by default, metres. Content beyond it (a far horizon) is not remembered: a
- * model redraws it from the reference keyframes it is given, or invents it again.
- */
-export const FUSE_MAX_DEPTH_M = 20;
 
 /** Running means stop weighting history beyond this many observations, so memory can still adapt. */
 const MAX_MEAN_WEIGHT = 64;

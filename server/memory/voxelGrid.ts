@@ -21,6 +21,12 @@ import {
  */
 export const DEFAULT_VOXEL_SIZE_M = 0.02;
 
+/**
+ * Farthest depth fused by default, metres. Content beyond it (a far horizon) is not remembered: a
+ * model redraws it from the reference keyframes it is given, or invents it again.
+ */
+export const FUSE_MAX_DEPTH_M = 20;
+
 /** Smallest and largest voxel edge the grid accepts, metres. */
 const MIN_VOXEL_SIZE_M = 0.001;
 const MAX_VOXEL_SIZE_M = 10;

@@ -149,6 +149,31 @@ const UNKNOWN_TILE_BITS = 3;
 const UNKNOWN_TILE = 1 << UNKNOWN_TILE_BITS;
 
 /**
+ * Whether the target rectangle [u0, u1] × [v0, v1] (pixels, clipped to the image) touches a tile
+ * of `unknownTile` (UNKNOWN_TILE px square, `tilesX` per row) that holds an unknown pixel.
+ */
+function reachesUnknown(
+  unknownTile: Uint8Array,
+  tilesX: number,
+  width: number,
+  height: number,
+  u0: number,
+  u1: number,
+  v0: number,
+  v1: number,
+): boolean {
+  const ra = Math.max(0, Math.floor(u0));
+  const rb = Math.min(width - 1, Math.ceil(u1));
+  const rc = Math.max(0, Math.floor(v0));
+  const rd = Math.min(height - 1, Math.ceil(v1));
+  if (ra > rb || rc > rd) return false; // off the image
+  for (let ty = rc >> UNKNOWN_TILE_BITS; ty <= rd >> UNKNOWN_TILE_BITS; ty++)
+    for (let tx = ra >> UNKNOWN_TILE_BITS; tx <= rb >> UNKNOWN_TILE_BITS; tx++)
+      if (unknownTile[ty * tilesX + tx] === 1) return true;
+  return false;
+}
+
+/**
  * Forward-warps a reference frame into the pixels of the target view that are still unknown,
  * nearest first. Every source pixel is projected on its own and covers the target pixels whose
  * centres fall inside its footprint; the footprint reaches only half a pixel towards a depth edge,
@@ -251,18 +276,8 @@ export function reprojectInto(
       if (!(zMin > 0.05)) continue; // reaches behind the camera: test pixel by pixel
       const hx = FOOTPRINT_HALF * (dMax / zMin) * scaleX + 0.5;
       const hy = FOOTPRINT_HALF * (dMax / zMin) * scaleY + 0.5;
-      const ra = Math.max(0, Math.floor(uMin - hx));
-      const rb = Math.min(width - 1, Math.ceil(uMax + hx));
-      const rc = Math.max(0, Math.floor(vMin - hy));
-      const rdd = Math.min(height - 1, Math.ceil(vMax + hy));
-      let reaches = false;
-      for (let ty = rc >> UNKNOWN_TILE_BITS; ty <= rdd >> UNKNOWN_TILE_BITS && !reaches; ty++)
-        for (let tx = ra >> UNKNOWN_TILE_BITS; tx <= rb >> UNKNOWN_TILE_BITS; tx++)
-          if (unknownTile[ty * tilesX + tx] === 1) {
-            reaches = true;
-            break;
-          }
-      if (!reaches) skipTile[tv * stW + tu] = 1;
+      if (!reachesUnknown(unknownTile, tilesX, width, height, uMin - hx, uMax + hx, vMin - hy, vMax + hy))
+        skipTile[tv * stW + tu] = 1;
     }
   }
   let filled = 0;
@@ -286,21 +301,11 @@ export function reprojectInto(
       const vt = fy * (m3 * x + m4 * y + m5 * d + t1) * iz + cy;
       const sx = d * iz * scaleX;
       const sy = d * iz * scaleY;
-      // Every pixel the footprint below can reach lies in this rectangle (half-widths ≤ FOOTPRINT_HALF,
-      // or the pixel nearest the centre): skip the source pixel when no tile it touches has an unknown pixel.
-      const ra = Math.max(0, Math.floor(ut - FOOTPRINT_HALF * sx - 0.5));
-      const rb = Math.min(width - 1, Math.ceil(ut + FOOTPRINT_HALF * sx + 0.5));
-      const rc = Math.max(0, Math.floor(vt - FOOTPRINT_HALF * sy - 0.5));
-      const rdd = Math.min(height - 1, Math.ceil(vt + FOOTPRINT_HALF * sy + 0.5));
-      if (ra > rb || rc > rdd) continue;
-      let reaches = false;
-      for (let ty = rc >> UNKNOWN_TILE_BITS; ty <= rdd >> UNKNOWN_TILE_BITS && !reaches; ty++)
-        for (let tx = ra >> UNKNOWN_TILE_BITS; tx <= rb >> UNKNOWN_TILE_BITS; tx++)
-          if (unknownTile[ty * tilesX + tx] === 1) {
-            reaches = true;
-            break;
-          }
-      if (!reaches) continue;
+      // Every pixel the footprint below can reach lies within FOOTPRINT_HALF·s + ½ of the centre
+      // (half-widths ≤ FOOTPRINT_HALF, or the pixel nearest the centre).
+      const hx = FOOTPRINT_HALF * sx + 0.5;
+      const hy = FOOTPRINT_HALF * sy + 0.5;
+      if (!reachesUnknown(unknownTile, tilesX, width, height, ut - hx, ut + hx, vt - hy, vt + hy)) continue;
       // Footprint half-widths towards each side: FOOTPRINT_HALF over the same surface, else ½.
       const tol = SAME_SURFACE * d;
       const hl = (u > 0 && Math.abs(rd[q - 1]! - d) <= tol ? FOOTPRINT_HALF : 0.5) * sx;

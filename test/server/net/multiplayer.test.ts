@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FUSE_MAX_DEPTH_M } from '../../../server/memory/fuse.ts';
+import { FUSE_MAX_DEPTH_M } from '../../../server/memory/voxelGrid.ts';
 import { psnr } from '../../../server/metrics/imageMetrics.ts';
 import type { RunningServer } from '../../../server/net/gameServer.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
