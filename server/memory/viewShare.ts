@@ -6,7 +6,8 @@ import { VoxelGrid } from './voxelGrid.ts';
 
 /**
  * Memory views rendered in other threads, from the same chunk records (SharedArrayBuffers, never
- * copied). The owning thread keeps a `GridPublisher` per view thread and sends a `GridSync` with
+ * copied; a publisher moves a chunk into them the first time it syncs it, see VoxelChunk.share). The
+ * owning thread keeps a `GridPublisher` per view thread and sends a `GridSync` with
  * each batch of views; the view thread applies it to its `GridMirror`, which renders with the one
  * `renderMemoryView`. A mirror sees every chunk's count and revision as they were when the sync was
  * made, and renders the chunks in the grid's own order, so a view is the same bytes as one rendered
@@ -70,6 +71,7 @@ export class GridPublisher {
     const changed: number[] = [];
     let replaced = false;
     for (const c of grid.chunks()) {
+      c.share();
       const s = this.sent.get(c.key);
       if (s && s.chunk === c && s.data === c.data && s.count === c.count && s.revision === c.revision)
         continue;

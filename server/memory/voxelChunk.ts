@@ -68,11 +68,9 @@ export interface ChunkLod {
   readonly revision: number;
 }
 
-/**
- * Records and cell masks live in SharedArrayBuffers: view threads read a chunk without a copy (see
- * viewShare.ts). A buffer is never shrunk or grown in place; `grow` moves the records to a new one.
- */
-const sharedU16 = (length: number): Uint16Array => new Uint16Array(new SharedArrayBuffer(length * 2));
+/** A record array of `length` words, in a SharedArrayBuffer when `shared` (see VoxelChunk.share). */
+const recordArray = (length: number, shared: boolean): Uint16Array =>
+  shared ? new Uint16Array(new SharedArrayBuffer(length * 2)) : new Uint16Array(length);
 
 const lodIndex = new Int32Array(1 << (3 * (CHUNK_BITS - 1))).fill(-1);
 const lodSums = new Float64Array(lodIndex.length * 7);
@@ -93,7 +91,7 @@ export class VoxelChunk {
    * 64-bit cell masks as u32 pairs: [free low, free high, occupied low, occupied high]. Occupied:
    * some voxel lies in the cell; a cell is never both (a surface fused into free space wins).
    */
-  readonly cells: Uint32Array;
+  cells: Uint32Array;
 
   constructor(
     readonly key: number,
@@ -103,8 +101,8 @@ export class VoxelChunk {
     capacity = INITIAL_CAPACITY,
     shared?: { readonly data: Uint16Array; readonly cells: Uint32Array },
   ) {
-    this.data = shared?.data ?? sharedU16(capacity * STRIDE);
-    this.cells = shared?.cells ?? new Uint32Array(new SharedArrayBuffer(16));
+    this.data = shared?.data ?? recordArray(capacity * STRIDE, false);
+    this.cells = shared?.cells ?? new Uint32Array(4);
     const bits = Math.max(4, Math.ceil(Math.log2(capacity / 0.75)));
     this.table = new Uint16Array(1 << bits);
     this.tableShift = 32 - bits;
@@ -159,6 +157,26 @@ export class VoxelChunk {
     return slot;
   }
 
+  /** Whether records and cell masks live in SharedArrayBuffers (growing keeps them there). */
+  get isShared(): boolean {
+    return this.data.buffer instanceof SharedArrayBuffer;
+  }
+
+  /**
+   * Moves records and cell masks into SharedArrayBuffers, so view threads read them in place (see
+   * viewShare.ts). Only then: a SharedArrayBuffer costs 3-5x an ArrayBuffer to allocate at 20-70 KB
+   * (measured), and fusion grows chunks all the time.
+   */
+  share(): void {
+    if (this.isShared) return;
+    const data = recordArray(this.data.length, true);
+    data.set(this.data);
+    this.data = data;
+    const cells = new Uint32Array(new SharedArrayBuffer(16));
+    cells.set(this.cells);
+    this.cells = cells;
+  }
+
   /** Whether free-space cell `cell` (0..63) is known to be empty. */
   isFree(cell: number): boolean {
     return (this.cells[cell >> 5]! & (1 << (cell & 31))) !== 0;
@@ -187,7 +205,7 @@ export class VoxelChunk {
   /** Resizes the record array to `capacity` voxels (≥ count). */
   grow(capacity: number): void {
     capacity = Math.max(capacity, this.count, 1);
-    const next = sharedU16(capacity * STRIDE);
+    const next = recordArray(capacity * STRIDE, this.isShared);
     next.set(this.data.subarray(0, Math.min(this.data.length, next.length)));
     this.data = next;
   }
