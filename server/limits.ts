@@ -15,6 +15,8 @@ export interface ServerLimits {
   readonly promptsPerMinute: number;
   /** A viewer that acknowledges no frame for this long is disconnected, milliseconds. */
   readonly unresponsiveMs: number;
+  /** Memory mirror bandwidth per player, kbit/s (0: no mirror); frames come on top. */
+  readonly mirrorKbps: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -24,4 +26,5 @@ export const DEFAULT_LIMITS: ServerLimits = {
   worldsPerMinute: 10,
   promptsPerMinute: 20,
   unresponsiveMs: 15_000,
+  mirrorKbps: 4000,
 };

@@ -65,6 +65,7 @@ runTool(SERVER_USAGE, async () => {
       worldsPerMinute: cfg.worldsPerMinute,
       promptsPerMinute: cfg.promptsPerMinute,
       unresponsiveMs: cfg.unresponsiveMs,
+      mirrorKbps: cfg.mirrorKbps,
     },
   });
   process.stdout.write(

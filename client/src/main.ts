@@ -9,11 +9,13 @@ import {
   type WorldStats,
 } from '../../shared/protocol/events.ts';
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import { decodeMirrorBatch, MIRROR_KEEP_M } from '../../shared/protocol/mirrorCodec.ts';
 import { FILL_W, HoleFiller, type HoleFillerStats, INNER_W } from './holeFiller.ts';
 import { InputSampler } from './input.ts';
 import { Minimap } from './minimap.ts';
+import { MirrorCache } from './mirrorCache.ts';
 import { ViewRecorder } from './recorder.ts';
-import { Reprojector } from './reprojector.ts';
+import { WorldView } from './worldView.ts';
 
 /**
  * The Spatia client: connects, joins a world (`?world=ID&name=NAME&prompt=TEXT`), sends input every
@@ -40,7 +42,13 @@ const hud = {
   world: $('hud-world'),
   players: $('hud-players'),
   rec: $('hud-rec'),
+  mirror: $('hud-mirror'),
+  late: $('hud-late'),
 };
+/** A frame older than this is not drawn: the mirror and the sky show, and the HUD says frames are late. */
+const FRAME_FRESH_MS = 1500;
+/** The sky panorama takes every this many frames. */
+const SKY_EVERY_FRAMES = 4;
 
 interface ClientState {
   connected: boolean;
@@ -57,6 +65,18 @@ interface ClientState {
   announcements: string[];
   /** The in-browser hole filler (onnxruntime-web): backend, runs, last run time. */
   holeFiller?: HoleFillerStats;
+  /** The memory mirror: what the client holds and what the last display frame drew. */
+  mirror: {
+    batches: number;
+    bytes: number;
+    chunks: number;
+    points: number;
+    visibleRegions: number;
+    visiblePoints: number;
+    errors: number;
+  };
+  /** Whether the newest frame is too old to draw (frames are late). */
+  framesLate: boolean;
   /** The last finished in-browser recording (tests read it). */
   recording?: { bytes: number; mime: string; frames: number; head: number[] };
 }
@@ -69,13 +89,17 @@ const state: ClientState = {
   latencyMs: Number.NaN,
   errors: [],
   announcements: [],
+  mirror: { batches: 0, bytes: 0, chunks: 0, points: 0, visibleRegions: 0, visiblePoints: 0, errors: 0 },
+  framesLate: false,
 };
 (window as unknown as { spatia: ClientState }).spatia = state;
 
 const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({ transports: ['websocket'] });
 const input = new InputSampler(canvas);
 const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
-let reprojector: Reprojector | undefined;
+let view: WorldView | undefined;
+const mirror = new MirrorCache();
+let lastFrameAtMs = Number.NEGATIVE_INFINITY;
 const recorder = new ViewRecorder(canvas);
 const holeFiller = new HoleFiller();
 state.holeFiller = holeFiller.stats;
@@ -164,7 +188,11 @@ socket.on('connect', () => {
         yaw: joined.value.spawn.yaw,
         pitch: joined.value.spawn.pitch,
       };
-      reprojector ??= new Reprojector(canvas, joined.value.intrinsics.width, joined.value.intrinsics.height);
+      if (!view) {
+        view = new WorldView(canvas, joined.value.intrinsics.width, joined.value.intrinsics.height);
+        // Batches that came before the view existed.
+        view.mirror.update({ added: [...mirror.chunks.values()], removed: [] });
+      }
       $<HTMLInputElement>('prompt').placeholder = `${joined.value.prompt} — type a new prompt, Enter`;
     });
   });
@@ -192,6 +220,27 @@ socket.on('stats', (s) => {
   if (s.map) minimap.setMap(s.map);
 });
 
+socket.on('mirror', (bytes) => {
+  let batch: ReturnType<typeof decodeMirrorBatch>;
+  try {
+    batch = decodeMirrorBatch(new Uint8Array(bytes));
+  } catch (e) {
+    state.mirror.errors++;
+    console.warn('bad mirror batch', e);
+    return;
+  }
+  const change = mirror.apply(batch, bytes.byteLength);
+  view?.mirror.update(change);
+  if (state.camera)
+    view?.mirror.update({ added: [], removed: mirror.evictFarther(state.camera.position, MIRROR_KEEP_M) });
+  socket.emit('mirrorAck', mirror.ack(batch.seq));
+  const m = state.mirror;
+  m.batches++;
+  m.bytes = mirror.bytes;
+  m.chunks = mirror.chunks.size;
+  m.points = mirror.points;
+});
+
 let genCount = 0;
 socket.on('frame', (bytes, ack) => {
   ack();
@@ -199,6 +248,7 @@ socket.on('frame', (bytes, ack) => {
   state.framesReceived++;
   genCount++;
   if (frame.header.inputSeq > 0) state.latencyMs = performance.now() - frame.header.clientTimeMs;
+  lastFrameAtMs = performance.now();
   hud.clip.textContent = `#${frame.header.clipId} · frame ${frame.header.frameId} · gen ${frame.header.timings.generateMs.toFixed(0)} ms`;
   pending = frame;
   void decodeNewest();
@@ -206,15 +256,16 @@ socket.on('frame', (bytes, ack) => {
 
 /** Decodes only the newest frame; frames that arrive while one decodes replace each other. */
 async function decodeNewest(): Promise<void> {
-  if (decoding || !pending || !reprojector) return;
+  if (decoding || !pending || !view) return;
   decoding = true;
   const frame = pending;
   pending = undefined;
   try {
     const bitmap = await createImageBitmap(new Blob([frame.image as BlobPart], { type: 'image/jpeg' }));
-    reprojector.setFrame(frame, bitmap);
+    view.frames.setFrame(frame, bitmap);
+    if (state.framesReceived % SKY_EVERY_FRAMES === 1) view.sky.addFrame(frame, bitmap);
     const filled = await holeFiller.fill(bitmap).catch(() => undefined);
-    if (filled) reprojector.setBackground(frame, filled, FILL_W / INNER_W);
+    if (filled) view.frames.setBackground(frame, filled, FILL_W / INNER_W);
     bitmap.close();
     state.lastFrame = frame;
   } finally {
@@ -239,33 +290,32 @@ let fpsFrames = 0;
 function tick(now: number): void {
   const dt = now - last;
   last = now;
-  if (state.joined?.role === 'player' && state.camera && state.connected) {
+  if (state.joined?.role === 'player' && state.camera) {
+    // Walking goes on while disconnected: the mirror still shows what was seen.
     const msg = input.sample(dt, now);
-    socket.emit('input', msg);
+    if (state.connected) socket.emit('input', msg);
     state.camera = stepCamera(state.camera, msg, msg.dtMs / 1000);
     minimap.trail(state.camera);
   }
-  if (reprojector && state.camera && state.joined && state.lastFrame) {
+  const spectating = state.joined?.role === 'spectator';
+  if (view && state.camera && state.joined && (state.lastFrame || !spectating)) {
     const w = canvas.width;
     const h = canvas.height;
     const k = state.joined.intrinsics;
     // Cover the canvas with the model's field of view (crop, never letterbox).
     const f = Math.max((w / k.width) * k.fx, (h / k.height) * k.fy);
     // Players see their predicted camera; spectators see the watched player's latest pose.
-    const header = state.lastFrame.header;
+    const header = state.lastFrame?.header;
     const pose =
-      state.joined.role === 'player'
-        ? poseOfCamera(state.camera)
-        : ({ rotation: header.rotation, position: header.position } as unknown as Pose);
-    reprojector.render(pose, {
-      fx: f,
-      fy: f,
-      cx: (w - 1) / 2,
-      cy: (h - 1) / 2,
-      width: w,
-      height: h,
-    });
-    state.framesDrawn = reprojector.drawn;
+      spectating && header
+        ? ({ rotation: header.rotation, position: header.position } as unknown as Pose)
+        : poseOfCamera(state.camera);
+    const fresh = now - lastFrameAtMs < FRAME_FRESH_MS;
+    view.render(pose, { fx: f, fy: f, cx: (w - 1) / 2, cy: (h - 1) / 2, width: w, height: h }, fresh);
+    state.framesDrawn = view.frames.drawn;
+    state.mirror.visibleRegions = view.mirror.visibleRegions;
+    state.mirror.visiblePoints = view.mirror.visiblePoints;
+    state.framesLate = !fresh;
     if (recorder.recording) {
       recorder.capture();
       hud.rec.textContent = `● REC ${Math.floor(recorder.seconds / 60)}:${String(Math.floor(recorder.seconds % 60)).padStart(2, '0')}`;
@@ -278,6 +328,11 @@ function tick(now: number): void {
     hud.fps.textContent = state.displayFps.toFixed(0);
     hud.genFps.textContent = state.generatedFps.toFixed(1);
     hud.latency.textContent = Number.isFinite(state.latencyMs) ? state.latencyMs.toFixed(0) : '–';
+    const m = state.mirror;
+    hud.mirror.textContent = `${m.chunks} chunks · ${(m.points / 1000).toFixed(0)}k points · ${m.visibleRegions} regions drawn`;
+    const lateS = (now - lastFrameAtMs) / 1000;
+    hud.late.hidden = !state.framesLate || !Number.isFinite(lateS);
+    hud.late.textContent = `frames late (${lateS.toFixed(0)} s): showing the memory`;
     fpsFrames = 0;
     genCount = 0;
     fpsWindowStart = now;
@@ -285,4 +340,4 @@ function tick(now: number): void {
   requestAnimationFrame(tick);
 }
 requestAnimationFrame(tick);
-window.addEventListener('resize', () => reprojector?.resize());
+window.addEventListener('resize', () => view?.resize());

@@ -1,46 +1,41 @@
 import { VertexBuffer } from '@babylonjs/core/Buffers/buffer';
-import { FreeCamera } from '@babylonjs/core/Cameras/freeCamera';
 import { Constants } from '@babylonjs/core/Engines/constants';
-import { Engine } from '@babylonjs/core/Engines/engine';
 import { Effect } from '@babylonjs/core/Materials/effect';
 import { ShaderMaterial } from '@babylonjs/core/Materials/shaderMaterial';
 import { DynamicTexture } from '@babylonjs/core/Materials/Textures/dynamicTexture';
-import { Color4 } from '@babylonjs/core/Maths/math.color';
-import { Vector2, Vector3, Vector4 } from '@babylonjs/core/Maths/math.vector';
 import { Mesh } from '@babylonjs/core/Meshes/mesh';
 import { VertexData } from '@babylonjs/core/Meshes/mesh.vertexData';
-import { Scene } from '@babylonjs/core/scene';
+import type { Scene } from '@babylonjs/core/scene';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import {
+  DISPLAY_CAMERA_UNIFORMS,
+  type DisplayIntrinsics,
+  PROJECT_GLSL,
+  setDisplayCamera,
+} from './displayCamera.ts';
 import { FILL_H, FILL_W } from './holeFiller.ts';
+
+/** Rendering groups: the sky, then the memory mirror with the frame's filled background, then the frame on top. */
+export const SKY_GROUP = 0;
+export const BACKGROUND_GROUP = 1;
+export const FRAME_GROUP = 2;
 
 /**
  * Shows the newest server frame at the player's *current* (predicted) camera: the frame's depth,
  * sampled on a grid, becomes a mesh in world space that is drawn from the current pose with the
  * frame as its texture. Between server frames the view moves at display rate; where the new view
- * looks past the frame's edge, the background shows.
+ * looks past the frame's edge, the filled background shows, and the memory mirror wherever the
+ * frame has no triangle (depth edges, turns).
  */
 const VERTEX = `
 precision highp float;
 attribute vec3 position;
 attribute vec2 uv;
-uniform vec3 camPos;
-uniform vec3 r0;
-uniform vec3 r1;
-uniform vec3 r2;
-uniform vec4 intr;   // fx, fy, cx, cy of the display camera
-uniform vec2 size;   // width, height of the display camera
+${PROJECT_GLSL}
 varying vec2 vUV;
 void main(void) {
-  vec3 d = position - camPos;
-  vec3 c = vec3(dot(r0, d), dot(r1, d), dot(r2, d));
-  float w = max(c.z, 1e-4);
-  float x = ((intr.x * c.x / w + intr.z) + 0.5) / size.x * 2.0 - 1.0;
-  float y = 1.0 - ((intr.y * c.y / w + intr.w) + 0.5) / size.y * 2.0;
-  float near = 0.05;
-  float far = 2000.0;
-  float z = (c.z - near) / (far - near) * 2.0 - 1.0;
-  gl_Position = c.z > near ? vec4(x * w, y * w, z * w, w) : vec4(0.0, 0.0, -2.0, 1.0);
+  gl_Position = project(position);
   vUV = uv;
 }`;
 const FRAGMENT = `
@@ -57,8 +52,6 @@ const EDGE_JUMP = 0.08;
 const SKY_DEPTH_M = 1000;
 
 export class Reprojector {
-  readonly engine: Engine;
-  private readonly scene: Scene;
   private readonly material: ShaderMaterial;
   private readonly texture: DynamicTexture;
   private mesh: Mesh | undefined;
@@ -71,15 +64,10 @@ export class Reprojector {
   drawn = 0;
 
   constructor(
-    canvas: HTMLCanvasElement,
+    private readonly scene: Scene,
     private readonly width: number,
     private readonly height: number,
   ) {
-    this.engine = new Engine(canvas, false, { preserveDrawingBuffer: true, stencil: false });
-    this.scene = new Scene(this.engine);
-    this.scene.clearColor = new Color4(0.07, 0.07, 0.08, 1);
-    // The shader does its own projection; Babylon needs a camera to render at all.
-    new FreeCamera('unused', new Vector3(0, 0, -1), this.scene);
     Effect.ShadersStore.reprojectVertexShader = VERTEX;
     Effect.ShadersStore.reprojectFragmentShader = FRAGMENT;
     this.material = new ShaderMaterial(
@@ -88,7 +76,7 @@ export class Reprojector {
       { vertex: 'reproject', fragment: 'reproject' },
       {
         attributes: ['position', 'uv'],
-        uniforms: ['camPos', 'r0', 'r1', 'r2', 'intr', 'size'],
+        uniforms: DISPLAY_CAMERA_UNIFORMS,
         samplers: ['frame'],
       },
     );
@@ -159,7 +147,7 @@ export class Reprojector {
       vd.applyToMesh(this.bgMesh, true);
       this.bgMesh.material = this.bgMaterial;
       this.bgMesh.alwaysSelectAsActiveMesh = true;
-      this.bgMesh.renderingGroupId = 0;
+      this.bgMesh.renderingGroupId = BACKGROUND_GROUP;
     } else {
       this.bgMesh.updateVerticesData(VertexBuffer.PositionKind, positions);
     }
@@ -223,7 +211,7 @@ export class Reprojector {
       vd.applyToMesh(this.mesh, true);
       this.mesh.material = this.material;
       this.mesh.alwaysSelectAsActiveMesh = true;
-      this.mesh.renderingGroupId = 1;
+      this.mesh.renderingGroupId = FRAME_GROUP;
       this.gridW = gw;
       this.gridH = gh;
     } else {
@@ -233,26 +221,14 @@ export class Reprojector {
     }
   }
 
-  /** Draws the newest frame from `pose` with the display camera's intrinsics. */
-  render(
-    pose: Pose,
-    k: { fx: number; fy: number; cx: number; cy: number; width: number; height: number },
-  ): void {
-    const r = pose.rotation;
-    // World → camera rows are the columns of the camera-to-world rotation.
-    for (const m of [this.material, this.bgMaterial]) {
-      m.setVector3('r0', new Vector3(r[0], r[3], r[6]));
-      m.setVector3('r1', new Vector3(r[1], r[4], r[7]));
-      m.setVector3('r2', new Vector3(r[2], r[5], r[8]));
-      m.setVector3('camPos', new Vector3(pose.position[0], pose.position[1], pose.position[2]));
-      m.setVector4('intr', new Vector4(k.fx, k.fy, k.cx, k.cy));
-      m.setVector2('size', new Vector2(k.width, k.height));
-    }
-    this.scene.render();
-    if (this.mesh) this.drawn++;
-  }
-
-  resize(): void {
-    this.engine.resize();
+  /**
+   * Sets the display camera for the next draw; a frame that is not `fresh` is not drawn (the
+   * mirror and the sky show instead).
+   */
+  prepare(pose: Pose, k: DisplayIntrinsics, fresh: boolean): void {
+    for (const m of [this.material, this.bgMaterial]) setDisplayCamera(m, pose, k);
+    if (this.mesh) this.mesh.isVisible = fresh;
+    if (this.bgMesh) this.bgMesh.isVisible = fresh;
+    if (this.mesh && fresh) this.drawn++;
   }
 }

@@ -13,6 +13,7 @@ import {
   joinSchema,
   MAX_CLIENT_MESSAGE_BYTES,
   MAX_INPUTS_PER_SECOND,
+  mirrorAckSchema,
   PROTOCOL_VERSION,
   promptSchema,
   rotateInviteSchema,
@@ -63,6 +64,11 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly worlds: WorldRegistry;
+  /**
+   * A test option: while paused, no player's generation loop starts a clip (frames stop as if the
+   * model stalled); sockets, input and the memory mirror go on.
+   */
+  pauseGeneration(paused: boolean): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +106,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     log,
     unresponsiveMs: limits.unresponsiveMs,
     views: o.views,
+    mirrorKbps: limits.mirrorKbps,
+    generation: { paused: false },
   };
   const staticFiles = o.clientDir ? staticHandler(o.clientDir) : undefined;
   const http = createServer((req, res) => {
@@ -319,7 +327,12 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
             nextPlayer++,
             j.name,
             settings,
-            { sendFrame, onError: (e) => socket.emit('error', e), onUnresponsive: dropUnresponsive },
+            {
+              sendFrame,
+              onError: (e) => socket.emit('error', e),
+              onUnresponsive: dropUnresponsive,
+              sendMirror: (bytes) => socket.emit('mirror', bytes),
+            },
             j.record === true,
           );
         } catch (e) {
@@ -415,6 +428,18 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       }),
     );
 
+    socket.on(
+      'mirrorAck',
+      guard('mirrorAck', (a: unknown) => {
+        if (tooLarge(a)) return fail('TOO_LARGE', 'mirrorAck is too large', 'mirrorAck');
+        if (!player) return fail('NOT_JOINED', 'join a world as a player first', 'mirrorAck');
+        const v = validate(mirrorAckSchema, a);
+        if (!v.ok) return fail('BAD_MESSAGE', `mirrorAck: ${v.reason}`, 'mirrorAck');
+        const refused = player.acknowledgeMirror(v.value);
+        if (refused) fail('BAD_MESSAGE', `mirrorAck: ${refused}`, 'mirrorAck');
+      }),
+    );
+
     const leave = (): void => {
       if (watching) {
         const w = watching;
@@ -459,6 +484,9 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     url,
     port,
     worlds,
+    pauseGeneration: (paused) => {
+      settings.generation.paused = paused;
+    },
     close: async () => {
       clearInterval(statsTimer);
       for (const s of sessions) s.leave();

@@ -8,7 +8,8 @@ import {
 } from '../../shared/camera/controller.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import { mixSeed } from '../../shared/math/random.ts';
-import type { InputMessage, ServerError } from '../../shared/protocol/events.ts';
+import type { InputMessage, MirrorAck, ServerError } from '../../shared/protocol/events.ts';
+import { MirrorStream } from '../memory/mirrorStream.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import { type Avatar, avatarColor } from './avatars.ts';
@@ -33,6 +34,10 @@ export interface SessionSettings {
   readonly unresponsiveMs: number;
   /** Renders the memory views of every player's clips (view threads); absent: on the main thread. */
   readonly views?: ViewRenderer;
+  /** Memory mirror bandwidth per player, kbit/s (0: no mirror). */
+  readonly mirrorKbps: number;
+  /** While `paused`, no session starts a clip (a test option: the server "stalls"). */
+  readonly generation: { paused: boolean };
 }
 
 /** Where a session's output goes: its player's frames and errors meant for the player. */
@@ -41,6 +46,8 @@ export interface SessionOutput {
   readonly onError: (error: ServerError) => void;
   /** The player acknowledged no frame for `unresponsiveMs`: the connection should go. */
   readonly onUnresponsive: () => void;
+  /** Sends one memory mirror batch (absent: this player gets no mirror). */
+  readonly sendMirror?: (bytes: Uint8Array) => void;
 }
 
 /** A spectator: where their copy of the frames goes, and what to do when they stop reading or the player leaves. */
@@ -54,6 +61,10 @@ export interface SpectatorOutput {
 const INVENTS_BELOW_COVERAGE = 0.98;
 /** Stored chunks near the player are brought back every this many clips. */
 const RESIDENCY_EVERY_CLIPS = 30;
+/** How often the memory mirror looks for a batch to send, milliseconds. */
+const MIRROR_TICK_MS = 40;
+/** How often a paused generation loop looks again, milliseconds. */
+const PAUSED_POLL_MS = 50;
 /** Pause after a failed clip before the next try. */
 const RETRY_AFTER_FAILURE_MS = 1000;
 /**
@@ -89,6 +100,9 @@ export class PlayerSession implements WorldMember {
   private readonly abort = new AbortController();
   private active = false;
   private recordingStopped = false;
+  /** The memory around the player, streamed to their client (absent: no mirror). */
+  readonly mirror: MirrorStream | undefined;
+  private mirrorTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly world: World,
@@ -111,6 +125,10 @@ export class PlayerSession implements WorldMember {
       settings.queueFrames,
       this.watchdog(output.onUnresponsive),
     );
+    this.mirror =
+      output.sendMirror && settings.mirrorKbps > 0
+        ? new MirrorStream(world.memory.grid, output.sendMirror, settings.mirrorKbps, performance.now())
+        : undefined;
     // Peek first: a recording that fails to start must leave the world to be seeded by the next player.
     const seeding = world.needsSeeding;
     const spawnPose = poseOfCamera(this.camera);
@@ -145,7 +163,24 @@ export class PlayerSession implements WorldMember {
     if (this.active || this.abort.signal.aborted) return;
     this.active = true;
     this.world.join(this);
+    if (this.mirror) {
+      const mirror = this.mirror;
+      this.mirrorTimer = setInterval(() => {
+        // Frames first: a batch goes only while no frame waits to be sent to this player.
+        if (this.channel.queued > 0) return;
+        const pose = poseOfCamera(this.camera);
+        const r = pose.rotation;
+        mirror.pump(pose.position, [r[2], r[5], r[8]], performance.now());
+      }, MIRROR_TICK_MS);
+      this.mirrorTimer.unref();
+    }
     void this.run();
+  }
+
+  /** The client took a mirror batch in; an error reason when the acknowledgement does not fit. */
+  acknowledgeMirror(ack: MirrorAck): string | undefined {
+    if (!this.mirror) return 'this session has no memory mirror';
+    return this.mirror.acknowledge(ack);
   }
 
   /**
@@ -191,6 +226,7 @@ export class PlayerSession implements WorldMember {
     if (this.abort.signal.aborted) return;
     this.active = false;
     this.abort.abort();
+    clearInterval(this.mirrorTimer);
     this.channel.close();
     const spectators = [...this.spectators];
     this.spectators.clear();
@@ -254,6 +290,11 @@ export class PlayerSession implements WorldMember {
     let clip = 0;
     let due = performance.now();
     while (this.active) {
+      if (this.settings.generation.paused) {
+        await new Promise((r) => setTimeout(r, PAUSED_POLL_MS));
+        due = performance.now();
+        continue;
+      }
       if (clip % RESIDENCY_EVERY_CLIPS === 0)
         try {
           this.world.loadNear(this.camera.position);

@@ -59,6 +59,24 @@ export type InputMessage = z.infer<typeof inputSchema>;
 
 export const promptSchema = z.strictObject({ prompt: z.string().trim().min(1).max(MAX_PROMPT_LENGTH) });
 
+/** Chunks the client may name as dropped in one mirror acknowledgement. */
+export const MAX_MIRROR_EVICTIONS = 512;
+const chunkCoord = z.number().int().min(-65536).max(65536);
+
+/**
+ * The client took mirror batch `seq` in (the server sends the next only then), and dropped these
+ * chunks since its last acknowledgement (the server sends them again when the player comes back).
+ */
+export const mirrorAckSchema = z.strictObject({
+  seq: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1),
+  evicted: z.array(z.tuple([chunkCoord, chunkCoord, chunkCoord])).max(MAX_MIRROR_EVICTIONS),
+});
+export type MirrorAck = z.infer<typeof mirrorAckSchema>;
+
 /** The creator of a private world replaces its invite token (the old one stops admitting anyone). */
 export const rotateInviteSchema = z.strictObject({ ownerToken: z.string().min(1).max(100) });
 
@@ -126,12 +144,15 @@ export interface ClientToServerEvents {
   input: (input: InputMessage) => void;
   prompt: (p: { prompt: string }) => void;
   rotateInvite: (r: { ownerToken: string }, ack: Ack<{ inviteToken: string }>) => void;
+  mirrorAck: (a: MirrorAck) => void;
   leave: () => void;
 }
 
 export interface ServerToClientEvents {
   /** One encoded frame (frameCodec.ts). */
   frame: (bytes: Uint8Array, ack: () => void) => void;
+  /** One batch of memory chunks around the player (mirrorCodec.ts); answered by `mirrorAck`. */
+  mirror: (bytes: Uint8Array) => void;
   stats: (stats: WorldStats) => void;
   /** Someone joined or left the world. */
   announce: (a: {
