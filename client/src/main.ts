@@ -328,7 +328,14 @@ function tick(now: number): void {
     hud.fps.textContent = state.displayFps.toFixed(0);
     hud.genFps.textContent = state.generatedFps.toFixed(1);
     hud.latency.textContent = Number.isFinite(state.latencyMs) ? state.latencyMs.toFixed(0) : '–';
+    // Chunks left behind are dropped, and the server told, so it sends them again on the way back.
+    if (state.camera)
+      view?.mirror.update({ added: [], removed: mirror.evictFarther(state.camera.position, MIRROR_KEEP_M) });
+    const report = mirror.report();
+    if (report && state.connected) socket.emit('mirrorAck', report);
     const m = state.mirror;
+    m.chunks = mirror.chunks.size;
+    m.points = mirror.points;
     hud.mirror.textContent = `${m.chunks} chunks · ${(m.points / 1000).toFixed(0)}k points · ${m.visibleRegions} regions drawn`;
     const lateS = (now - lastFrameAtMs) / 1000;
     hud.late.hidden = !state.framesLate || !Number.isFinite(lateS);

@@ -79,6 +79,11 @@ export class MirrorCache {
     return out;
   }
 
+  /** A report of dropped chunks when some wait to be told and no batch is there to acknowledge. */
+  report(): MirrorAck | undefined {
+    return this.evicted.length > 0 ? { evicted: this.evicted.splice(0, MAX_MIRROR_EVICTIONS) } : undefined;
+  }
+
   /** The acknowledgement of batch `seq`, naming chunks dropped since the last one (at most the protocol's limit; the rest go next time). */
   ack(seq: number): MirrorAck {
     return { seq, evicted: this.evicted.splice(0, MAX_MIRROR_EVICTIONS) };

@@ -151,13 +151,16 @@ export class MirrorStream {
     return true;
   }
 
-  /** The client's acknowledgement: frees the window and forgets the chunks it dropped. Returns an error reason, or undefined. */
+  /**
+   * The client's acknowledgement: frees the window (when it names the waiting batch) and forgets
+   * the chunks it dropped. Returns an error reason (and changes nothing), or undefined.
+   */
   acknowledge(ack: MirrorAck): string | undefined {
-    if (ack.seq !== this.awaiting)
+    if (ack.seq !== undefined && ack.seq !== this.awaiting)
       return this.awaiting === undefined
         ? `no mirror batch is waiting for an acknowledgement (got ${ack.seq})`
         : `mirror batch ${this.awaiting} is waiting, not ${ack.seq}`;
-    this.awaiting = undefined;
+    if (ack.seq !== undefined) this.awaiting = undefined;
     for (const [cx, cy, cz] of ack.evicted) this.sent.delete(chunkKeyOf(cx, cy, cz));
     return undefined;
   }

@@ -64,15 +64,17 @@ export const MAX_MIRROR_EVICTIONS = 512;
 const chunkCoord = z.number().int().min(-65536).max(65536);
 
 /**
- * The client took mirror batch `seq` in (the server sends the next only then), and dropped these
- * chunks since its last acknowledgement (the server sends them again when the player comes back).
+ * The client took mirror batch `seq` in (the server sends the next only then; absent: this only
+ * reports evictions), and dropped these chunks since its last report (the server sends them again
+ * when the player comes back).
  */
 export const mirrorAckSchema = z.strictObject({
   seq: z
     .number()
     .int()
     .min(0)
-    .max(2 ** 32 - 1),
+    .max(2 ** 32 - 1)
+    .optional(),
   evicted: z.array(z.tuple([chunkCoord, chunkCoord, chunkCoord])).max(MAX_MIRROR_EVICTIONS),
 });
 export type MirrorAck = z.infer<typeof mirrorAckSchema>;

@@ -11,7 +11,9 @@ import {
   type Welcome,
   type WorldStats,
 } from '../../shared/protocol/events.ts';
+import { MirrorCache } from '../../client/src/mirrorCache.ts';
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
+import { decodeMirrorBatch } from '../../shared/protocol/mirrorCodec.ts';
 
 /** A scripted player over a real socket.io connection (tests and bench:net). */
 export class Bot {
@@ -25,6 +27,11 @@ export class Bot {
   private seq = 0;
   private waiters: (() => void)[] = [];
   keepFrames = true;
+  /** The memory mirror this bot holds, and each batch as it came. */
+  readonly mirror = new MirrorCache();
+  readonly mirrorBatches: { atMs: number; bytes: number; seq: number }[] = [];
+  /** Acknowledge mirror batches (as the client does); false: a client that never does. */
+  ackMirror = true;
 
   constructor(url: string) {
     this.socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false });
@@ -36,6 +43,13 @@ export class Bot {
       else this.frames[0] = f;
       this.framesSeen++;
       for (const w of this.waiters.splice(0)) w();
+    });
+    this.socket.on('mirror', (bytes) => {
+      const b = new Uint8Array(bytes);
+      const batch = decodeMirrorBatch(b);
+      this.mirrorBatches.push({ atMs: performance.now(), bytes: b.length, seq: batch.seq });
+      this.mirror.apply(batch, b.length);
+      if (this.ackMirror) this.socket.emit('mirrorAck', this.mirror.ack(batch.seq));
     });
     this.socket.on('error', (e) => this.errors.push(e));
     this.socket.on('stats', (s) => this.stats.push(s));
