@@ -1,10 +1,12 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psnr } from '../../server/metrics/imageMetrics.ts';
 import type { RunningServer } from '../../server/net/gameServer.ts';
+import { type CameraState, poseOfCamera } from '../../shared/camera/controller.ts';
 import { startTestServer } from '../helpers/server.ts';
 
 /**
@@ -17,6 +19,90 @@ const OUT = join(process.cwd(), 'out/e2e');
 
 let server: RunningServer;
 let browser: Browser;
+
+interface PageState {
+  framesReceived: number;
+  framesDrawn: number;
+  framesLate: boolean;
+  camera?: CameraState;
+  joined?: { intrinsics: { fx: number; fy: number; width: number; height: number } };
+  mirror: { chunks: number; points: number; batches: number; visibleRegions: number };
+  errors: string[];
+}
+const pageState = (page: Page): Promise<PageState> =>
+  page.evaluate(() => {
+    const s = (window as unknown as { spatia: PageState }).spatia;
+    return JSON.parse(JSON.stringify(s)) as PageState;
+  });
+
+/**
+ * Holds an arrow key until the predicted camera turned by `radians` (positive: right): the page
+ * watches the camera every animation frame and lets go of the key itself, so the turn does not
+ * overshoot by the test's round trips.
+ */
+async function turnBy(page: Page, radians: number): Promise<void> {
+  const key = radians > 0 ? 'ArrowRight' : 'ArrowLeft';
+  await page.keyboard.down(key);
+  await page.evaluate(
+    ([target, code]) =>
+      new Promise<void>((resolve) => {
+        const s = (window as unknown as { spatia: { camera: { yaw: number } } }).spatia;
+        let yaw = s.camera.yaw;
+        let turned = 0;
+        const step = (): void => {
+          // Summed step by step: the controller may wrap yaw.
+          turned += Math.atan2(Math.sin(s.camera.yaw - yaw), Math.cos(s.camera.yaw - yaw));
+          yaw = s.camera.yaw;
+          if (Math.abs(turned) >= Math.abs(target) - 0.02) {
+            window.dispatchEvent(new KeyboardEvent('keyup', { code }));
+            resolve();
+          } else requestAnimationFrame(step);
+        };
+        requestAnimationFrame(step);
+      }),
+    [radians, key] as const,
+  );
+  await page.keyboard.up(key);
+}
+
+/** The canvas's own pixels (no HUD on top): RGB, width, height. */
+async function canvasRgb(
+  page: Page,
+): Promise<{ rgb: Uint8Array; width: number; height: number; png: Buffer }> {
+  const url = await page.evaluate(() =>
+    (document.getElementById('view') as HTMLCanvasElement).toDataURL('image/png'),
+  );
+  const png = Buffer.from(url.slice(url.indexOf(',') + 1), 'base64');
+  const img = PNG.sync.read(png);
+  const rgb = new Uint8Array(img.width * img.height * 3);
+  for (let i = 0; i < img.width * img.height; i++) rgb.set(img.data.subarray(i * 4, i * 4 + 3), i * 3);
+  return { rgb, width: img.width, height: img.height, png };
+}
+
+/** Mean of each s×s block. */
+function shrink(rgb: Uint8Array, w: number, h: number, s: number): Uint8Array {
+  const sw = Math.floor(w / s);
+  const sh = Math.floor(h / s);
+  const out = new Uint8Array(sw * sh * 3);
+  for (let y = 0; y < sh; y++)
+    for (let x = 0; x < sw; x++)
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let dy = 0; dy < s; dy++)
+          for (let dx = 0; dx < s; dx++) sum += rgb[((y * s + dy) * w + x * s + dx) * 3 + c]!;
+        out[(y * sw + x) * 3 + c] = Math.round(sum / (s * s));
+      }
+  return out;
+}
+
+function writeRgbPng(path: string, rgb: Uint8Array, w: number, h: number): void {
+  const png = new PNG({ width: w, height: h });
+  for (let i = 0; i < w * h; i++) {
+    png.data.set(rgb.subarray(i * 3, i * 3 + 3), i * 4);
+    png.data[i * 4 + 3] = 255;
+  }
+  writeFileSync(path, PNG.sync.write(png));
+}
 
 describe.runIf(run)('playing in headless Chromium', () => {
   beforeAll(async () => {
@@ -172,5 +258,97 @@ describe.runIf(run)('playing in headless Chromium', () => {
     );
     await watcher.close();
     await page.close();
+  }, 120_000);
+
+  it('holds the world: after a walk out and back, with generation stopped, a 180° turn and back shows the memory', async () => {
+    const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+    const logs: string[] = [];
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(`${server.url}?world=courtyard&name=walker`);
+    await page
+      .waitForFunction(
+        () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
+        undefined,
+        { timeout: 30_000 },
+      )
+      .catch((e: unknown) => {
+        throw new Error(`no frame drawn: ${(e as Error).message}\n${logs.join('\n')}`);
+      });
+    await page.click('#view');
+    // Out, turn round, back: the memory now holds both directions.
+    const walk = async (ms: number): Promise<void> => {
+      await page.keyboard.down('KeyW');
+      await page.waitForTimeout(ms);
+      await page.keyboard.up('KeyW');
+    };
+    await walk(2500);
+    await turnBy(page, Math.PI);
+    await page.waitForTimeout(1500);
+    await walk(2500);
+    await page.waitForTimeout(1500);
+    server.pauseGeneration(true);
+    try {
+      await page.waitForFunction(
+        () => (window as unknown as { spatia: { framesLate: boolean } }).spatia.framesLate,
+        undefined,
+        { timeout: 10_000 },
+      );
+      expect(await page.textContent('#hud-late')).toMatch(/frames late/);
+      const received = (await pageState(page)).framesReceived;
+      const world = server.worlds.get('courtyard')!;
+      mkdirSync(OUT, { recursive: true });
+      for (const [name, turn] of [
+        ['mirror-turned', Math.PI],
+        ['mirror-back', -Math.PI],
+      ] as const) {
+        await turnBy(page, turn);
+        await page.waitForTimeout(800);
+        const st = await pageState(page);
+        const shot = await canvasRgb(page);
+        writeFileSync(join(OUT, `${name}.png`), shot.png);
+        // Drawn: not the clear colour (see client/src/worldView.ts) over the whole world view.
+        let clear = 0;
+        for (let i = 0; i < shot.rgb.length; i += 3)
+          if (
+            Math.abs(shot.rgb[i]! - 18) <= 2 &&
+            Math.abs(shot.rgb[i + 1]! - 18) <= 2 &&
+            Math.abs(shot.rgb[i + 2]! - 20) <= 2
+          )
+            clear++;
+        const drawn = 1 - clear / (shot.width * shot.height);
+        // The server's own memory render at that pose, at a quarter of the canvas's resolution.
+        const s = 4;
+        const k = st.joined!.intrinsics;
+        const f = Math.max((shot.width / k.width) * k.fx, (shot.height / k.height) * k.fy) / s;
+        const w = Math.floor(shot.width / s);
+        const h = Math.floor(shot.height / s);
+        const view = world.memory.render(poseOfCamera(st.camera!), {
+          fx: f,
+          fy: f,
+          cx: (w - 1) / 2,
+          cy: (h - 1) / 2,
+          width: w,
+          height: h,
+        });
+        writeRgbPng(join(OUT, `${name}-memory.png`), view.rgb, w, h);
+        const small = shrink(shot.rgb, shot.width, shot.height, s);
+        const covered = view.coverage.reduce((a, b) => a + b, 0) / (w * h);
+        const db = psnr(small, view.rgb, view.coverage);
+        console.log(
+          `${name}: yaw ${st.camera!.yaw.toFixed(2)}, drawn ${(drawn * 100).toFixed(2)} %, memory covers ${(covered * 100).toFixed(1)} %, PSNR ${db.toFixed(2)} dB over covered pixels, ${st.mirror.chunks} chunks held, ${st.mirror.visibleRegions} regions drawn`,
+        );
+        expect(covered).toBeGreaterThan(0.5);
+        expect(drawn).toBeGreaterThanOrEqual(0.98);
+        expect(db).toBeGreaterThanOrEqual(22);
+        expect(st.framesLate).toBe(true);
+      }
+      // No frame came while the server stood still: what the canvas showed was the mirror.
+      expect((await pageState(page)).framesReceived).toBe(received);
+      expect((await pageState(page)).errors).toEqual([]);
+      expect(logs).toEqual([]);
+    } finally {
+      server.pauseGeneration(false);
+      await page.close();
+    }
   }, 120_000);
 });
