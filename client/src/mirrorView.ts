@@ -18,21 +18,21 @@ import type { HeldChunk, MirrorChange } from './mirrorCache.ts';
 
 /**
  * The memory mirror drawn every display frame, as square points sized by their cell and distance
- * (like the server's splats). Chunks are grouped into regions of REGION_CHUNKS³ chunks, one GPU
+ * (like the server's splats). Chunks are grouped into regions of 4³ chunks, one GPU
  * buffer and one draw call per region: one draw per chunk (~1 400 in a courtyard walk) cost ~90 ms
  * a frame in Chromium's software WebGL, mostly per-draw overhead. A region's buffer is rebuilt when
  * one of its chunks changes, disposed when its last chunk leaves, and culled against the display
  * frustum. Per-region data rides in the mesh's world matrix (origin, position step, voxel size), so
  * every region shares one material.
  */
+/** Default region: 4³ chunks (2.56 m at 2 cm voxels). */
 const REGION_BITS = 2;
-const REGION_CHUNKS = 1 << REGION_BITS;
 /** Bytes per point on the GPU: x, y, z, chunk slot in the region, r, g, b, level. */
 const GPU_POINT_BYTES = 8;
 /** Regions rebuilt per display frame at most (the rest wait, still drawn as they were). */
 const REBUILDS_PER_FRAME = 24;
 
-const VERTEX = `
+const vertexShader = (regionChunks: number): string => `
 precision highp float;
 attribute vec4 mirrorPos;    // x, y, z in the chunk (steps), chunk slot in the region
 attribute vec4 mirrorColor;  // r, g, b, level / 255
@@ -41,7 +41,7 @@ ${PROJECT_GLSL}
 varying vec3 vColor;
 void main(void) {
   float slot = mirrorPos.w;
-  vec3 chunk = vec3(mod(slot, ${REGION_CHUNKS}.0), mod(floor(slot / ${REGION_CHUNKS}.0), ${REGION_CHUNKS}.0), floor(slot / ${REGION_CHUNKS * REGION_CHUNKS}.0));
+  vec3 chunk = vec3(mod(slot, ${regionChunks}.0), mod(floor(slot / ${regionChunks}.0), ${regionChunks}.0), floor(slot / ${regionChunks * regionChunks}.0));
   vec3 p = world[3].xyz + (chunk * ${MIRROR_POSITION_STEPS}.0 + mirrorPos.xyz + 0.5) * world[0][0];
   gl_Position = project(p);
   float cell = world[1][1] * exp2(floor(mirrorColor.a * 255.0 + 0.5));
@@ -73,20 +73,27 @@ export class MirrorView {
   private readonly material: ShaderMaterial;
   private readonly regions = new Map<string, Region>();
   private readonly dirty = new Set<Region>();
+  private readonly regionChunks: number;
   /** Regions and points drawn by the last `prepare`d frame (after culling). */
   visibleRegions = 0;
   visiblePoints = 0;
 
+  /** `regionBits`: a region is 2^regionBits chunks per edge (0: a draw per chunk; the bench compares). */
   constructor(
     private readonly scene: Scene,
     private readonly group: number,
+    private readonly regionBits = REGION_BITS,
   ) {
-    Effect.ShadersStore.mirrorVertexShader = VERTEX;
-    Effect.ShadersStore.mirrorFragmentShader = FRAGMENT;
+    if (!(Number.isInteger(regionBits) && regionBits >= 0 && regionBits <= 2))
+      throw new RangeError('regionBits must be 0, 1 or 2 (a region is at most 64 chunks: one byte of slot)');
+    this.regionChunks = 1 << regionBits;
+    const name = `mirror${this.regionChunks}`;
+    Effect.ShadersStore[`${name}VertexShader`] = vertexShader(this.regionChunks);
+    Effect.ShadersStore[`${name}FragmentShader`] = FRAGMENT;
     this.material = new ShaderMaterial(
       'mirror',
       scene,
-      { vertex: 'mirror', fragment: 'mirror' },
+      { vertex: name, fragment: name },
       { attributes: ['mirrorPos', 'mirrorColor'], uniforms: ['world', ...DISPLAY_CAMERA_UNIFORMS] },
     );
     this.material.pointsCloud = true;
@@ -112,9 +119,9 @@ export class MirrorView {
   }
 
   private regionOf(c: HeldChunk): Region {
-    const rx = c.cx >> REGION_BITS;
-    const ry = c.cy >> REGION_BITS;
-    const rz = c.cz >> REGION_BITS;
+    const rx = c.cx >> this.regionBits;
+    const ry = c.cy >> this.regionBits;
+    const rz = c.cz >> this.regionBits;
     const id = `${rx},${ry},${rz}`;
     let r = this.regions.get(id);
     if (!r) {
@@ -143,9 +150,8 @@ export class MirrorView {
     const data = new Uint8Array(count * GPU_POINT_BYTES);
     let o = 0;
     for (const c of r.chunks.values()) {
-      const slot =
-        (c.cx & (REGION_CHUNKS - 1)) +
-        REGION_CHUNKS * ((c.cy & (REGION_CHUNKS - 1)) + REGION_CHUNKS * (c.cz & (REGION_CHUNKS - 1)));
+      const n = this.regionChunks;
+      const slot = (c.cx & (n - 1)) + n * ((c.cy & (n - 1)) + n * (c.cz & (n - 1)));
       const p = c.points;
       for (let i = 0; i < p.length; i += MIRROR_POINT_BYTES, o += GPU_POINT_BYTES) {
         data[o] = p[i]!;
@@ -174,7 +180,7 @@ export class MirrorView {
       });
     mesh.setVerticesBuffer(attribute('mirrorPos', 0, false), true, count);
     mesh.setVerticesBuffer(attribute('mirrorColor', 4, true), true, count);
-    const edge = sizeM * REGION_CHUNKS;
+    const edge = sizeM * this.regionChunks;
     const origin = new Vector3(r.rx * edge, r.ry * edge, r.rz * edge);
     mesh.setBoundingInfo(new BoundingInfo(origin, origin.add(new Vector3(edge, edge, edge))));
     mesh.subMeshes = [];

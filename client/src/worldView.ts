@@ -25,14 +25,15 @@ export class WorldView {
   readonly mirror: MirrorView;
   readonly frames: Reprojector;
 
-  constructor(canvas: HTMLCanvasElement, frameWidth: number, frameHeight: number) {
+  /** `mirrorRegionBits`: see MirrorView (the bench compares a draw per chunk). */
+  constructor(canvas: HTMLCanvasElement, frameWidth: number, frameHeight: number, mirrorRegionBits?: number) {
     this.engine = new Engine(canvas, false, { preserveDrawingBuffer: true, stencil: false });
     this.scene = new Scene(this.engine);
     this.scene.clearColor = CLEAR_COLOR;
     // The shaders do their own projection; Babylon needs a camera to render at all.
     new FreeCamera('unused', new Vector3(0, 0, -1), this.scene);
     this.sky = new SkyDome(this.scene, SKY_GROUP);
-    this.mirror = new MirrorView(this.scene, BACKGROUND_GROUP);
+    this.mirror = new MirrorView(this.scene, BACKGROUND_GROUP, mirrorRegionBits);
     this.frames = new Reprojector(this.scene, frameWidth, frameHeight);
   }
 

@@ -1,6 +1,14 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { renderScene } from '../../server/scene/rayCaster.ts';
+import { poseFromYawPitch } from '../../shared/camera/pose.ts';
+import { whyClientBuildIsStale } from '../../tools/clientBuild.ts';
 import { Bot, sleep } from '../helpers/bot.ts';
+import { K512, sceneNamed } from '../helpers/groundTruth.ts';
+import { startTestServer } from '../helpers/server.ts';
 import { spawnServer } from '../helpers/serverProcess.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 
@@ -74,6 +82,129 @@ async function measure(
   return { latencies: latencies.flat(), fps, cpuMsPerFrame: cpuMs / Math.max(1, frames) };
 }
 
+/** Mean mirror bandwidth of one player walking straight into a new (invented) world, kbit/s; and the busiest second. */
+async function mirrorWalk(
+  url: string,
+  seconds: number,
+): Promise<{ kbps: number; peakKbps: number; batches: number }> {
+  const b = new Bot(url);
+  b.keepFrames = false;
+  await b.join('bench-mirror-walk', 'walker', 'a sunlit stone courtyard with arches');
+  await sleep(1500);
+  const first = b.mirrorBatches.length;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    b.input({ dtMs: 1000 / 60, keys: 1 });
+    await sleep(1000 / 60);
+  }
+  const dt = (performance.now() - t0) / 1000;
+  const batches = b.mirrorBatches.slice(first);
+  const bytes = batches.reduce((sum, x) => sum + x.bytes, 0);
+  const perSecond = new Map<number, number>();
+  for (const x of batches) {
+    const s = Math.floor((x.atMs - t0) / 1000);
+    perSecond.set(s, (perSecond.get(s) ?? 0) + x.bytes);
+  }
+  b.close();
+  return {
+    kbps: (bytes * 8) / 1000 / dt,
+    peakKbps: (Math.max(0, ...perSecond.values()) * 8) / 1000,
+    batches: batches.length,
+  };
+}
+
+/**
+ * A player joining a world of 500 k voxels: ms from the join's answer until its mirror holds every
+ * chunk (with voxels) within 20 m of the spawn. The server runs in this process so the bench can
+ * read its memory; the world is the courtyard, fused from ground-truth views around the spawn,
+ * with generation paused so it holds still.
+ */
+async function mirrorSync(): Promise<{ ms: number; voxels: number; chunks: number; kib: number }> {
+  const server = await startTestServer({});
+  try {
+    const seeder = new Bot(server.url);
+    await seeder.join('courtyard', 'seeder');
+    await seeder.nextFrame();
+    server.pauseGeneration(true);
+    seeder.close();
+    const world = server.worlds.get('courtyard')!;
+    const scene = sceneNamed('courtyard');
+    for (let i = 0; world.memory.voxelCount < 500_000 && i < 400; i++) {
+      const pose = poseFromYawPitch(
+        [((i * 7) % 13) - 6, 1.7, ((i * 5) % 11) - 2],
+        (i * 2.4) % (2 * Math.PI),
+        -0.2,
+      );
+      world.memory.fuse(renderScene(scene, pose, K512, { includeEntities: false }), pose, K512);
+    }
+    const grid = world.memory.grid;
+    const joiner = new Bot(server.url);
+    const joined = await joiner.join('courtyard', 'joiner');
+    const t0 = performance.now();
+    const eye = joined.spawn.position;
+    const size = grid.chunkSizeM;
+    const needed = [...grid.chunks()]
+      .filter(
+        (c) =>
+          c.count > 0 &&
+          Math.hypot(
+            (c.cx + 0.5) * size - eye[0],
+            (c.cy + 0.5) * size - eye[1],
+            (c.cz + 0.5) * size - eye[2],
+          ) <= 20,
+      )
+      .map((c) => `${c.cx},${c.cy},${c.cz}`);
+    while (!needed.every((id) => joiner.mirror.chunks.has(id))) {
+      if (performance.now() - t0 > 60_000) throw new Error('the mirror did not sync within 60 s');
+      await sleep(5);
+    }
+    const ms = performance.now() - t0;
+    joiner.close();
+    return { ms, voxels: grid.voxelCount, chunks: needed.length, kib: joiner.mirror.bytes / 1024 };
+  } finally {
+    await server.close();
+  }
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+
+/** The client's mirror draw of 1 M points in Chromium (bench.html), by regions of 4³ chunks and by chunk. */
+async function clientMirrorDraw(url: string): Promise<Record<string, number | string>[]> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--use-angle=swiftshader',
+      '--enable-unsafe-swiftshader',
+      '--ignore-gpu-blocklist',
+    ],
+  });
+  try {
+    const out: Record<string, number | string>[] = [];
+    for (const regionBits of [2, 0]) {
+      const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+      await page.goto(`${url}bench.html?points=1000000&regionBits=${regionBits}&frames=20`);
+      await page.waitForFunction(
+        () => (window as unknown as { benchResult?: unknown }).benchResult,
+        undefined,
+        {
+          timeout: 300_000,
+        },
+      );
+      out.push(
+        await page.evaluate(
+          () => (window as unknown as { benchResult: Record<string, number | string> }).benchResult,
+        ),
+      );
+      await page.close();
+    }
+    return out;
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -92,6 +223,13 @@ async function main(): Promise<void> {
   if (!Number.isFinite(seconds) || seconds < 1 || seconds > 600)
     throw new Error(`--seconds must be in 1..600\n${USAGE}`);
   const profDir = values['cpu-prof'];
+  const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+  const stale = whyClientBuildIsStale(PROJECT, join(PROJECT, 'client/dist'));
+  if (stale) {
+    process.stderr.write(`building the client (${stale})…\n`);
+    const { build } = await import('vite');
+    await build({ configFile: join(PROJECT, 'vite.config.ts'), logLevel: 'warn' });
+  }
   const { child: server, url } = await spawnServer(
     ['--store', 'none', ...(values['server-arg'] ?? [])],
     profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
@@ -105,6 +243,15 @@ async function main(): Promise<void> {
     const four = await measure(url, server.pid!, 4, seconds);
     process.stderr.write(`4 players in 4 worlds, ${seconds} s…\n`);
     const apart = await measure(url, server.pid!, 4, seconds, 'each');
+    process.stderr.write(`1 player walking into a new world (mirror bandwidth), ${seconds} s…\n`);
+    const walk = await mirrorWalk(url, seconds);
+    process.stderr.write('a player joining a world of 500 k voxels (mirror sync)…\n');
+    const sync = await mirrorSync();
+    let draws: Record<string, number | string>[] = [];
+    if (existsSync(CHROMIUM)) {
+      process.stderr.write('mirror draw in Chromium…\n');
+      draws = await clientMirrorDraw(url);
+    }
     const results: BenchResult[] = [
       { name: 'net.latency.p50.1p', value: quantile(one.latencies, 0.5), unit: 'ms', note: 'goal ≤ 60' },
       { name: 'net.latency.p95.1p', value: quantile(one.latencies, 0.95), unit: 'ms', note: 'goal ≤ 120' },
@@ -145,6 +292,26 @@ async function main(): Promise<void> {
         unit: 'ms',
         note: 'the same with four players in one world',
       },
+      {
+        name: 'net.mirror.kbps.walk',
+        value: walk.kbps,
+        unit: 'kbit/s',
+        note: `goal ≤ 1000; walking straight into a new world, default budget; busiest second ${walk.peakKbps.toFixed(0)} kbit/s, ${walk.batches} batches`,
+      },
+      {
+        name: 'net.mirror.sync.ms.500k',
+        value: sync.ms,
+        unit: 'ms',
+        note: `goal ≤ 1500; ${(sync.voxels / 1000).toFixed(0)} k voxels, ${sync.chunks} chunks within 20 m, ${sync.kib.toFixed(0)} KiB sent`,
+      },
+      ...draws.map(
+        (d, i): BenchResult => ({
+          name: i === 0 ? 'client.mirror.drawMs.1M' : 'client.mirror.drawMs.1M.perChunk',
+          value: Number(d.medianMs),
+          unit: 'ms',
+          note: `${i === 0 ? `${d.regions} regions of 4³ chunks` : `peer: a draw per chunk, ${d.regions} chunks`}; ${d.visiblePoints} of ${d.points} points in view, ${d.width}×${d.height}, median of 20 (min ${Number(d.minMs).toFixed(1)}, max ${Number(d.maxMs).toFixed(1)}); ${d.renderer} (software WebGL)`,
+        }),
+      ),
     ];
     process.stdout.write(`\n${formatTable(results)}\n`);
     if (values.json) {
