@@ -221,25 +221,31 @@ socket.on('stats', (s) => {
 });
 
 socket.on('mirror', (bytes) => {
+  void takeMirrorBatch(new Uint8Array(bytes));
+});
+
+/** Inflates (raw DEFLATE on the wire), decodes and applies one mirror batch, then acknowledges it. */
+async function takeMirrorBatch(wire: Uint8Array): Promise<void> {
   let batch: ReturnType<typeof decodeMirrorBatch>;
   try {
-    batch = decodeMirrorBatch(new Uint8Array(bytes));
+    const inflated = new Blob([wire as BlobPart])
+      .stream()
+      .pipeThrough(new DecompressionStream('deflate-raw'));
+    batch = decodeMirrorBatch(new Uint8Array(await new Response(inflated).arrayBuffer()));
   } catch (e) {
     state.mirror.errors++;
     console.warn('bad mirror batch', e);
     return;
   }
-  const change = mirror.apply(batch, bytes.byteLength);
+  const change = mirror.apply(batch, wire.byteLength);
   view?.mirror.update(change);
-  if (state.camera)
-    view?.mirror.update({ added: [], removed: mirror.evictFarther(state.camera.position, MIRROR_KEEP_M) });
   socket.emit('mirrorAck', mirror.ack(batch.seq));
   const m = state.mirror;
   m.batches++;
   m.bytes = mirror.bytes;
   m.chunks = mirror.chunks.size;
   m.points = mirror.points;
-});
+}
 
 let genCount = 0;
 socket.on('frame', (bytes, ack) => {

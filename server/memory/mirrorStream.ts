@@ -13,15 +13,18 @@ import { CHUNK_VOXELS, chunkKeyOf, MAX_LOD, type VoxelChunk } from './voxelChunk
 import type { VoxelGrid } from './voxelGrid.ts';
 
 /** A chunk nearer than LEVEL_LIMITS_M[l] goes at level l (beyond the last: MAX_LOD). */
-const LEVEL_LIMITS_M = [5, 12];
+const LEVEL_LIMITS_M = [3, 8];
 /** Largest batch: a frame queued behind one waits for at most this many bytes. */
 export const MAX_MIRROR_BATCH_BYTES = 48 * 1024;
 /** The budget may save up this much time of sending for a burst (or one batch, if more). */
 const BURST_S = 0.25;
-/** A changed chunk goes again after this long even when its change is small. */
-const REFRESH_AFTER_MS = 5000;
+/**
+ * A changed chunk goes again after this long even when its change is small (fusing the same
+ * surfaces again nudges means and colours all the time: a fifth of a walk's bytes at 5 s).
+ */
+const REFRESH_AFTER_MS = 15_000;
 /** A chunk that grew or shrank by more than this fraction (or 16 voxels) goes again soon. */
-const GROWTH_RESEND = 0.125;
+const GROWTH_RESEND = 0.25;
 /** ... but not sooner than this after its last send. */
 const MIN_RESEND_MS = 500;
 /** Chunks outside the view are worth this much less than those in it (as if this much farther). */
@@ -46,6 +49,8 @@ interface Candidate {
   readonly urgency: number;
   readonly score: number;
   readonly level: number;
+  /** Sent again for a finer level (else for a change). */
+  readonly finer?: boolean;
 }
 
 /** Level of detail for a chunk at `distanceM`. */
@@ -56,9 +61,10 @@ export const mirrorLevelAt = (distanceM: number): number => {
 
 /**
  * One player's stream of the memory mirror: which chunks the client holds (at which revision and
- * level), and the next batch to send. Nearest and in-view chunks go first, each at the level of
- * detail its distance calls for; a chunk goes again only when the player came close enough for a
- * finer level, when it changed a lot, or (changed a little) after REFRESH_AFTER_MS. Sending is paced
+ * level), and the next batch to send. New chunks go first, nearest and in view first, at the
+ * coarsest level; then each goes again at the level of detail its distance calls for (nearest
+ * first), again when the player comes close enough for a finer level, when it changed a lot, or
+ * (changed a little) after REFRESH_AFTER_MS. Sending is paced
  * by a token bucket of `kbps` and one unacknowledged batch at a time: a client that reads slowly
  * gets fewer, later updates, never a backlog. Lifecycle: constructed per player session, `pump`ed
  * by it while frames are not waiting, `acknowledge`d by the client, dropped with the session.
@@ -71,13 +77,16 @@ export class MirrorStream {
   private readonly rateBytesPerMs: number;
   private readonly burstBytes: number;
   private clockMs: number;
-  /** Bytes and batches sent so far. */
+  /** Bytes (on the wire) and batches sent so far. */
   bytesSent = 0;
   batchesSent = 0;
+  /** Bytes of chunk records sent (before compression), by why they went. */
+  readonly bytesBy = { new: 0, finer: 0, changed: 0, refresh: 0, removed: 0 };
 
   constructor(
     private readonly grid: VoxelGrid,
-    private readonly send: (bytes: Uint8Array) => void,
+    /** Puts a batch on the wire; returns the bytes it took there (compressed), which the budget counts. */
+    private readonly send: (bytes: Uint8Array) => number,
     kbps: number,
     nowMs: number,
   ) {
@@ -123,6 +132,17 @@ export class MirrorStream {
       const [cx, cy, cz] = c.chunk ? [c.chunk.cx, c.chunk.cy, c.chunk.cz] : this.coordsOf(c.key);
       chunks.push({ cx, cy, cz, revision: c.chunk?.revision ?? 0, level: c.level, points });
       bytes += size;
+      this.bytesBy[
+        c.urgency === -1
+          ? 'removed'
+          : c.urgency === 0
+            ? 'new'
+            : c.urgency === 2
+              ? 'refresh'
+              : c.finer
+                ? 'finer'
+                : 'changed'
+      ] += size;
       if (c.chunk)
         this.sent.set(c.key, {
           cx,
@@ -144,10 +164,10 @@ export class MirrorStream {
       chunks,
     });
     this.awaiting = seq;
-    this.tokens -= encoded.length;
-    this.bytesSent += encoded.length;
+    const wire = this.send(encoded);
+    this.tokens -= wire;
+    this.bytesSent += wire;
     this.batchesSent++;
-    this.send(encoded);
     return true;
   }
 
@@ -194,11 +214,12 @@ export class MirrorStream {
       }
       const level = mirrorLevelAt(d);
       if (!held) {
-        out.push({ chunk, key: chunk.key, urgency: 0, score, level });
+        // Coarsest first: everything around the player arrives quickly, then sharpens nearest first.
+        out.push({ chunk, key: chunk.key, urgency: 0, score, level: MAX_LOD });
         continue;
       }
       if (level < held.level) {
-        out.push({ chunk, key: chunk.key, urgency: 1, score, level });
+        out.push({ chunk, key: chunk.key, urgency: 1, score, level, finer: true });
         continue;
       }
       if (held.revision === chunk.revision) continue;

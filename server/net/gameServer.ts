@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { deflateRawSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { CameraState } from '../../shared/camera/controller.ts';
@@ -76,6 +77,8 @@ type GameSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 /** A frame a client has not acknowledged within this time no longer holds its send window. */
 const FRAME_ACK_TIMEOUT_MS = 5000;
+/** Mirror batches go compressed (raw DEFLATE): level 1 took them to 1/1.7 in 1.3 ms per 48 KiB batch; level 6 to 1/1.74. */
+const MIRROR_DEFLATE_LEVEL = 1;
 /** Prompt log lines keep this many characters of the prompt. */
 const LOGGED_PROMPT_CHARS = 80;
 /** World stats go out every second; the minimap every this many. */
@@ -331,7 +334,11 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
               sendFrame,
               onError: (e) => socket.emit('error', e),
               onUnresponsive: dropUnresponsive,
-              sendMirror: (bytes) => socket.emit('mirror', bytes),
+              sendMirror: (bytes) => {
+                const wire = deflateRawSync(bytes, { level: MIRROR_DEFLATE_LEVEL });
+                socket.emit('mirror', wire);
+                return wire.length;
+              },
             },
             j.record === true,
           );

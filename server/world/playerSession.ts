@@ -46,8 +46,8 @@ export interface SessionOutput {
   readonly onError: (error: ServerError) => void;
   /** The player acknowledged no frame for `unresponsiveMs`: the connection should go. */
   readonly onUnresponsive: () => void;
-  /** Sends one memory mirror batch (absent: this player gets no mirror). */
-  readonly sendMirror?: (bytes: Uint8Array) => void;
+  /** Sends one memory mirror batch; returns the bytes it took on the wire (absent: this player gets no mirror). */
+  readonly sendMirror?: (bytes: Uint8Array) => number;
 }
 
 /** A spectator: where their copy of the frames goes, and what to do when they stop reading or the player leaves. */

@@ -1,5 +1,7 @@
+import { inflateRawSync } from 'node:zlib';
 import sharp from 'sharp';
 import { io, type Socket } from 'socket.io-client';
+import { MirrorCache } from '../../client/src/mirrorCache.ts';
 import { NO_INPUT } from '../../shared/camera/controller.ts';
 import {
   type ClientToServerEvents,
@@ -11,7 +13,6 @@ import {
   type Welcome,
   type WorldStats,
 } from '../../shared/protocol/events.ts';
-import { MirrorCache } from '../../client/src/mirrorCache.ts';
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
 import { decodeMirrorBatch } from '../../shared/protocol/mirrorCodec.ts';
 
@@ -45,10 +46,10 @@ export class Bot {
       for (const w of this.waiters.splice(0)) w();
     });
     this.socket.on('mirror', (bytes) => {
-      const b = new Uint8Array(bytes);
-      const batch = decodeMirrorBatch(b);
-      this.mirrorBatches.push({ atMs: performance.now(), bytes: b.length, seq: batch.seq });
-      this.mirror.apply(batch, b.length);
+      const wire = new Uint8Array(bytes);
+      const batch = decodeMirrorBatch(inflateRawSync(wire));
+      this.mirrorBatches.push({ atMs: performance.now(), bytes: wire.length, seq: batch.seq });
+      this.mirror.apply(batch, wire.length);
       if (this.ackMirror) this.socket.emit('mirrorAck', this.mirror.ack(batch.seq));
     });
     this.socket.on('error', (e) => this.errors.push(e));

@@ -26,7 +26,15 @@ function courtyardMemory(): SpatialMemory {
 /** A stream and a client cache wired together, on a clock the test moves. */
 function wire(memory: SpatialMemory, kbps = 4000) {
   const sent: Uint8Array[] = [];
-  const stream = new MirrorStream(memory.grid, (b) => sent.push(b), kbps, 0);
+  const stream = new MirrorStream(
+    memory.grid,
+    (b) => {
+      sent.push(b);
+      return b.length;
+    },
+    kbps,
+    0,
+  );
   const cache = new MirrorCache();
   let now = 0;
   /** Runs the stream for `ms` of simulated time in 40 ms ticks; the client acknowledges each batch at once. */
@@ -46,7 +54,7 @@ const distanceTo = (eye: Vec3, cx: number, cy: number, cz: number, size: number)
   Math.hypot((cx + 0.5) * size - eye[0], (cy + 0.5) * size - eye[1], (cz + 0.5) * size - eye[2]);
 
 describe('the memory mirror stream', () => {
-  it('sends the nearest in-view chunks first, one batch at a time, and then every chunk within reach at its level', () => {
+  it('sends the nearest in-view chunks first (coarsest first), one batch at a time, then every chunk within reach at its level', () => {
     const memory = courtyardMemory();
     const { stream, cache, sent, run } = wire(memory);
     const size = memory.grid.chunkSizeM;
@@ -56,6 +64,8 @@ describe('the memory mirror stream', () => {
     const first = decodeMirrorBatch(sent[0]!);
     expect(sent[0]!.length).toBeLessThanOrEqual(MAX_MIRROR_BATCH_BYTES);
     expect(first.chunks.length).toBeGreaterThan(3);
+    // Coarsest first: the surroundings arrive quickly, then sharpen.
+    expect(first.chunks.every((c) => c.level === 2)).toBe(true);
     const firstDistances = first.chunks.map((c) => distanceTo(EYE, c.cx, c.cy, c.cz, size));
     const inReach = [...memory.grid.chunks()].filter(
       (c) => c.count > 0 && distanceTo(EYE, c.cx, c.cy, c.cz, size) <= MIRROR_RADIUS_M,
@@ -78,7 +88,9 @@ describe('the memory mirror stream', () => {
       expect(held.revision).toBe(c.revision);
     }
     // Level-0 points are the voxels' mean positions to within a position step (2.5 mm), colours to 1/255.
-    const near = inReach.find((c) => cache.chunks.get(`${c.cx},${c.cy},${c.cz}`)!.level === 0 && c.count > 50)!;
+    const near = inReach.find(
+      (c) => cache.chunks.get(`${c.cx},${c.cy},${c.cz}`)!.level === 0 && c.count > 50,
+    )!;
     const held = cache.chunks.get(`${near.cx},${near.cy},${near.cz}`)!;
     expect(held.count).toBe(near.count);
     const pts: number[][] = [];
@@ -94,10 +106,12 @@ describe('the memory mirror stream', () => {
     const voxels: number[][] = [];
     memory.grid.forEachVoxel((v) => {
       const [vx, vy, vz] = memory.grid.voxelOf(v.x, v.y, v.z);
-      if (vx >> 5 === near.cx && vy >> 5 === near.cy && vz >> 5 === near.cz) voxels.push([v.x, v.y, v.z, v.r]);
+      if (vx >> 5 === near.cx && vy >> 5 === near.cy && vz >> 5 === near.cz)
+        voxels.push([v.x, v.y, v.z, v.r]);
     });
     for (let i = 0; i < pts.length; i++) {
-      for (let a = 0; a < 3; a++) expect(Math.abs(pts[i]![a]! - voxels[i]![a]!)).toBeLessThanOrEqual(size / 256);
+      for (let a = 0; a < 3; a++)
+        expect(Math.abs(pts[i]![a]! - voxels[i]![a]!)).toBeLessThanOrEqual(size / 256);
       expect(Math.abs(pts[i]![3]! - voxels[i]![3]!)).toBeLessThanOrEqual(1);
     }
     // Held and unchanged: nothing more to send.
@@ -120,7 +134,9 @@ describe('the memory mirror stream', () => {
     const resent = sent.slice(before).flatMap((b) => decodeMirrorBatch(b).chunks);
     expect(resent.length).toBeGreaterThan(0);
     for (const c of resent) {
-      const chunk = memory.grid.getChunk([...memory.grid.chunks()].find((k) => k.cx === c.cx && k.cy === c.cy && k.cz === c.cz)!.key)!;
+      const chunk = memory.grid.getChunk(
+        [...memory.grid.chunks()].find((k) => k.cx === c.cx && k.cy === c.cy && k.cz === c.cz)!.key,
+      )!;
       expect(c.revision).toBe(chunk.revision);
     }
     // Walking up to far chunks sends them again at a finer level.

@@ -48,8 +48,11 @@ describe('the memory mirror over socket.io', () => {
       [...grid.chunks()].filter(
         (c) =>
           c.count > 0 &&
-          Math.hypot((c.cx + 0.5) * size - eye[0], (c.cy + 0.5) * size - eye[1], (c.cz + 0.5) * size - eye[2]) <=
-            MIRROR_RADIUS_M,
+          Math.hypot(
+            (c.cx + 0.5) * size - eye[0],
+            (c.cy + 0.5) * size - eye[1],
+            (c.cz + 0.5) * size - eye[2],
+          ) <= MIRROR_RADIUS_M,
       );
     const settled = () =>
       inReach().every((c) => player.mirror.chunks.get(`${c.cx},${c.cy},${c.cz}`)?.revision === c.revision);
@@ -97,7 +100,9 @@ describe('the memory mirror over socket.io', () => {
     expect(JSON.stringify(oversized).length).toBeGreaterThan(MAX_CLIENT_MESSAGE_BYTES);
     expect(await errorsFor(oversized)).toMatch(/^TOO_LARGE/);
     const seq = player.mirrorBatches[0]!.seq;
-    expect(await errorsFor({ seq: seq + 1, evicted: [] })).toMatch(/^BAD_MESSAGE: mirrorAck: mirror batch \d+ is waiting/);
+    expect(await errorsFor({ seq: seq + 1, evicted: [] })).toMatch(
+      /^BAD_MESSAGE: mirrorAck: mirror batch \d+ is waiting/,
+    );
     expect(player.mirrorBatches.length).toBe(1);
     // The right acknowledgement opens the window again.
     player.socket.emit('mirrorAck', { seq, evicted: [] });
@@ -117,7 +122,9 @@ describe('the memory mirror over socket.io', () => {
     await watched.join('room', 'watched');
     const watcher = bot(on);
     await watcher.hello();
-    const r = await watcher.socket.timeout(10_000).emitWithAck('join', { worldId: 'room', name: 'w', spectate: 'watched' });
+    const r = await watcher.socket
+      .timeout(10_000)
+      .emitWithAck('join', { worldId: 'room', name: 'w', spectate: 'watched' });
     expect(r.ok).toBe(true);
     await until('spectator frames', () => watcher.framesSeen >= 5);
     expect(watcher.mirrorBatches).toEqual([]);

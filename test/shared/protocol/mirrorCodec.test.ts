@@ -13,7 +13,14 @@ const batch: MirrorBatch = {
   voxelSizeM: 0.02,
   chunkVoxels: 32,
   chunks: [
-    { cx: -3, cy: 0, cz: 65535, revision: 42, level: 1, points: new Uint8Array([1, 2, 3, 200, 100, 50, 4, 5, 6, 7, 8, 9]) },
+    {
+      cx: -3,
+      cy: 0,
+      cz: 65535,
+      revision: 42,
+      level: 1,
+      points: new Uint8Array([1, 2, 3, 200, 100, 50, 4, 5, 6, 7, 8, 9]),
+    },
     { cx: 1, cy: -1, cz: 0, revision: 43, level: 0, points: new Uint8Array(0) },
   ],
 };
@@ -47,9 +54,12 @@ describe('mirror batch codec', () => {
     bad((b) => (new DataView(b.buffer).setUint32(18, 100_000, true), b), /chunks/);
     // First chunk's level and point count.
     bad((b) => ((b[MIRROR_BATCH_HEADER_BYTES + 16] = 9), b), /level 9/);
-    bad((b) => (new DataView(b.buffer).setUint32(MIRROR_BATCH_HEADER_BYTES + 17, 40_000, true), b), /40000 points/);
-    expect(() => encodeMirrorBatch({ ...batch, chunks: [{ ...batch.chunks[0]!, points: new Uint8Array(5) }] })).toThrow(
-      /6-byte/,
+    bad(
+      (b) => (new DataView(b.buffer).setUint32(MIRROR_BATCH_HEADER_BYTES + 17, 40_000, true), b),
+      /40000 points/,
     );
+    expect(() =>
+      encodeMirrorBatch({ ...batch, chunks: [{ ...batch.chunks[0]!, points: new Uint8Array(5) }] }),
+    ).toThrow(/6-byte/);
   });
 });
