@@ -19,7 +19,7 @@ import { FILL_H, FILL_W } from './holeFiller.ts';
 /** Rendering groups: the sky, then the memory mirror with the frame's filled background, then the frame on top. */
 export const SKY_GROUP = 0;
 export const BACKGROUND_GROUP = 1;
-export const FRAME_GROUP = 2;
+const FRAME_GROUP = 2;
 
 /**
  * Shows the newest server frame at the player's *current* (predicted) camera: the frame's depth,

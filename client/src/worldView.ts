@@ -10,7 +10,7 @@ import { BACKGROUND_GROUP, Reprojector, SKY_GROUP } from './reprojector.ts';
 import { SkyDome } from './skyDome.ts';
 
 /** The colour of pixels nothing covers (tests count them). */
-export const CLEAR_COLOR = new Color4(0.07, 0.07, 0.08, 1);
+const CLEAR_COLOR = new Color4(0.07, 0.07, 0.08, 1);
 
 /**
  * What the canvas shows, drawn at the predicted camera every display frame, back to front: the sky

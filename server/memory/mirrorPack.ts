@@ -4,6 +4,10 @@ import { CB, CG, CR, LOD_STRIDE, MAX_LOD, PX, PY, PZ, STRIDE, type VoxelChunk } 
 /** Record position words span the chunk edge in 2^16 steps; the mirror keeps the top bits. */
 const POSITION_SHIFT = 16 - Math.log2(MIRROR_POSITION_STEPS);
 
+/** Points a chunk has at level of detail `level` (its voxels, or its cached merged cells). */
+export const mirrorPointCount = (chunk: VoxelChunk, level: number): number =>
+  level === 0 ? chunk.count : chunk.lod(level).count;
+
 /**
  * A chunk's points for the memory mirror at level of detail `level` (0: every voxel; 1..MAX_LOD:
  * the chunk's cached merged cells), MIRROR_POINT_BYTES each: position inside the chunk in

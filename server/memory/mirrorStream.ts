@@ -3,12 +3,11 @@ import type { MirrorAck } from '../../shared/protocol/events.ts';
 import {
   encodeMirrorBatch,
   MIRROR_BATCH_HEADER_BYTES,
-  MIRROR_POINT_BYTES,
   MIRROR_RADIUS_M,
   type MirrorChunk,
   mirrorChunkBytes,
 } from '../../shared/protocol/mirrorCodec.ts';
-import { packMirrorPoints } from './mirrorPack.ts';
+import { mirrorPointCount, packMirrorPoints } from './mirrorPack.ts';
 import { CHUNK_VOXELS, chunkKeyOf, MAX_LOD, type VoxelChunk } from './voxelChunk.ts';
 import type { VoxelGrid } from './voxelGrid.ts';
 
@@ -42,15 +41,18 @@ interface SentChunk {
   readonly atMs: number;
 }
 
+/** Why a chunk goes: the client lacks it, holds it too coarsely, holds it stale (a lot, a little), or it is gone. */
+type Cause = 'removed' | 'new' | 'finer' | 'changed' | 'refresh';
+/** Lower goes first. */
+const URGENCY: Record<Cause, number> = { removed: 0, new: 1, finer: 2, changed: 2, refresh: 3 };
+
 interface Candidate {
   readonly chunk: VoxelChunk | undefined;
   readonly key: number;
-  /** 0 new, 1 needs a finer level or changed a lot, 2 refresh, -1 removal. */
-  readonly urgency: number;
+  readonly cause: Cause;
+  /** Distance, scaled up out of view: lower goes first within one urgency. */
   readonly score: number;
   readonly level: number;
-  /** Sent again for a finer level (else for a change). */
-  readonly finer?: boolean;
 }
 
 /** Level of detail for a chunk at `distanceM`. */
@@ -80,8 +82,6 @@ export class MirrorStream {
   /** Bytes (on the wire) and batches sent so far. */
   bytesSent = 0;
   batchesSent = 0;
-  /** Bytes of chunk records sent (before compression), by why they went. */
-  readonly bytesBy = { new: 0, finer: 0, changed: 0, refresh: 0, removed: 0 };
 
   constructor(
     private readonly grid: VoxelGrid,
@@ -117,32 +117,21 @@ export class MirrorStream {
     if (this.awaiting !== undefined || this.tokens <= 0) return false;
     const candidates = this.candidates(eye, forward, nowMs);
     if (candidates.length === 0) return false;
-    candidates.sort((a, b) => a.urgency - b.urgency || a.score - b.score);
+    candidates.sort((a, b) => URGENCY[a.cause] - URGENCY[b.cause] || a.score - b.score);
     const budget = Math.min(MAX_MIRROR_BATCH_BYTES, this.tokens);
     const chunks: MirrorChunk[] = [];
     let bytes = MIRROR_BATCH_HEADER_BYTES;
     for (const c of candidates) {
-      const points = c.chunk ? packMirrorPoints(c.chunk, c.level) : new Uint8Array(0);
-      const size = mirrorChunkBytes(points.length / MIRROR_POINT_BYTES);
+      const size = mirrorChunkBytes(c.chunk ? mirrorPointCount(c.chunk, c.level) : 0);
       // One chunk larger than the whole budget goes alone once the bucket is full.
       if (bytes + size > budget && !(chunks.length === 0 && this.tokens >= this.burstBytes)) {
         if (chunks.length === 0) return false;
         continue;
       }
+      const points = c.chunk ? packMirrorPoints(c.chunk, c.level) : new Uint8Array(0);
       const [cx, cy, cz] = c.chunk ? [c.chunk.cx, c.chunk.cy, c.chunk.cz] : this.coordsOf(c.key);
       chunks.push({ cx, cy, cz, revision: c.chunk?.revision ?? 0, level: c.level, points });
       bytes += size;
-      this.bytesBy[
-        c.urgency === -1
-          ? 'removed'
-          : c.urgency === 0
-            ? 'new'
-            : c.urgency === 2
-              ? 'refresh'
-              : c.finer
-                ? 'finer'
-                : 'changed'
-      ] += size;
       if (c.chunk)
         this.sent.set(c.key, {
           cx,
@@ -209,30 +198,31 @@ export class MirrorStream {
       if (d === Number.POSITIVE_INFINITY) continue;
       const held = this.sent.get(chunk.key);
       if (chunk.count === 0) {
-        if (held) out.push({ chunk: undefined, key: chunk.key, urgency: -1, score, level: 0 });
+        if (held) out.push({ chunk: undefined, key: chunk.key, cause: 'removed', score, level: 0 });
         continue;
       }
       const level = mirrorLevelAt(d);
       if (!held) {
         // Coarsest first: everything around the player arrives quickly, then sharpens nearest first.
-        out.push({ chunk, key: chunk.key, urgency: 0, score, level: MAX_LOD });
+        out.push({ chunk, key: chunk.key, cause: 'new', score, level: MAX_LOD });
         continue;
       }
       if (level < held.level) {
-        out.push({ chunk, key: chunk.key, urgency: 1, score, level, finer: true });
+        out.push({ chunk, key: chunk.key, cause: 'finer', score, level });
         continue;
       }
       if (held.revision === chunk.revision) continue;
       const age = nowMs - held.atMs;
       const grew = Math.abs(chunk.count - held.count) > Math.max(16, held.count * GROWTH_RESEND);
-      if (grew && age >= MIN_RESEND_MS) out.push({ chunk, key: chunk.key, urgency: 1, score, level });
-      else if (age >= REFRESH_AFTER_MS) out.push({ chunk, key: chunk.key, urgency: 2, score, level });
+      if (grew && age >= MIN_RESEND_MS) out.push({ chunk, key: chunk.key, cause: 'changed', score, level });
+      else if (age >= REFRESH_AFTER_MS) out.push({ chunk, key: chunk.key, cause: 'refresh', score, level });
     }
     // Chunks the client holds that the memory no longer has within reach (removed, not evicted far away).
     for (const [key, held] of this.sent) {
       if (this.grid.hasChunk(key)) continue;
       const { d, score } = distanceOf(held.cx, held.cy, held.cz);
-      if (d !== Number.POSITIVE_INFINITY) out.push({ chunk: undefined, key, urgency: -1, score, level: 0 });
+      if (d !== Number.POSITIVE_INFINITY)
+        out.push({ chunk: undefined, key, cause: 'removed', score, level: 0 });
     }
     return out;
   }

@@ -21,7 +21,7 @@ export const MIRROR_POSITION_STEPS = 256;
 /** Bytes per point: x, y, z (u8 steps inside the chunk), r, g, b. */
 export const MIRROR_POINT_BYTES = 6;
 /** Bytes of a chunk's header in a batch: cx, cy, cz (i32), revision (u32), level (u8), count (u32). */
-export const MIRROR_CHUNK_HEADER_BYTES = 21;
+const MIRROR_CHUNK_HEADER_BYTES = 21;
 /** Bytes of a batch's header: magic, version, seq, voxel size, chunk edge, chunk count. */
 export const MIRROR_BATCH_HEADER_BYTES = 22;
 /** Coarsest level of detail a chunk may be sent at (a cell is 2^level voxels per edge). */

@@ -65,6 +65,27 @@ describe('the memory mirror over socket.io', () => {
     await until('frames again', () => player.framesSeen >= 15);
   }, 60_000);
 
+  it("another player's invention reaches a player's mirror: chunks behind them that only the other player saw", async () => {
+    const server = await start();
+    const prompt = 'a quiet stone plaza';
+    const still = bot(server);
+    const joined = await still.join('shared-plaza', 'still', prompt);
+    const mover = bot(server);
+    await mover.join('shared-plaza', 'mover', prompt);
+    const eye = joined.spawn.position;
+    // The still player looks along -z (yaw 0) and never turns; chunks well behind them (+z) are the mover's.
+    const behind = (): number =>
+      [...still.mirror.chunks.values()].filter((c) => (c.cz + 0.5) * c.sizeM > eye[2] + 3).length;
+    expect(behind()).toBe(0);
+    // The mover turns round (arrow-key look, 180°) and looks at what lies behind the still player.
+    for (let i = 0; i < 60; i++) {
+      mover.input({ dtMs: 1000 / 60, lookDxPx: 21 });
+      await sleep(1000 / 60);
+    }
+    await until('the mover’s invention in the still player’s mirror', () => behind() > 20, 30_000);
+    expect(still.errors).toEqual([]);
+  }, 60_000);
+
   it('bad acknowledgements get a coded error and change nothing; a client that never acknowledges gets one batch, and its frames', async () => {
     const server = await start();
     const early = bot(server);

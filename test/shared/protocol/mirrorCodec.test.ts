@@ -40,24 +40,24 @@ describe('mirror batch codec', () => {
 
   it('refuses malformed batches with a reason: magic, version, truncation, trailing bytes, counts, levels', () => {
     const good = encodeMirrorBatch(batch);
-    const bad = (mutate: (b: Uint8Array) => Uint8Array, message: RegExp): void => {
-      const b = mutate(good.slice());
+    /** `mutate` edits a copy in place, or returns a replacement. */
+    const bad = (mutate: (b: Uint8Array, v: DataView) => unknown, message: RegExp): void => {
+      const copy = good.slice();
+      const replaced = mutate(copy, new DataView(copy.buffer));
+      const b = replaced instanceof Uint8Array ? replaced : copy;
       expect(() => decodeMirrorBatch(b)).toThrow(SpatiaError);
       expect(() => decodeMirrorBatch(b)).toThrow(message);
     };
-    bad((b) => ((b[0] = 0), b), /bad magic/);
-    bad((b) => ((b[4] = 9), b), /version 9/);
+    bad((_, v) => v.setUint8(0, 0), /bad magic/);
+    bad((_, v) => v.setUint8(4, 9), /version 9/);
     bad((b) => b.subarray(0, b.length - 3), /truncated/);
     bad((b) => Uint8Array.from([...b, 0]), /trailing/);
-    bad((b) => (new DataView(b.buffer).setFloat64(9, -1, true), b), /voxel size/);
-    bad((b) => ((b[17] = 0), b), /chunk edge/);
-    bad((b) => (new DataView(b.buffer).setUint32(18, 100_000, true), b), /chunks/);
+    bad((_, v) => v.setFloat64(9, -1, true), /voxel size/);
+    bad((_, v) => v.setUint8(17, 0), /chunk edge/);
+    bad((_, v) => v.setUint32(18, 100_000, true), /chunks/);
     // First chunk's level and point count.
-    bad((b) => ((b[MIRROR_BATCH_HEADER_BYTES + 16] = 9), b), /level 9/);
-    bad(
-      (b) => (new DataView(b.buffer).setUint32(MIRROR_BATCH_HEADER_BYTES + 17, 40_000, true), b),
-      /40000 points/,
-    );
+    bad((_, v) => v.setUint8(MIRROR_BATCH_HEADER_BYTES + 16, 9), /level 9/);
+    bad((_, v) => v.setUint32(MIRROR_BATCH_HEADER_BYTES + 17, 40_000, true), /40000 points/);
     expect(() =>
       encodeMirrorBatch({ ...batch, chunks: [{ ...batch.chunks[0]!, points: new Uint8Array(5) }] }),
     ).toThrow(/6-byte/);
