@@ -1,42 +1,45 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PNG } from 'pngjs';
-import { z } from 'zod';
+import { SingleBar } from 'cli-progress';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
+import {
+  loadRgbdFrame,
+  placeAtSpawn,
+  pngSize,
+  readIntrinsicsFile,
+  readPoseMatrix,
+  readSequence,
+  SEQUENCE_FORMATS,
+  type SequenceFormat,
+} from '../io/rgbdSequence.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { modelIntrinsics } from '../models/worldModel.ts';
 import { WorldStore } from '../store/worldStore.ts';
+import { spawnIn } from '../world/world.ts';
 import { runTool } from './cli.ts';
 
 const USAGE = `usage: npm run world -- import-ply FILE.ply --world ID [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
-       npm run world -- import-rgbd --rgb IMAGE.png --depth DEPTH.png --world ID
+       npm run world -- import-rgbd --rgb IMAGE.png|jpg --depth DEPTH.png --world ID [--pose POSE.txt]
                          [--intrinsics K.json] [--depth-scale 1000] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
+       npm run world -- import-sequence DIR --format tum|7scenes|generic --world ID [--every N] [--max-frames N]
+                         [--intrinsics K.json] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
        npm run world -- export-ply --world ID --out FILE.ply [--store FILE.sqlite]
        npm run world -- list [--store FILE.sqlite]
 
-Starts a world from a point cloud (PLY: binary or ASCII, float or uchar colours) or from one RGB-D
-image (16-bit depth PNG, depth-scale units per metre; intrinsics JSON {fx, fy, cx, cy}, default a
-75° camera; the camera stands at the spawn, 1.6 m up, looking along -z), or exports a world's
-memory as PLY. Imported worlds are joined like any other: npm start, then ?world=ID.`;
+Starts a world from a point cloud (PLY: binary or ASCII, float or uchar colours), from one RGB-D
+image (colour PNG or JPEG; 16-bit depth PNG, depth-scale units per metre; intrinsics JSON {fx, fy,
+cx, cy[, width, height]}, default a 75° camera; --pose: a 4×4 camera-to-world matrix in Spatia's
+conventions, default level at 1.6 m), or from a captured RGB-D sequence (layouts: docs/formats.md),
+or exports a world's memory as PLY. Captured poses are re-orthonormalised when within 1e-2 of a
+rotation and refused beyond; the capture is moved so its first camera stands at the spawn, heading
+along -z. Imported worlds are joined like any other: npm start, then ?world=ID.`;
 
-const intrinsicsSchema = z.strictObject({
-  fx: z.number().positive(),
-  fy: z.number().positive(),
-  cx: z.number(),
-  cy: z.number(),
-});
-
-function readPng(path: string): PNG {
-  try {
-    return PNG.sync.read(readFileSync(path), { skipRescale: true });
-  } catch (e) {
-    throw new SpatiaError('INVALID_ARGUMENT', `cannot read PNG ${path}: ${(e as Error).message}`);
-  }
-}
+/** A keyframe is kept when no kept one overlaps its view this much (as the director keeps them). */
+const KEYFRAME_MAX_IOU = 0.5;
 
 runTool(USAGE, async () => {
   const { values, positionals } = parseArgs({
@@ -47,6 +50,10 @@ runTool(USAGE, async () => {
       depth: { type: 'string' },
       intrinsics: { type: 'string' },
       'depth-scale': { type: 'string', default: '1000' },
+      pose: { type: 'string' },
+      format: { type: 'string' },
+      every: { type: 'string', default: '1' },
+      'max-frames': { type: 'string' },
       voxel: { type: 'string' },
       prompt: { type: 'string', default: 'an imported world' },
       store: { type: 'string', default: 'data/spatia.sqlite' },
@@ -60,7 +67,6 @@ runTool(USAGE, async () => {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const store = new WorldStore(resolve(values.store));
   const worldId = values.world;
   const needWorld = (): string => {
     if (!worldId || !/^[A-Za-z0-9_-]{1,64}$/.test(worldId))
@@ -69,9 +75,17 @@ runTool(USAGE, async () => {
   };
   const voxel = values.voxel === undefined ? undefined : Number(values.voxel);
   if (voxel !== undefined) validateVoxelSize(voxel);
+  const importing = command.startsWith('import-');
+  // Everything the command line says is checked before any file is read or any frame fused.
+  if (importing || command === 'export-ply') needWorld();
+  // A fresh checkout has no data/ folder yet.
+  if (importing) mkdirSync(dirname(resolve(values.store)), { recursive: true });
+  const store = new WorldStore(resolve(values.store));
+  if (importing && store.getWorld(worldId!)) {
+    store.close();
+    throw new SpatiaError('INVALID_ARGUMENT', `world "${worldId}" already exists in ${values.store}`);
+  }
   const create = (id: string, memory: SpatialMemory): void => {
-    if (store.getWorld(id))
-      throw new SpatiaError('INVALID_ARGUMENT', `world "${id}" already exists in ${values.store}`);
     store.upsertWorld({
       id,
       prompt: values.prompt,
@@ -104,48 +118,80 @@ runTool(USAGE, async () => {
       case 'import-rgbd': {
         if (!values.rgb || !values.depth)
           throw new SpatiaError('INVALID_ARGUMENT', 'import-rgbd needs --rgb and --depth');
-        const rgbPng = readPng(resolve(values.rgb));
-        const depthPng = readPng(resolve(values.depth));
-        const { width, height } = rgbPng;
-        if (depthPng.width !== width || depthPng.height !== height)
-          throw new SpatiaError(
-            'BUFFER_SIZE',
-            `depth is ${depthPng.width}×${depthPng.height}, the image ${width}×${height}`,
-          );
-        if ((depthPng as unknown as { depth: number }).depth !== 16)
-          throw new SpatiaError(
-            'INVALID_ARGUMENT',
-            'the depth PNG must be 16-bit (one channel, units per --depth-scale)',
-          );
         const scale = Number(values['depth-scale']);
         if (!(scale > 0)) throw new SpatiaError('INVALID_ARGUMENT', '--depth-scale must be > 0');
-        let k = modelIntrinsics(width, height);
-        if (values.intrinsics) {
-          const parsed = intrinsicsSchema.safeParse(
-            JSON.parse(readFileSync(resolve(values.intrinsics), 'utf8')),
+        const file = values.intrinsics ? readIntrinsicsFile(resolve(values.intrinsics)) : undefined;
+        const size = pngSize(resolve(values.depth));
+        if (
+          (file?.width !== undefined && file.width !== size.width) ||
+          (file?.height !== undefined && file.height !== size.height)
+        )
+          throw new SpatiaError(
+            'INVALID_INTRINSICS',
+            `--intrinsics is for ${file.width}×${file.height}, the depth image is ${size.width}×${size.height}`,
           );
-          if (!parsed.success)
-            throw new SpatiaError('INVALID_INTRINSICS', `--intrinsics: ${parsed.error.issues[0]!.message}`);
-          k = { ...parsed.data, width, height };
-        }
+        const k = file
+          ? { fx: file.fx, fy: file.fy, cx: file.cx, cy: file.cy, ...size }
+          : modelIntrinsics(size.width, size.height);
         validateIntrinsics(k);
-        const n = width * height;
-        const rgb = new Uint8Array(n * 3);
-        const depth = new Float32Array(n);
-        const channels = rgbPng.data.length / n;
-        // pngjs gives 16-bit images (skipRescale) as a Uint16Array of RGBA samples.
-        const depthSamples = depthPng.data as unknown as Uint16Array;
-        const dch = depthSamples.length / n;
-        for (let p = 0; p < n; p++) {
-          rgb[p * 3] = rgbPng.data[p * channels]!;
-          rgb[p * 3 + 1] = rgbPng.data[p * channels + 1]!;
-          rgb[p * 3 + 2] = rgbPng.data[p * channels + 2]!;
-          depth[p] = depthSamples[p * dch]! / scale;
-        }
+        const spawn = spawnIn(undefined);
+        const pose = values.pose
+          ? placeAtSpawn([readPoseMatrix(resolve(values.pose))], spawn.position)[0]!
+          : poseFromYawPitch(spawn.position, spawn.yaw, spawn.pitch);
+        const frame = await loadRgbdFrame(resolve(values.rgb), resolve(values.depth), k, scale);
         const memory = SpatialMemory.create(voxel ?? DEFAULT_VOXEL_SIZE_M);
-        const pose = poseFromYawPitch([0, 1.6, 0], 0, 0);
-        memory.fuse({ width, height, rgb, depth }, pose, k);
-        memory.addKeyframe({ width, height, rgb, depth }, pose, k);
+        memory.fuse(frame, pose, k);
+        memory.addKeyframe(frame, pose, k);
+        create(needWorld(), memory);
+        break;
+      }
+      case 'import-sequence': {
+        const dir = positionals[1];
+        if (!dir) throw new SpatiaError('INVALID_ARGUMENT', 'import-sequence needs a DIR');
+        const format = values.format as SequenceFormat;
+        if (!SEQUENCE_FORMATS.includes(format))
+          throw new SpatiaError('INVALID_ARGUMENT', `--format must be one of ${SEQUENCE_FORMATS.join(', ')}`);
+        const every = Number(values.every);
+        const maxFrames =
+          values['max-frames'] === undefined ? Number.POSITIVE_INFINITY : Number(values['max-frames']);
+        if (!(Number.isInteger(every) && every >= 1))
+          throw new SpatiaError('INVALID_ARGUMENT', '--every must be an integer ≥ 1');
+        if (!(maxFrames >= 1)) throw new SpatiaError('INVALID_ARGUMENT', '--max-frames must be ≥ 1');
+        const seq = readSequence(
+          resolve(dir),
+          format,
+          values.intrinsics ? readIntrinsicsFile(resolve(values.intrinsics)) : undefined,
+        );
+        const frames = seq.frames.filter((_f, i) => i % every === 0).slice(0, maxFrames);
+        const poses = placeAtSpawn(
+          frames.map((f) => f.pose),
+          spawnIn(undefined).position,
+        );
+        const k = seq.intrinsics;
+        process.stdout.write(
+          `importing ${frames.length} of ${seq.frames.length} frames (${format}, ${k.width}×${k.height}, fx ${k.fx})` +
+            `${seq.unmatched > 0 ? `; ${seq.unmatched} colour frames had no depth or pose within 20 ms` : ''}\n`,
+        );
+        const memory = SpatialMemory.create(voxel ?? DEFAULT_VOXEL_SIZE_M);
+        const bar = new SingleBar({
+          format:
+            'import [{bar}] {value}/{total} frames | {voxels} voxels | {keyframes} keyframes | ETA {eta_formatted}',
+          hideCursor: true,
+        });
+        bar.start(frames.length, 0, { voxels: 0, keyframes: 0 });
+        try {
+          for (let i = 0; i < frames.length; i++) {
+            const f = frames[i]!;
+            const image = await loadRgbdFrame(f.colorPath, f.depthPath, k, seq.depthScale, seq.invalidDepth);
+            const pose = poses[i]!;
+            memory.fuse(image, pose, k);
+            const best = memory.retrieve(pose, k, { k: 1, minIoU: 0 })[0];
+            if (!best || best.iou < KEYFRAME_MAX_IOU) memory.addKeyframe(image, pose, k);
+            bar.update(i + 1, { voxels: memory.voxelCount, keyframes: memory.keyframes.size });
+          }
+        } finally {
+          bar.stop();
+        }
         create(needWorld(), memory);
         break;
       }

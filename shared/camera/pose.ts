@@ -87,3 +87,78 @@ export function determinant(m: Mat3): number {
 
 /** The camera's forward (optical) axis in world coordinates. */
 export const forwardOf = (pose: Pose): Vec3 => [pose.rotation[2], pose.rotation[5], pose.rotation[8]];
+
+/**
+ * How far from orthonormal (the largest entry of |RᵀR − I|) a captured rotation may be and still
+ * be repaired by `orthonormalized`: real datasets store rotations rounded (TUM's quaternions to 4
+ * decimals leave ~4e-4), which `validatePose`'s 1e-4 refuses; beyond 1e-2 the input is broken.
+ */
+export const ROTATION_REPAIR_TOLERANCE = 1e-2;
+
+/** `a·b` for row-major 3×3 matrices. */
+export function multiplyMat3(a: Mat3, b: Mat3): Mat3 {
+  const out: number[] = [];
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++)
+      out.push(a[i * 3]! * b[j]! + a[i * 3 + 1]! * b[3 + j]! + a[i * 3 + 2]! * b[6 + j]!);
+  return out as unknown as Mat3;
+}
+
+/**
+ * A proper rotation close to `m` (row-major 3×3; Gram–Schmidt on its columns, which for the
+ * rounding errors it accepts is within ~1e-7 of the nearest rotation). Throws INVALID_POSE when `m`
+ * is further than `tolerance` from orthonormal, is a reflection, or is not finite.
+ */
+export function orthonormalized(
+  m: readonly number[],
+  what = 'rotation',
+  tolerance = ROTATION_REPAIR_TOLERANCE,
+): Mat3 {
+  check(m.length === 9 && m.every(Number.isFinite), 'INVALID_POSE', `${what} needs 9 finite numbers`);
+  let worst = 0;
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) {
+      const d = m[i]! * m[j]! + m[3 + i]! * m[3 + j]! + m[6 + i]! * m[6 + j]!;
+      worst = Math.max(worst, Math.abs(d - (i === j ? 1 : 0)));
+    }
+  check(
+    worst <= tolerance,
+    'INVALID_POSE',
+    `${what} is ${worst.toExponential(1)} from orthonormal (at most ${tolerance} is repaired)`,
+  );
+  const x = normalize([m[0]!, m[3]!, m[6]!]);
+  const c1: Vec3 = [m[1]!, m[4]!, m[7]!];
+  const dot = x[0] * c1[0] + x[1] * c1[1] + x[2] * c1[2];
+  const y = normalize([c1[0] - dot * x[0], c1[1] - dot * x[1], c1[2] - dot * x[2]]);
+  const z = cross(x, y);
+  check(z[0] * m[2]! + z[1] * m[5]! + z[2] * m[8]! > 0, 'INVALID_POSE', `${what} is a reflection (det < 0)`);
+  return fromColumns(x, y, z);
+}
+
+/** The rotation of a unit quaternion (x, y, z, w), normalised first (datasets round them). */
+export function rotationFromQuaternion(
+  qx: number,
+  qy: number,
+  qz: number,
+  qw: number,
+  what = 'quaternion',
+): Mat3 {
+  const n = Math.hypot(qx, qy, qz, qw);
+  check(
+    Number.isFinite(n) && Math.abs(n - 1) <= ROTATION_REPAIR_TOLERANCE,
+    'INVALID_POSE',
+    `${what} has norm ${n}, not 1`,
+  );
+  const [x, y, z, w] = [qx / n, qy / n, qz / n, qw / n];
+  return [
+    1 - 2 * (y * y + z * z),
+    2 * (x * y - z * w),
+    2 * (x * z + y * w),
+    2 * (x * y + z * w),
+    1 - 2 * (x * x + z * z),
+    2 * (y * z - x * w),
+    2 * (x * z - y * w),
+    2 * (y * z + x * w),
+    1 - 2 * (x * x + y * y),
+  ];
+}

@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { placeAtSpawn } from '../../../server/io/rgbdSequence.ts';
 import { parsePly } from '../../../server/memory/ply.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { psnr } from '../../../server/metrics/imageMetrics.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
+import { spawnIn } from '../../../server/world/world.ts';
 import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
@@ -101,5 +104,82 @@ describe('npm run world: import and export', () => {
     const view = memory.render(pose, k);
     expect(psnr(view.rgb, gt.rgb, view.coverage)).toBeGreaterThan(30);
     expect(view.coverage.reduce((x, y) => x + y, 0) / view.coverage.length).toBeGreaterThan(0.95);
+  }, 60_000);
+
+  it('import-rgbd takes JPEG colour, intrinsics with the image size and a captured pose; it checks --world first', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spatia-rgbd2-'));
+    const k = intrinsicsFromFov(128, 96, 70);
+    const scene = sceneNamed('room');
+    // A camera pitched 40° down, its rotation rounded as datasets store it.
+    const pose = poseFromYawPitch([0.5, 1.4, 1], 0.4, -0.7);
+    const gt = renderScene(scene, pose, k, { includeEntities: false });
+    await sharp(Buffer.from(gt.rgb), { raw: { width: k.width, height: k.height, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .toFile(join(dir, 'rgb.jpg'));
+    const depthPng = new PNG({
+      width: k.width,
+      height: k.height,
+      bitDepth: 16,
+      colorType: 0,
+      inputColorType: 0,
+      inputHasAlpha: false,
+    });
+    depthPng.data = Buffer.from(new Uint16Array(gt.depth.map((d) => Math.round(d * 1000))).buffer);
+    writeFileSync(
+      join(dir, 'depth.png'),
+      PNG.sync.write(depthPng, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }),
+    );
+    writeFileSync(
+      join(dir, 'k.json'),
+      JSON.stringify({ fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy, width: k.width, height: k.height }),
+    );
+    const r = pose.rotation.map((v) => v.toFixed(4));
+    const p = pose.position;
+    writeFileSync(
+      join(dir, 'pose.txt'),
+      `${r[0]} ${r[1]} ${r[2]} ${p[0]}\n${r[3]} ${r[4]} ${r[5]} ${p[1]}\n${r[6]} ${r[7]} ${r[8]} ${p[2]}\n0 0 0 1\n`,
+    );
+    const args = [
+      'import-rgbd',
+      '--rgb',
+      join(dir, 'rgb.jpg'),
+      '--depth',
+      join(dir, 'depth.png'),
+      '--intrinsics',
+      join(dir, 'k.json'),
+    ];
+    // Without --world nothing is read or fused, and a fresh checkout's missing data folder is no problem.
+    const store = join(dir, 'data/w.sqlite');
+    const refused = await world([...args, '--store', store]).then(
+      () => undefined,
+      (e: { stderr: string }) => e,
+    );
+    expect(refused?.stderr).toMatch(/--world ID is required/);
+    await world([...args, '--pose', join(dir, 'pose.txt'), '--world', 'captured', '--store', store]);
+    const s = new WorldStore(store);
+    const memory = s.loadMemory('captured', s.getWorld('captured')!.voxelSizeM);
+    s.close();
+    // The camera stands at the spawn, pitched as captured: the memory renders the frame back there.
+    const placed = placeAtSpawn([pose], spawnIn(undefined).position)[0]!;
+    const view = memory.render(placed, k);
+    expect(psnr(view.rgb, gt.rgb, view.coverage)).toBeGreaterThan(28);
+    expect(view.coverage.reduce((a, b) => a + b, 0) / view.coverage.length).toBeGreaterThan(0.9);
+    // Intrinsics for another image size are refused.
+    writeFileSync(
+      join(dir, 'k2.json'),
+      JSON.stringify({ fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy, width: 640, height: 480 }),
+    );
+    const wrong = await world([
+      ...args.slice(0, -1),
+      join(dir, 'k2.json'),
+      '--world',
+      'other',
+      '--store',
+      store,
+    ]).then(
+      () => undefined,
+      (e: { stderr: string }) => e,
+    );
+    expect(wrong?.stderr).toMatch(/640×480, the depth image is 128×96/);
   }, 60_000);
 });
