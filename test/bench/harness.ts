@@ -31,7 +31,7 @@ const fmt = (x: number | undefined): string =>
   x === undefined ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
 
 /** Lower is better for these units; the ratio column says how many times better than the peer we are. */
-const LOWER_IS_BETTER = new Set(['ms', 'bytes']);
+const LOWER_IS_BETTER = new Set(['ms', 'bytes', 'm']);
 
 /** A fixed-width table a person can compare run to run. */
 export function formatTable(results: readonly BenchResult[]): string {

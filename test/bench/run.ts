@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { benchDirector } from './directorBench.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 import { benchMemory } from './memoryBench.ts';
+import { benchRealData } from './realDataBench.ts';
 
 /** `npm run bench -- [--json FILE] [--quick]`: prints a table; --json also writes the results. */
 async function main(): Promise<void> {
@@ -24,7 +25,12 @@ async function main(): Promise<void> {
     return;
   }
   const quick = args.values.quick ?? false;
-  const results: BenchResult[] = [...benchMemory({ quick }), ...(await benchDirector({ quick }))];
+  const results: BenchResult[] = [
+    ...benchMemory({ quick }),
+    ...(await benchDirector({ quick })),
+    // Real captured data, beside Open3D's TSDF (where ../shared/data is present; skipped with --quick).
+    ...(quick ? [] : await benchRealData()),
+  ];
   process.stdout.write(`\n${formatTable(results)}\n`);
   if (args.values.json) {
     const json = results.map(({ note: _note, ...r }) => r);
