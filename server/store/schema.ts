@@ -112,6 +112,11 @@ ALTER TABLE keyframes ADD COLUMN z REAL;
 CREATE INDEX keyframes_xz ON keyframes (world_id, x, z);
 `;
 
+/** Version 4: a world may name where players appear (imported captures: the first camera, pitch included). */
+const V4 = `
+ALTER TABLE worlds ADD COLUMN spawn TEXT;
+`;
+
 /** A stored (deflated) keyframe's camera position; undefined when the row cannot be read. */
 function keyframePosition(data: Buffer): Vec3 | undefined {
   try {
@@ -142,6 +147,7 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: V3,
     backfill: backfillKeyframePositions,
   },
+  { name: 'a world spawn for imported captures', sql: V4 },
 ];
 
 /** The schema version this build reads and writes: the number of migrations. */

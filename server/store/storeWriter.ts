@@ -271,8 +271,8 @@ function serve(data: WriterData, state: Int32Array): void {
   db.pragma('foreign_keys = ON');
   const st = {
     world: db.prepare(
-      `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, created_at)
-       VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @ownerTokenHash, @createdAt)
+      `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, spawn, created_at)
+       VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @ownerTokenHash, @spawn, @createdAt)
        ON CONFLICT(id) DO UPDATE SET prompt = excluded.prompt, invite_token = excluded.invite_token,
          owner_token_hash = excluded.owner_token_hash`,
     ),

@@ -1,6 +1,8 @@
 import { type Stats, statSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
+import { z } from 'zod';
+import type { CameraState } from '../../shared/camera/controller.ts';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { RgbdImage } from '../../shared/image.ts';
@@ -26,6 +28,8 @@ export interface WorldMeta {
   readonly inviteToken?: string | undefined;
   /** SHA-256 (hex) of the token of the world's owner, who may rotate the invite token. */
   readonly ownerTokenHash?: string | undefined;
+  /** Where players appear, when the world says (imported captures); else the scene's or the default. */
+  readonly spawn?: CameraState | undefined;
   readonly createdAt: string;
 }
 
@@ -325,6 +329,7 @@ export class WorldStore {
           scene: unknown;
           invite_token: unknown;
           owner_token_hash?: unknown;
+          spawn?: unknown;
           created_at: unknown;
         }
       | undefined;
@@ -342,6 +347,12 @@ export class WorldStore {
       throw damaged('its invite token is not text');
     const owner = row.owner_token_hash ?? null;
     if (owner !== null && typeof owner !== 'string') throw damaged('its owner token hash is not text');
+    let spawn: CameraState | undefined;
+    if (row.spawn !== null && row.spawn !== undefined) {
+      const parsed = typeof row.spawn === 'string' ? spawnSchema.safeParse(safeJson(row.spawn)) : undefined;
+      if (!parsed?.success) throw damaged('its spawn is not {position: [x, y, z], yaw, pitch}');
+      spawn = parsed.data as CameraState;
+    }
     return {
       id: row.id,
       prompt: row.prompt,
@@ -350,6 +361,7 @@ export class WorldStore {
       scene: (row.scene as string | null) ?? undefined,
       inviteToken: (row.invite_token as string | null) ?? undefined,
       ownerTokenHash: owner ?? undefined,
+      spawn,
       createdAt: String(row.created_at),
     };
   }
@@ -748,8 +760,24 @@ const worldOp = (meta: WorldMeta) => ({
   scene: meta.scene ?? null,
   inviteToken: meta.inviteToken ?? null,
   ownerTokenHash: meta.ownerTokenHash ?? null,
+  spawn: meta.spawn ? JSON.stringify(meta.spawn) : null,
   createdAt: meta.createdAt,
 });
+
+const finiteNumber = z.number().refine(Number.isFinite);
+const spawnSchema = z.strictObject({
+  position: z.tuple([finiteNumber, finiteNumber, finiteNumber]),
+  yaw: finiteNumber,
+  pitch: finiteNumber,
+});
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 interface ChunkRow {
   chunk_key: number;

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
-import { poseFromYawPitch } from '../../shared/camera/pose.ts';
+import { forwardOf, type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import {
   loadRgbdFrame,
@@ -85,12 +85,17 @@ runTool(USAGE, async () => {
     store.close();
     throw new SpatiaError('INVALID_ARGUMENT', `world "${worldId}" already exists in ${values.store}`);
   }
-  const create = (id: string, memory: SpatialMemory): void => {
+  /** `camera`: where the capture's first camera stands (placed at the spawn): players appear there, looking as it looked. */
+  const create = (id: string, memory: SpatialMemory, camera?: Pose): void => {
+    const spawn = spawnIn(undefined);
     store.upsertWorld({
       id,
       prompt: values.prompt,
       seed: 1,
       voxelSizeM: memory.voxelSizeM,
+      spawn: camera
+        ? { ...spawn, pitch: Math.asin(Math.max(-1, Math.min(1, forwardOf(camera)[1]))) }
+        : undefined,
       createdAt: new Date().toISOString(),
     });
     const c = store.commit(id, memory);
@@ -142,7 +147,7 @@ runTool(USAGE, async () => {
         const memory = SpatialMemory.create(voxel ?? DEFAULT_VOXEL_SIZE_M);
         memory.fuse(frame, pose, k);
         memory.addKeyframe(frame, pose, k);
-        create(needWorld(), memory);
+        create(needWorld(), memory, values.pose ? pose : undefined);
         break;
       }
       case 'import-sequence': {
@@ -192,7 +197,7 @@ runTool(USAGE, async () => {
         } finally {
           bar.stop();
         }
-        create(needWorld(), memory);
+        create(needWorld(), memory, poses[0]);
         break;
       }
       case 'export-ply': {

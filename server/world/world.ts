@@ -39,6 +39,8 @@ export interface WorldInit {
   readonly ownerTokenHash?: string;
   /** When the world was created (ISO 8601), as stored. */
   readonly createdAt: string;
+  /** Where players appear, when the world names it (imported captures); else `spawnIn(scene)`. */
+  readonly spawn?: CameraState;
   /** Where the world's memory is committed and far chunks come back from (absent: RAM only). */
   readonly store?: WorldStore;
 }
@@ -65,6 +67,7 @@ export class World {
   private readonly ownerTokenHash: string | undefined;
   private readonly createdAt: string;
   private readonly voxelSizeM: number;
+  private readonly spawnAt: CameraState | undefined;
   /** When the last member left (performance.now() ms); undefined while someone plays. */
   private idleSinceMs: number | undefined = performance.now();
 
@@ -77,6 +80,7 @@ export class World {
     this.ownerTokenHash = init.ownerTokenHash;
     this.createdAt = init.createdAt;
     this.voxelSizeM = init.voxelSizeM;
+    this.spawnAt = init.spawn;
     this.store = init.store;
     this.memory = init.memory ?? SpatialMemory.create(init.voxelSizeM);
     this.seeded = init.memory !== undefined && init.memory.voxelCount > 0;
@@ -106,13 +110,14 @@ export class World {
       scene: this.scene ? this.id : undefined,
       inviteToken: token,
       ownerTokenHash: this.ownerTokenHash,
+      spawn: this.spawnAt,
       createdAt: this.createdAt,
     });
   }
 
-  /** Where players appear (see `spawnIn`). */
+  /** Where players appear: the world's own spawn, else its scene's (see `spawnIn`). */
   spawn(): CameraState {
-    return spawnIn(this.scene);
+    return this.spawnAt ? { ...this.spawnAt, position: [...this.spawnAt.position] } : spawnIn(this.scene);
   }
 
   /** Whether the next player to claim it will seed the memory. */

@@ -144,7 +144,7 @@ export class WorldRegistry {
     const id = stored.id;
     const scene = bundledScene(stored.scene);
     // What is near the spawn; the rest comes back as players walk (World.loadNear).
-    const near = { position: spawnIn(scene).position, radiusM: RESIDENT_RADIUS_M };
+    const near = { position: (stored.spawn ?? spawnIn(scene)).position, radiusM: RESIDENT_RADIUS_M };
     const restored = new World({
       id,
       prompt: stored.prompt,
@@ -154,6 +154,7 @@ export class WorldRegistry {
       memory: store.loadMemory(id, stored.voxelSizeM, near),
       inviteToken: stored.inviteToken,
       ownerTokenHash: stored.ownerTokenHash,
+      spawn: stored.spawn,
       createdAt: stored.createdAt,
       store,
     });

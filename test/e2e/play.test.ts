@@ -1,11 +1,16 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psnr } from '../../server/metrics/imageMetrics.ts';
+import { modelIntrinsics } from '../../server/models/worldModel.ts';
 import type { RunningServer } from '../../server/net/gameServer.ts';
+import { WorldStore } from '../../server/store/worldStore.ts';
 import { type CameraState, poseOfCamera } from '../../shared/camera/controller.ts';
 import { startTestServer } from '../helpers/server.ts';
 
@@ -16,6 +21,9 @@ import { startTestServer } from '../helpers/server.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const run = existsSync(CHROMIUM) || process.env.CI === 'true';
 const OUT = join(process.cwd(), 'out/e2e');
+const TUM_DIR = join(process.cwd(), '../shared/data/tum-fr3-cabinet');
+/** A small camera for checks against the memory (the model's field of view). */
+const K_SMALL = modelIntrinsics(160, 90);
 
 let server: RunningServer;
 let browser: Browser;
@@ -351,4 +359,65 @@ describe.runIf(run)('playing in headless Chromium', () => {
       await page.close();
     }
   }, 120_000);
+
+  it.runIf(existsSync(TUM_DIR))(
+    'walks a real captured place: the TUM cabinet imported as a world',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'spatia-e2e-real-'));
+      const storePath = join(dir, 'w.sqlite');
+      await promisify(execFile)(join(process.cwd(), 'node_modules/.bin/tsx'), [
+        'server/tools/worldTool.ts',
+        'import-sequence',
+        TUM_DIR,
+        '--format',
+        'tum',
+        '--every',
+        '4',
+        '--world',
+        'cabinet',
+        '--store',
+        storePath,
+      ]);
+      const store = new WorldStore(storePath);
+      const real = await startTestServer({ clientDir: join(process.cwd(), 'client/dist'), store });
+      const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+      try {
+        await page.goto(`${real.url}?world=cabinet&name=visitor`);
+        await page.waitForFunction(
+          () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
+          undefined,
+          { timeout: 30_000 },
+        );
+        // The first frame is the captured place seen from the capture's first camera: the memory covers most of it.
+        const world = real.worlds.get('cabinet')!;
+        const st0 = await pageState(page);
+        // The player appears where the capture's first camera stood, looking ~40° down at the cabinet as it did.
+        expect(st0.camera!.pitch).toBeLessThan(-0.5);
+        const view = world.memory.render(poseOfCamera(st0.camera!), K_SMALL);
+        expect(view.coverage.reduce((a, b) => a + b, 0) / view.coverage.length).toBeGreaterThan(0.8);
+        await page.click('#view');
+        await page.keyboard.down('KeyW');
+        await page.waitForTimeout(1500);
+        await page.keyboard.up('KeyW');
+        await turnBy(page, 0.6);
+        await page.waitForTimeout(1000);
+        const st = await pageState(page);
+        expect(st.errors).toEqual([]);
+        expect(st.framesReceived).toBeGreaterThan(5);
+        expect(st.mirror.chunks).toBeGreaterThan(50);
+        const shot = await canvasRgb(page);
+        mkdirSync(OUT, { recursive: true });
+        writeFileSync(join(OUT, 'real-cabinet.png'), shot.png);
+        const colours = new Set<number>();
+        for (let i = 0; i < shot.rgb.length; i += 3 * 7)
+          colours.add((shot.rgb[i]! >> 3) | ((shot.rgb[i + 1]! >> 3) << 5) | ((shot.rgb[i + 2]! >> 3) << 10));
+        expect(colours.size).toBeGreaterThan(60);
+      } finally {
+        await page.close();
+        await real.close();
+        store.close();
+      }
+    },
+    120_000,
+  );
 });

@@ -158,6 +158,11 @@ describe('npm run world: import and export', () => {
     await world([...args, '--pose', join(dir, 'pose.txt'), '--world', 'captured', '--store', store]);
     const s = new WorldStore(store);
     const memory = s.loadMemory('captured', s.getWorld('captured')!.voxelSizeM);
+    // Players appear where the capture's camera stood, looking down as it did (stored with the world).
+    const spawn = s.getWorld('captured')!.spawn!;
+    expect(spawn.position).toEqual(spawnIn(undefined).position);
+    expect(spawn.yaw).toBe(0);
+    expect(spawn.pitch).toBeCloseTo(-0.7, 3);
     s.close();
     // The camera stands at the spawn, pitched as captured: the memory renders the frame back there.
     const placed = placeAtSpawn([pose], spawnIn(undefined).position)[0]!;
