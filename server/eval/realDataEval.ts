@@ -7,8 +7,9 @@ import { ssim } from '../metrics/imageMetrics.ts';
 /**
  * The memory on captured RGB-D data (`npm run eval -- --dataset FORMAT:DIR`): fidelity (fuse all
  * frames but every 4th, render the held-out poses) and revisit (fuse the first pass, render the
- * poses that come back). Scores compare each render with the held-out frame over the pixels the
- * frame measured: coverage of those, PSNR and SSIM where the render covers them, median depth error.
+ * poses that come back), rendered with the consensus depth test (renderView.ts) that captured data
+ * needs. Scores compare each render with the held-out frame over the pixels the frame measured:
+ * coverage of those, PSNR and SSIM where the render covers them, median depth error.
  */
 export interface CapturedFrame {
   readonly image: RgbdImage;
@@ -45,7 +46,7 @@ function score(
   let ssimFrames = 0;
   const errs: number[] = [];
   for (const f of held) {
-    const view = memory.render(f.pose, k);
+    const view = memory.render(f.pose, k, { consensusDepth: true });
     const gt = f.image;
     const mask = new Uint8Array(gt.depth.length);
     for (let p = 0; p < gt.depth.length; p++) {

@@ -41,6 +41,21 @@ const STRIDE = layout.STRIDE;
 const CR = layout.CR;
 const LOD_STRIDE = layout.LOD_STRIDE;
 const MAX_LOD = layout.MAX_LOD;
+const OBS = layout.OBS;
+
+/**
+ * The consensus depth test (`consensusDepth`). Where one surface was fused from frames whose poses
+ * disagree by a few centimetres (every real capture), it lies in the memory as several thin layers,
+ * and a plain z-buffer shows the front-most, often a layer one stray frame left. With the test,
+ * among splats within CONSENSUS_DEPTH_TOLERANCE (of the depth) of each other the nearer wins unless
+ * the farther was observed more than CONSENSUS_DOMINANCE times as often. Measured (TUM fr3/cabinet,
+ * every 4th frame held out, 1 cm voxels): median depth error 3.8 → 1.5 cm, PSNR 16.67 → 17.75 dB;
+ * 2 cm voxels: 4.0 → 1.4 cm, 16.52 → 17.03 dB. Off by default: on for every render, the bundled
+ * scenes' eval gained 0.2–0.5 dB in fidelity and drift but lost up to 0.25 dB elsewhere (hall turn
+ * back 26.95 → 26.70, room closed loop 36.24 → 36.19), and the eval must not drop.
+ */
+const CONSENSUS_DEPTH_TOLERANCE = 0.1;
+const CONSENSUS_DOMINANCE = 3;
 
 export interface RenderViewOptions {
   /** Splat edge relative to the voxel's projected size (see DEFAULT_SPLAT_SCALE). */
@@ -51,6 +66,11 @@ export interface RenderViewOptions {
   readonly farM?: number;
   /** Also trace the known free space (`freeDepth`; default true). */
   readonly freeSpace?: boolean;
+  /**
+   * The consensus depth test (see CONSENSUS_DEPTH_TOLERANCE; default off): for memories fused
+   * from real captures, whose poses disagree by centimetres.
+   */
+  readonly consensusDepth?: boolean;
 }
 
 /**
@@ -74,6 +94,9 @@ export function renderMemoryView(
   const far = opts.farM ?? 1e9;
   const n = width * height;
   const zbuf = new Float32Array(n).fill(Number.POSITIVE_INFINITY);
+  const wbuf = new Uint16Array(n);
+  // Without the consensus test, the tolerance is 0 and the test is the plain z-buffer's.
+  const consensus = opts.consensusDepth ? CONSENSUS_DEPTH_TOLERANCE : 0;
   const voxelRef = new Int32Array(n).fill(-1);
   // The winning voxel's colour, packed 0xBBGGRR, written while its record is in cache: resolving
   // colours from voxelRef afterwards missed the cache on nearly every pixel.
@@ -171,6 +194,10 @@ export function renderMemoryView(
       zbuf,
       voxelRef,
       colour,
+      wbuf,
+      consensus,
+      // Merged cells carry no observation count: they take part as barely observed.
+      lod ? -1 : OBS,
     );
   }
 
@@ -435,6 +462,9 @@ function splatRecords(
   zbuf: Float32Array,
   voxelRef: Int32Array,
   colour: Uint32Array,
+  wbuf: Uint16Array,
+  tolerance: number,
+  weightField: number,
 ): void {
   const bx = frame[0]!,
     by = frame[1]!,
@@ -468,11 +498,18 @@ function splatRecords(
     const v = fy * (by + m10 * qx + m11 * qy + m12 * qz) * iz + cy;
     const size = splatK * iz;
     const ref = refBase + (slotField < 0 ? s : data[o + slotField]!);
+    const wt = weightField < 0 ? 0 : data[o + weightField]!;
+    const zt = z * tolerance;
     if (size <= 1) {
       if (u < -0.5 || v < -0.5 || u >= xMax || v >= yMax) continue;
       const p = ((v + 0.5) | 0) * width + ((u + 0.5) | 0);
-      if (z < zbuf[p]!) {
+      const zb = zbuf[p]!;
+      if (
+        z < zb - zt ||
+        (z < zb + zt && (z < zb ? CONSENSUS_DOMINANCE * wt >= wbuf[p]! : wt > CONSENSUS_DOMINANCE * wbuf[p]!))
+      ) {
         zbuf[p] = z;
+        wbuf[p] = wt;
         voxelRef[p] = ref;
         colour[p] = packedColour(data, o);
       }
@@ -491,8 +528,14 @@ function splatRecords(
         const row = y * width;
         for (let x = x0; x <= x1; x++) {
           const p = row + x;
-          if (z < zbuf[p]!) {
+          const zb = zbuf[p]!;
+          if (
+            z < zb - zt ||
+            (z < zb + zt &&
+              (z < zb ? CONSENSUS_DOMINANCE * wt >= wbuf[p]! : wt > CONSENSUS_DOMINANCE * wbuf[p]!))
+          ) {
             zbuf[p] = z;
+            wbuf[p] = wt;
             voxelRef[p] = ref;
             colour[p] = c;
           }
