@@ -28,7 +28,15 @@ export function median(xs: readonly number[]): number {
 }
 
 const fmt = (x: number | undefined): string =>
-  x === undefined ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
+  x === undefined
+    ? ''
+    : Math.abs(x) >= 100
+      ? x.toFixed(0)
+      : Math.abs(x) >= 10
+        ? x.toFixed(1)
+        : Math.abs(x) >= 1 || x === 0
+          ? x.toFixed(2)
+          : x.toPrecision(3);
 
 /** Lower is better for these units; the ratio column says how many times better than the peer we are. */
 const LOWER_IS_BETTER = new Set(['ms', 'bytes', 'm']);
