@@ -1,16 +1,7 @@
 import type { ShaderMaterial } from '@babylonjs/core/Materials/shaderMaterial';
 import { Vector2, Vector3, Vector4 } from '@babylonjs/core/Maths/math.vector';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
-
-/** The camera the canvas shows: a pose (OpenCV axes, camera-to-world) and pinhole intrinsics in canvas pixels. */
-export interface DisplayIntrinsics {
-  readonly fx: number;
-  readonly fy: number;
-  readonly cx: number;
-  readonly cy: number;
-  readonly width: number;
-  readonly height: number;
-}
 
 /** The uniforms every layer's shader projects with (set by `setDisplayCamera`). */
 export const DISPLAY_CAMERA_UNIFORMS = ['camPos', 'r0', 'r1', 'r2', 'intr', 'size'];
@@ -42,8 +33,8 @@ vec4 project(vec3 p) {
   return c.z > NEAR ? vec4(x * w, y * w, z * w, w) : vec4(0.0, 0.0, -2.0, 1.0);
 }`;
 
-/** Sets the display camera on a layer's material. */
-export function setDisplayCamera(m: ShaderMaterial, pose: Pose, k: DisplayIntrinsics): void {
+/** Sets the display camera (a pose, and pinhole intrinsics in canvas pixels) on a layer's material. */
+export function setDisplayCamera(m: ShaderMaterial, pose: Pose, k: Intrinsics): void {
   const r = pose.rotation;
   // World → camera rows are the columns of the camera-to-world rotation.
   m.setVector3('r0', new Vector3(r[0], r[3], r[6]));

@@ -6,14 +6,10 @@ import { Matrix, Vector3 } from '@babylonjs/core/Maths/math.vector';
 import { Mesh } from '@babylonjs/core/Meshes/mesh';
 import { SubMesh } from '@babylonjs/core/Meshes/subMesh';
 import type { Scene } from '@babylonjs/core/scene';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import { MIRROR_POINT_BYTES, MIRROR_POSITION_STEPS } from '../../shared/protocol/mirrorCodec.ts';
-import {
-  DISPLAY_CAMERA_UNIFORMS,
-  type DisplayIntrinsics,
-  PROJECT_GLSL,
-  setDisplayCamera,
-} from './displayCamera.ts';
+import { DISPLAY_CAMERA_UNIFORMS, PROJECT_GLSL, setDisplayCamera } from './displayCamera.ts';
 import type { HeldChunk, MirrorChange } from './mirrorCache.ts';
 
 /**
@@ -200,7 +196,7 @@ export class MirrorView {
   }
 
   /** Rebuilds changed regions (a bounded number per frame), sets the display camera and culls regions outside its frustum. */
-  prepare(pose: Pose, k: DisplayIntrinsics): void {
+  prepare(pose: Pose, k: Intrinsics): void {
     let rebuilds = 0;
     for (const r of this.dirty) {
       if (rebuilds++ >= REBUILDS_PER_FRAME) break;

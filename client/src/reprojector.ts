@@ -6,14 +6,10 @@ import { DynamicTexture } from '@babylonjs/core/Materials/Textures/dynamicTextur
 import { Mesh } from '@babylonjs/core/Meshes/mesh';
 import { VertexData } from '@babylonjs/core/Meshes/mesh.vertexData';
 import type { Scene } from '@babylonjs/core/scene';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { EncodedFrame } from '../../shared/protocol/frameCodec.ts';
-import {
-  DISPLAY_CAMERA_UNIFORMS,
-  type DisplayIntrinsics,
-  PROJECT_GLSL,
-  setDisplayCamera,
-} from './displayCamera.ts';
+import { DISPLAY_CAMERA_UNIFORMS, PROJECT_GLSL, setDisplayCamera } from './displayCamera.ts';
 import { FILL_H, FILL_W } from './holeFiller.ts';
 
 /** Rendering groups: the sky, then the memory mirror with the frame's filled background, then the frame on top. */
@@ -225,7 +221,7 @@ export class Reprojector {
    * Sets the display camera for the next draw; a frame that is not `fresh` is not drawn (the
    * mirror and the sky show instead).
    */
-  prepare(pose: Pose, k: DisplayIntrinsics, fresh: boolean): void {
+  prepare(pose: Pose, k: Intrinsics, fresh: boolean): void {
     for (const m of [this.material, this.bgMaterial]) setDisplayCamera(m, pose, k);
     if (this.mesh) this.mesh.isVisible = fresh;
     if (this.bgMesh) this.bgMesh.isVisible = fresh;

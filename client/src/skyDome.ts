@@ -5,9 +5,10 @@ import { DynamicTexture } from '@babylonjs/core/Materials/Textures/dynamicTextur
 import { Mesh } from '@babylonjs/core/Meshes/mesh';
 import { VertexData } from '@babylonjs/core/Meshes/mesh.vertexData';
 import type { Scene } from '@babylonjs/core/scene';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { EncodedFrame } from '../../shared/protocol/frameCodec.ts';
-import { DISPLAY_CAMERA_UNIFORMS, type DisplayIntrinsics, setDisplayCamera } from './displayCamera.ts';
+import { DISPLAY_CAMERA_UNIFORMS, setDisplayCamera } from './displayCamera.ts';
 
 /**
  * The sky the frames showed, kept by direction: pixels without depth (sky) are averaged into a
@@ -161,7 +162,7 @@ export class SkyDome {
     this.mesh.isVisible = this.samples > 0;
   }
 
-  prepare(pose: Pose, k: DisplayIntrinsics): void {
+  prepare(pose: Pose, k: Intrinsics): void {
     setDisplayCamera(this.material, pose, k);
   }
 }

@@ -3,8 +3,8 @@ import { Engine } from '@babylonjs/core/Engines/engine';
 import { Color4 } from '@babylonjs/core/Maths/math.color';
 import { Vector3 } from '@babylonjs/core/Maths/math.vector';
 import { Scene } from '@babylonjs/core/scene';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
-import type { DisplayIntrinsics } from './displayCamera.ts';
 import { MirrorView } from './mirrorView.ts';
 import { BACKGROUND_GROUP, Reprojector, SKY_GROUP } from './reprojector.ts';
 import { SkyDome } from './skyDome.ts';
@@ -38,7 +38,7 @@ export class WorldView {
   }
 
   /** Draws one display frame from `pose`; the generated frame only when `frameFresh`. */
-  render(pose: Pose, k: DisplayIntrinsics, frameFresh: boolean): void {
+  render(pose: Pose, k: Intrinsics, frameFresh: boolean): void {
     this.sky.prepare(pose, k);
     this.mirror.prepare(pose, k);
     this.frames.prepare(pose, k, frameFresh);

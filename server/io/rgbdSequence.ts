@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import sharp, { type OutputInfo } from 'sharp';
@@ -299,10 +299,24 @@ export function readSequence(
   return { format, intrinsics: full, depthScale, invalidDepth, frames, unmatched };
 }
 
-/** Width and height of a PNG. */
+/** PNG files start with this signature and then the IHDR chunk (width, height: u32 big-endian at 16, 20). */
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Width and height of a PNG, read from its header (the image is decoded once, when it is fused). */
 export function pngSize(path: string): { width: number; height: number } {
-  const png = readPng(path);
-  return { width: png.width, height: png.height };
+  const head = Buffer.alloc(24);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    readSync(fd, head, 0, 24, 0);
+  } catch (e) {
+    return fail(`cannot read ${path}: ${(e as Error).message}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  if (!head.subarray(0, 8).equals(PNG_SIGNATURE) || head.toString('latin1', 12, 16) !== 'IHDR')
+    fail(`${path} is not a PNG`);
+  return { width: head.readUInt32BE(16), height: head.readUInt32BE(20) };
 }
 
 function readPng(path: string): PNG {

@@ -1,8 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { fuseFrame } from '../../server/memory/fuse.ts';
 import { KeyframeStore } from '../../server/memory/keyframes.ts';
@@ -15,37 +13,10 @@ import { type GroundTruthFrame, renderScene } from '../../server/scene/rayCaster
 import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { type BenchResult, median, medianMs } from './harness.ts';
+import { extrinsic, runOpen3dScript } from './open3d.ts';
 
 const K = intrinsicsFromFov(512, 288, 75);
 const PEER = 'Open3D 0.16';
-const PYTHON = '/usr/bin/python3';
-const here = dirname(fileURLToPath(import.meta.url));
-
-/** 4×4 world-to-camera (Open3D's extrinsic) of a camera-to-world pose, row-major. */
-function extrinsic(pose: Pose): number[] {
-  const r = pose.rotation;
-  const t = pose.position;
-  const rt = [r[0], r[3], r[6], r[1], r[4], r[7], r[2], r[5], r[8]];
-  const tt = [0, 1, 2].map((i) => -(rt[i * 3]! * t[0] + rt[i * 3 + 1]! * t[1] + rt[i * 3 + 2]! * t[2]));
-  return [
-    rt[0]!,
-    rt[1]!,
-    rt[2]!,
-    tt[0]!,
-    rt[3]!,
-    rt[4]!,
-    rt[5]!,
-    tt[1]!,
-    rt[6]!,
-    rt[7]!,
-    rt[8]!,
-    tt[2]!,
-    0,
-    0,
-    0,
-    1,
-  ];
-}
 
 const progress = (label: string, total: number): SingleBar => {
   const bar = new SingleBar({
@@ -66,29 +37,12 @@ interface PeerNumbers {
 }
 
 function runOpen3d(dir: string): PeerNumbers | undefined {
-  try {
-    execFileSync(PYTHON, ['-c', 'import open3d'], { stdio: 'ignore' });
-  } catch {
-    process.stderr.write(
-      '\nOpen3D is missing: peer columns stay empty. Install it with: apt-get install -y python3-open3d\n',
-    );
-    return undefined;
-  }
-  let out: string;
-  try {
-    out = execFileSync(PYTHON, [join(here, '../../tools/bench/open3d_peer.py'), dir], {
-      encoding: 'utf8',
-      env: { ...process.env, OMP_NUM_THREADS: '1' },
-      maxBuffer: 1 << 26,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  } catch (e) {
-    const stderr = String((e as { stderr?: string }).stderr ?? e).slice(0, 2000);
-    process.stderr.write(`\nthe Open3D peer failed; peer columns stay empty:\n${stderr}\n`);
-    return undefined;
-  }
-  const parsed = JSON.parse(out.trim().split('\n').at(-1)!);
-  return { ...parsed, viewRgb: new Uint8Array(readFileSync(join(dir, 'open3d_view_rgb.u8'))) };
+  const parsed = runOpen3dScript<Omit<PeerNumbers, 'viewRgb'>>(
+    'open3d_peer.py',
+    dir,
+    'peer columns stay empty',
+  );
+  return parsed && { ...parsed, viewRgb: new Uint8Array(readFileSync(join(dir, 'open3d_view_rgb.u8'))) };
 }
 
 /** Memory data-path benchmarks, with Open3D run on the same data in the same run. */

@@ -2,13 +2,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
 import { mirrorLevelAt } from '../../server/memory/mirrorStream.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import { poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { whyClientBuildIsStale } from '../../tools/clientBuild.ts';
 import { Bot, sleep } from '../helpers/bot.ts';
+import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
 import { K512, sceneNamed } from '../helpers/groundTruth.ts';
+import { chunksWithin } from '../helpers/memoryChunks.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { spawnServer } from '../helpers/serverProcess.ts';
 import { type BenchResult, formatTable } from './harness.ts';
@@ -149,27 +150,10 @@ async function mirrorSync(): Promise<{
     const joined = await joiner.join('courtyard', 'joiner');
     const t0 = performance.now();
     const eye = joined.spawn.position;
-    const size = grid.chunkSizeM;
-    const needed = [...grid.chunks()]
-      .filter(
-        (c) =>
-          c.count > 0 &&
-          Math.hypot(
-            (c.cx + 0.5) * size - eye[0],
-            (c.cy + 0.5) * size - eye[1],
-            (c.cz + 0.5) * size - eye[2],
-          ) <= 20,
-      )
-      .map((c) => ({
-        id: `${c.cx},${c.cy},${c.cz}`,
-        level: mirrorLevelAt(
-          Math.hypot(
-            (c.cx + 0.5) * size - eye[0],
-            (c.cy + 0.5) * size - eye[1],
-            (c.cz + 0.5) * size - eye[2],
-          ),
-        ),
-      }));
+    const needed = chunksWithin(grid, eye, 20).map(({ chunk: c, distanceM }) => ({
+      id: `${c.cx},${c.cy},${c.cz}`,
+      level: mirrorLevelAt(distanceM),
+    }));
     const until = async (cond: () => boolean): Promise<number> => {
       while (!cond()) {
         if (performance.now() - t0 > 60_000) throw new Error('the mirror did not sync within 60 s');
@@ -187,20 +171,9 @@ async function mirrorSync(): Promise<{
   }
 }
 
-const CHROMIUM = '/usr/bin/chromium';
-
 /** The client's mirror draw of 1 M points in Chromium (bench.html), by regions of 4³ chunks and by chunk. */
 async function clientMirrorDraw(url: string): Promise<Record<string, number | string>[]> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--use-angle=swiftshader',
-      '--enable-unsafe-swiftshader',
-      '--ignore-gpu-blocklist',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const out: Record<string, number | string>[] = [];
     for (const regionBits of [2, 0]) {

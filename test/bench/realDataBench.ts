@@ -1,13 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRgbdFrame, readSequence } from '../../server/io/rgbdSequence.ts';
 import { SpatialMemory } from '../../server/memory/spatialMemory.ts';
-import type { Pose } from '../../shared/camera/pose.ts';
 import type { RgbdImage } from '../../shared/image.ts';
 import type { BenchResult } from './harness.ts';
+import { extrinsic, runOpen3dScript } from './open3d.ts';
 
 /**
  * The memory on real captured data (`../shared/data/tum-fr3-cabinet`, where present) beside
@@ -15,7 +14,6 @@ import type { BenchResult } from './harness.ts';
  * compare both renders with the held-out frames over the pixels both cover (and the frame measured).
  */
 const here = dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3';
 const TUM_DIR = join(here, '../../../shared/data/tum-fr3-cabinet');
 const VOXEL_SIZES = [0.01, 0.02];
 /** Kinect depth beyond this is noise; both systems get the same cut. */
@@ -31,19 +29,6 @@ interface Scores {
   coverage: number;
   fuseRenderMs: number;
 }
-
-const worldToCamera = (p: Pose): number[] => {
-  const r = p.rotation;
-  const t = p.position;
-  // Rᵀ and −Rᵀ·t (OpenCV camera axes on both sides).
-  const row = (i: number): number[] => [
-    r[i]!,
-    r[3 + i]!,
-    r[6 + i]!,
-    -(r[i]! * t[0] + r[3 + i]! * t[1] + r[6 + i]! * t[2]),
-  ];
-  return [...row(0), ...row(1), ...row(2), 0, 0, 0, 1];
-};
 
 function score(
   renders: { rgb: Uint8Array; depth: Float32Array }[],
@@ -114,28 +99,20 @@ export async function benchRealData(): Promise<BenchResult[]> {
         voxel_sizes: VOXEL_SIZES,
         train,
         test,
-        world_to_camera: Object.fromEntries(indices.map((i) => [String(i), worldToCamera(poses[i]!)])),
+        world_to_camera: Object.fromEntries(indices.map((i) => [String(i), extrinsic(poses[i]!)])),
       }),
     );
     for (const i of indices) {
       writeFileSync(join(dir, `frame_${i}_rgb.u8`), images[i]!.rgb);
       writeFileSync(join(dir, `frame_${i}_depth.f32`), new Uint8Array(images[i]!.depth.buffer));
     }
-    try {
-      execFileSync(PYTHON, ['-c', 'import open3d'], { stdio: 'ignore' });
-      process.stderr.write('running Open3D’s TSDF on the same frames…\n');
-      const out = execFileSync(PYTHON, [join(here, '../../tools/bench/open3d_realdata.py'), dir], {
-        encoding: 'utf8',
-        env: { ...process.env, OMP_NUM_THREADS: '1' },
-        maxBuffer: 1 << 26,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      peer = JSON.parse(out.trim().split('\n').at(-1)!);
-    } catch (e) {
-      const stderr = String((e as { stderr?: string }).stderr ?? e).slice(0, 2000);
-      process.stderr.write(`\nOpen3D is missing or failed; the realdata rows are skipped:\n${stderr}\n`);
-      return [];
-    }
+    process.stderr.write('running Open3D’s TSDF on the same frames…\n');
+    peer = runOpen3dScript<Record<string, { fuse_ms: number; render_ms: number }>>(
+      'open3d_realdata.py',
+      dir,
+      'the realdata rows are skipped',
+    );
+    if (!peer) return [];
     const results: BenchResult[] = [];
     for (const vs of VOXEL_SIZES) {
       const memory = SpatialMemory.create(vs);
@@ -152,7 +129,7 @@ export async function benchRealData(): Promise<BenchResult[]> {
         depth: new Float32Array(new Uint8Array(readFileSync(join(dir, `tsdf_${vs}_${i}_depth.f32`))).buffer),
       }));
       const truths = test.map((i) => images[i]!);
-      const p = peer![String(vs)]!;
+      const p = peer[String(vs)]!;
       const a = score(ours, tsdf, truths, fuseMs + renderMs);
       const plain = score(plainRenders, tsdf, truths, 0);
       const b = score(tsdf, ours, truths, p.fuse_ms + p.render_ms);

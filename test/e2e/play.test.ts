@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,13 +12,13 @@ import { modelIntrinsics } from '../../server/models/worldModel.ts';
 import type { RunningServer } from '../../server/net/gameServer.ts';
 import { WorldStore } from '../../server/store/worldStore.ts';
 import { type CameraState, poseOfCamera } from '../../shared/camera/controller.ts';
+import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
 import { startTestServer } from '../helpers/server.ts';
 
 /**
  * End to end: the built Babylon.js client in Debian's Chromium (headless, software WebGL), the
  * real server over loopback. Runs wherever /usr/bin/chromium exists, and always in CI.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const run = existsSync(CHROMIUM) || process.env.CI === 'true';
 const OUT = join(process.cwd(), 'out/e2e');
 const TUM_DIR = join(process.cwd(), '../shared/data/tum-fr3-cabinet');
@@ -42,6 +42,19 @@ const pageState = (page: Page): Promise<PageState> =>
     const s = (window as unknown as { spatia: PageState }).spatia;
     return JSON.parse(JSON.stringify(s)) as PageState;
   });
+
+/** Waits until the page drew a few frames; on a timeout the error carries the page's log. */
+async function framesDrawn(page: Page, logs: readonly string[]): Promise<void> {
+  await page
+    .waitForFunction(
+      () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
+      undefined,
+      { timeout: 30_000 },
+    )
+    .catch((e: unknown) => {
+      throw new Error(`no frame drawn: ${(e as Error).message}\n${logs.join('\n')}`);
+    });
+}
 
 /**
  * Holds an arrow key until the predicted camera turned by `radians` (positive: right): the page
@@ -116,16 +129,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
   beforeAll(async () => {
     await build({ configFile: join(process.cwd(), 'vite.config.ts'), logLevel: 'warn' });
     server = await startTestServer({ clientDir: join(process.cwd(), 'client/dist') });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--use-angle=swiftshader',
-        '--enable-unsafe-swiftshader',
-        '--ignore-gpu-blocklist',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -148,15 +152,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
           errors: s.errors as string[],
         };
       });
-    await page
-      .waitForFunction(
-        () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
-        undefined,
-        { timeout: 30_000 },
-      )
-      .catch((e: unknown) => {
-        throw new Error(`no frame drawn: ${(e as Error).message}\n${logs.join('\n')}`);
-      });
+    await framesDrawn(page, logs);
     const before = await state();
     await page.click('#view');
     await page.keyboard.down('KeyW');
@@ -273,15 +269,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
     const logs: string[] = [];
     page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
     await page.goto(`${server.url}?world=courtyard&name=walker`);
-    await page
-      .waitForFunction(
-        () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
-        undefined,
-        { timeout: 30_000 },
-      )
-      .catch((e: unknown) => {
-        throw new Error(`no frame drawn: ${(e as Error).message}\n${logs.join('\n')}`);
-      });
+    await framesDrawn(page, logs);
     await page.click('#view');
     // Out, turn round, back: the memory now holds both directions.
     const walk = async (ms: number): Promise<void> => {
@@ -383,11 +371,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
       const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
       try {
         await page.goto(`${real.url}?world=cabinet&name=visitor`);
-        await page.waitForFunction(
-          () => ((window as unknown as { spatia: { framesDrawn: number } }).spatia?.framesDrawn ?? 0) > 3,
-          undefined,
-          { timeout: 30_000 },
-        );
+        await framesDrawn(page, []);
         // The first frame is the captured place seen from the capture's first camera: the memory covers most of it.
         const world = real.worlds.get('cabinet')!;
         const st0 = await pageState(page);

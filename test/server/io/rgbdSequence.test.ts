@@ -3,8 +3,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PNG } from 'pngjs';
-import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
   loadRgbdFrame,
@@ -28,6 +26,7 @@ import {
 } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
+import { writeDepthPng, writeJpeg } from '../../helpers/rgbdFiles.ts';
 
 /**
  * Captured RGB-D sequences: fixtures written here in each format from the room's ground truth
@@ -70,24 +69,8 @@ const matrixText = (p: { rotation: readonly number[]; position: readonly number[
 
 async function writeFrame(colorPath: string, depthPath: string, i: number, unitsPerM: number): Promise<void> {
   const gt = renderScene(SCENE, POSES[i]!, K, { includeEntities: false });
-  await sharp(Buffer.from(gt.rgb), { raw: { width: K.width, height: K.height, channels: 3 } })
-    .jpeg({ quality: 95 })
-    .toFile(colorPath);
-  const png = new PNG({
-    width: K.width,
-    height: K.height,
-    bitDepth: 16,
-    colorType: 0,
-    inputColorType: 0,
-    inputHasAlpha: false,
-  });
-  png.data = Buffer.from(
-    new Uint16Array(gt.depth.map((d) => Math.min(65535, Math.round(d * unitsPerM)))).buffer,
-  );
-  writeFileSync(
-    depthPath,
-    PNG.sync.write(png, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }),
-  );
+  await writeJpeg(colorPath, gt.rgb, K.width, K.height);
+  writeDepthPng(depthPath, gt.depth, K.width, K.height, unitsPerM);
 }
 
 /** The room's ground truth at POSES in a format's layout, poses in its world. */

@@ -8,6 +8,7 @@ import type { Vec3 } from '../../../shared/math/vec3.ts';
 import { MAX_MIRROR_EVICTIONS } from '../../../shared/protocol/events.ts';
 import { decodeMirrorBatch, MIRROR_RADIUS_M } from '../../../shared/protocol/mirrorCodec.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { chunkDistance, chunksWithin } from '../../helpers/memoryChunks.ts';
 
 const EYE: Vec3 = [0, 1.7, 8];
 const FORWARD: Vec3 = [0, 0, -1];
@@ -50,9 +51,6 @@ function wire(memory: SpatialMemory, kbps = 4000) {
   return { stream, cache, sent, run, now: () => now };
 }
 
-const distanceTo = (eye: Vec3, cx: number, cy: number, cz: number, size: number): number =>
-  Math.hypot((cx + 0.5) * size - eye[0], (cy + 0.5) * size - eye[1], (cz + 0.5) * size - eye[2]);
-
 describe('the memory mirror stream', () => {
   it('sends the nearest in-view chunks first (coarsest first), one batch at a time, then every chunk within reach at its level', () => {
     const memory = courtyardMemory();
@@ -66,11 +64,9 @@ describe('the memory mirror stream', () => {
     expect(first.chunks.length).toBeGreaterThan(3);
     // Coarsest first: the surroundings arrive quickly, then sharpen.
     expect(first.chunks.every((c) => c.level === 2)).toBe(true);
-    const firstDistances = first.chunks.map((c) => distanceTo(EYE, c.cx, c.cy, c.cz, size));
-    const inReach = [...memory.grid.chunks()].filter(
-      (c) => c.count > 0 && distanceTo(EYE, c.cx, c.cy, c.cz, size) <= MIRROR_RADIUS_M,
-    );
-    const median = inReach.map((c) => distanceTo(EYE, c.cx, c.cy, c.cz, size)).sort((a, b) => a - b)[
+    const firstDistances = first.chunks.map((c) => chunkDistance(EYE, c.cx, c.cy, c.cz, size));
+    const inReach = chunksWithin(memory.grid, EYE, MIRROR_RADIUS_M).map((c) => c.chunk);
+    const median = inReach.map((c) => chunkDistance(EYE, c.cx, c.cy, c.cz, size)).sort((a, b) => a - b)[
       inReach.length >> 1
     ]!;
     expect(Math.max(...firstDistances)).toBeLessThan(median);
@@ -84,7 +80,7 @@ describe('the memory mirror stream', () => {
     expect(cache.chunks.size).toBe(inReach.length);
     for (const c of inReach) {
       const held = cache.chunks.get(`${c.cx},${c.cy},${c.cz}`)!;
-      expect(held.level).toBe(mirrorLevelAt(distanceTo(EYE, c.cx, c.cy, c.cz, size)));
+      expect(held.level).toBe(mirrorLevelAt(chunkDistance(EYE, c.cx, c.cy, c.cz, size)));
       expect(held.revision).toBe(c.revision);
     }
     // Level-0 points are the voxels' mean positions to within a position step (2.5 mm), colours to 1/255.

@@ -3,6 +3,7 @@ import type { RunningServer } from '../../../server/net/gameServer.ts';
 import { MAX_CLIENT_MESSAGE_BYTES } from '../../../shared/protocol/events.ts';
 import { MIRROR_RADIUS_M } from '../../../shared/protocol/mirrorCodec.ts';
 import { Bot, sleep } from '../../helpers/bot.ts';
+import { chunksWithin } from '../../helpers/memoryChunks.ts';
 import { startTestServer } from '../../helpers/server.ts';
 
 /** The memory mirror over loopback: what a player holds, and what bad acknowledgements and silent clients get. */
@@ -43,17 +44,7 @@ describe('the memory mirror over socket.io', () => {
     const world = server.worlds.get('courtyard')!;
     const grid = world.memory.grid;
     const eye = joined.spawn.position;
-    const size = grid.chunkSizeM;
-    const inReach = () =>
-      [...grid.chunks()].filter(
-        (c) =>
-          c.count > 0 &&
-          Math.hypot(
-            (c.cx + 0.5) * size - eye[0],
-            (c.cy + 0.5) * size - eye[1],
-            (c.cz + 0.5) * size - eye[2],
-          ) <= MIRROR_RADIUS_M,
-      );
+    const inReach = () => chunksWithin(grid, eye, MIRROR_RADIUS_M).map((c) => c.chunk);
     const settled = () =>
       inReach().every((c) => player.mirror.chunks.get(`${c.cx},${c.cy},${c.cz}`)?.revision === c.revision);
     // Changed chunks go again within the refresh interval (5 s).

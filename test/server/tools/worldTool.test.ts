@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
-import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { placeAtSpawn } from '../../../server/io/rgbdSequence.ts';
 import { parsePly } from '../../../server/memory/ply.ts';
@@ -16,6 +15,7 @@ import { spawnIn } from '../../../server/world/world.ts';
 import { intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
+import { writeDepthPng, writeJpeg } from '../../helpers/rgbdFiles.ts';
 
 const run = promisify(execFile);
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
@@ -68,21 +68,7 @@ describe('npm run world: import and export', () => {
       rgbPng.data[p * 4 + 3] = 255;
     }
     writeFileSync(join(dir, 'rgb.png'), PNG.sync.write(rgbPng));
-    // 16-bit grey depth in millimetres (pngjs takes 16-bit samples in native byte order).
-    const depthPng = new PNG({
-      width: k.width,
-      height: k.height,
-      bitDepth: 16,
-      colorType: 0,
-      inputColorType: 0,
-      inputHasAlpha: false,
-    });
-    const mm = new Uint16Array(k.width * k.height).map((_v, p) => Math.round(gt.depth[p]! * 1000));
-    depthPng.data = Buffer.from(mm.buffer);
-    writeFileSync(
-      join(dir, 'depth.png'),
-      PNG.sync.write(depthPng, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }),
-    );
+    writeDepthPng(join(dir, 'depth.png'), gt.depth, k.width, k.height, 1000);
     writeFileSync(join(dir, 'k.json'), JSON.stringify({ fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy }));
     await world([
       'import-rgbd',
@@ -113,22 +99,8 @@ describe('npm run world: import and export', () => {
     // A camera pitched 40° down, its rotation rounded as datasets store it.
     const pose = poseFromYawPitch([0.5, 1.4, 1], 0.4, -0.7);
     const gt = renderScene(scene, pose, k, { includeEntities: false });
-    await sharp(Buffer.from(gt.rgb), { raw: { width: k.width, height: k.height, channels: 3 } })
-      .jpeg({ quality: 95 })
-      .toFile(join(dir, 'rgb.jpg'));
-    const depthPng = new PNG({
-      width: k.width,
-      height: k.height,
-      bitDepth: 16,
-      colorType: 0,
-      inputColorType: 0,
-      inputHasAlpha: false,
-    });
-    depthPng.data = Buffer.from(new Uint16Array(gt.depth.map((d) => Math.round(d * 1000))).buffer);
-    writeFileSync(
-      join(dir, 'depth.png'),
-      PNG.sync.write(depthPng, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }),
-    );
+    await writeJpeg(join(dir, 'rgb.jpg'), gt.rgb, k.width, k.height);
+    writeDepthPng(join(dir, 'depth.png'), gt.depth, k.width, k.height, 1000);
     writeFileSync(
       join(dir, 'k.json'),
       JSON.stringify({ fx: k.fx, fy: k.fy, cx: k.cx, cy: k.cy, width: k.width, height: k.height }),
