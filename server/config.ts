@@ -48,6 +48,7 @@ const serverConfigSchema = z.strictObject({
   worldIdleS: z.coerce.number().min(1).max(86_400),
   worldsPerMinute: z.coerce.number().int().min(1).max(10_000),
   promptsPerMinute: z.coerce.number().int().min(1).max(10_000),
+  editsPerMinute: z.coerce.number().int().min(1).max(10_000),
   unresponsiveMs: z.coerce.number().int().min(500).max(600_000),
   mirrorKbps: z.coerce.number().int().min(0).max(1_000_000),
   keyframeRamMib: z.coerce.number().min(0).max(1_000_000),
@@ -59,7 +60,7 @@ export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--mod
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
                  [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
                  [--threads N|auto] [--view-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
-                 [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--unresponsive-ms MS]
+                 [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--edits-per-minute N] [--unresponsive-ms MS]
                  [--mirror-kbps N] [--keyframe-ram-mib N] [--recording-cap-mib N]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
@@ -78,7 +79,7 @@ memory views that condition every clip in N worker threads reading the memory in
 (on the main thread): on 2 cores they measured slower (docs/operations.md). --size WxH sets the frame size of
 the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MODEL_DEFAULTS.height}; --model remote --size 128x72 serves
 workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
-worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts a minute per connection,
+worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts and ${DEFAULT_LIMITS.editsPerMinute} edits a minute per connection,
 viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped, ${DEFAULT_LIMITS.mirrorKbps} kbit/s of memory mirror per player (0: none), ${DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20} MiB of keyframe images per world in RAM,
 ${DEFAULT_RECORDING_CAP_BYTES / 2 ** 20} MiB per recorded session) and their SPATIA_* variables: docs/operations.md.`;
 
@@ -100,6 +101,7 @@ const DEFAULTS: Record<string, string> = {
   worldIdleS: String(DEFAULT_LIMITS.worldIdleS),
   worldsPerMinute: String(DEFAULT_LIMITS.worldsPerMinute),
   promptsPerMinute: String(DEFAULT_LIMITS.promptsPerMinute),
+  editsPerMinute: String(DEFAULT_LIMITS.editsPerMinute),
   unresponsiveMs: String(DEFAULT_LIMITS.unresponsiveMs),
   mirrorKbps: String(DEFAULT_LIMITS.mirrorKbps),
   keyframeRamMib: String(DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20),
@@ -117,6 +119,7 @@ const FLAG_OF: Record<string, string> = {
   worldIdleS: 'world-idle-s',
   worldsPerMinute: 'worlds-per-minute',
   promptsPerMinute: 'prompts-per-minute',
+  editsPerMinute: 'edits-per-minute',
   unresponsiveMs: 'unresponsive-ms',
   mirrorKbps: 'mirror-kbps',
   keyframeRamMib: 'keyframe-ram-mib',
@@ -151,6 +154,7 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'world-idle-s': { type: 'string' },
       'worlds-per-minute': { type: 'string' },
       'prompts-per-minute': { type: 'string' },
+      'edits-per-minute': { type: 'string' },
       'unresponsive-ms': { type: 'string' },
       'mirror-kbps': { type: 'string' },
       'keyframe-ram-mib': { type: 'string' },

@@ -13,6 +13,8 @@ export interface ServerLimits {
   readonly worldsPerMinute: number;
   /** Prompt changes one connection may send per minute. */
   readonly promptsPerMinute: number;
+  /** Edits, undos and redos one connection may send per minute. */
+  readonly editsPerMinute: number;
   /** A viewer that acknowledges no frame for this long is disconnected, milliseconds. */
   readonly unresponsiveMs: number;
   /** Memory mirror bandwidth per player, kbit/s (0: no mirror); frames come on top. */
@@ -25,6 +27,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   worldIdleS: 120,
   worldsPerMinute: 10,
   promptsPerMinute: 20,
+  editsPerMinute: 240,
   unresponsiveMs: 15_000,
   mirrorKbps: 4000,
 };

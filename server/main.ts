@@ -64,6 +64,7 @@ runTool(SERVER_USAGE, async () => {
       worldIdleS: cfg.worldIdleS,
       worldsPerMinute: cfg.worldsPerMinute,
       promptsPerMinute: cfg.promptsPerMinute,
+      editsPerMinute: cfg.editsPerMinute,
       unresponsiveMs: cfg.unresponsiveMs,
       mirrorKbps: cfg.mirrorKbps,
     },

@@ -3,6 +3,7 @@ import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
 import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
+import { isCarvedVoxel } from './carvedSpace.ts';
 import { carveFreeSpace } from './freeSpace.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
@@ -51,6 +52,7 @@ const CG = layout.CG;
 const CB = layout.CB;
 const OBS = layout.OBS;
 const CONF = layout.CONF;
+const AUTHORED = layout.AUTHORED;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 
 /**
@@ -387,12 +389,15 @@ function flushEntry(vc: VoxelCache, e: number): void {
   const e7 = e * 7;
   const sums = vc.sums;
   const chunk = vc.chunkOf[e]!;
+  // Erased space stays empty, and an edit's voxels stay as the edit wrote them.
+  if (chunk.carved !== undefined && isCarvedVoxel(chunk.carved, vx, vy, vz)) return;
   const lx = vx & CHUNK_MASK,
     ly = vy & CHUNK_MASK,
     lz = vz & CHUNK_MASK;
   const slot = chunk.findOrInsert((lx << (2 * CHUNK_BITS)) | (ly << CHUNK_BITS) | lz);
   const d = chunk.data;
   const o = slot * STRIDE;
+  if ((d[o + CONF]! & AUTHORED) !== 0) return;
   const obs = d[o + OBS]!;
   const wOld = Math.min(obs, MAX_MEAN_WEIGHT);
   const inv = 1 / (wOld + n);

@@ -42,9 +42,9 @@ interface SentChunk {
 }
 
 /** Why a chunk goes: the client lacks it, holds it too coarsely, holds it stale (a lot, a little), or it is gone. */
-type Cause = 'removed' | 'new' | 'finer' | 'changed' | 'refresh';
+type Cause = 'removed' | 'edited' | 'new' | 'finer' | 'changed' | 'refresh';
 /** Lower goes first. */
-const URGENCY: Record<Cause, number> = { removed: 0, new: 1, finer: 2, changed: 2, refresh: 3 };
+const URGENCY: Record<Cause, number> = { removed: 0, edited: 0, new: 1, finer: 2, changed: 2, refresh: 3 };
 
 interface Candidate {
   readonly chunk: VoxelChunk | undefined;
@@ -73,6 +73,8 @@ export const mirrorLevelAt = (distanceM: number): number => {
  */
 export class MirrorStream {
   private readonly sent = new Map<number, SentChunk>();
+  /** Chunks an edit changed: sent again first, whatever their growth or age. */
+  private readonly edited = new Set<number>();
   private seq = 0;
   private awaiting: number | undefined;
   private tokens: number;
@@ -98,6 +100,11 @@ export class MirrorStream {
   }
 
   /** Chunks the client holds (as far as the server knows). */
+  /** An edit changed these chunks: the ones the client holds go again before anything else. */
+  markEdited(keys: Iterable<number>): void {
+    for (const key of keys) if (this.sent.has(key)) this.edited.add(key);
+  }
+
   get chunksHeld(): number {
     return this.sent.size;
   }
@@ -143,6 +150,7 @@ export class MirrorStream {
           atMs: nowMs,
         });
       else this.sent.delete(c.key);
+      this.edited.delete(c.key);
       if (bytes >= budget) break;
     }
     const seq = this.seq++ >>> 0;
@@ -212,6 +220,10 @@ export class MirrorStream {
         continue;
       }
       if (held.revision === chunk.revision) continue;
+      if (this.edited.has(chunk.key)) {
+        out.push({ chunk, key: chunk.key, cause: 'edited', score, level: held.level });
+        continue;
+      }
       const age = nowMs - held.atMs;
       const grew = Math.abs(chunk.count - held.count) > Math.max(16, held.count * GROWTH_RESEND);
       if (grew && age >= MIN_RESEND_MS) out.push({ chunk, key: chunk.key, cause: 'changed', score, level });

@@ -6,6 +6,7 @@ import { SpatiaError } from '../../shared/errors.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { type Keyframe, KeyframeStore } from './keyframes.ts';
 import {
+  AUTHORED,
   CHUNK_VOXELS,
   CONF,
   chunkKeyOf,
@@ -77,7 +78,7 @@ export function decodeChunk(r: BinaryReader): VoxelChunk {
       records[o + PY]! >> SUB_BITS,
       records[o + PZ]! >> SUB_BITS,
     );
-    if (records[o + KEY] !== key || records[o + CONF]! > 255) {
+    if (records[o + KEY] !== key || (records[o + CONF]! & ~AUTHORED) > 255) {
       throw new SpatiaError('SNAPSHOT_FORMAT', `chunk (${cx}, ${cy}, ${cz}) voxel ${s} is inconsistent`);
     }
     if (chunk.findOrInsert(key) !== s) {

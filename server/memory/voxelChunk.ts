@@ -1,3 +1,5 @@
+import type { EditRegion } from '../../shared/edit/editOps.ts';
+
 /**
  * One chunk of the sparse voxel grid: up to CHUNK_VOXELS³ voxels as interleaved 18-byte records
  * in one Uint16Array, plus a small open-addressing hash from local voxel key to slot. Chunks are
@@ -24,6 +26,11 @@ export const CB = 5;
 export const OBS = 6;
 export const CONF = 7;
 export const KEY = 8;
+/**
+ * Flag in the CONF word (above its 0–255 confidence): the voxel was written by an edit (placed or
+ * recoloured), and fusion leaves it as it is.
+ */
+export const AUTHORED = 0x100;
 
 const MASK = CHUNK_VOXELS - 1;
 const INITIAL_CAPACITY = 64;
@@ -85,6 +92,11 @@ export class VoxelChunk {
   private tableShift: number;
   /** Set to the grid's revision on every change; persistence compares it to what it last wrote. */
   revision = 0;
+  /**
+   * Erased regions that reach into this chunk, in voxel units (see carvedSpace.ts): fusion writes
+   * no voxel whose centre lies in one. Set by the grid; undefined for almost every chunk.
+   */
+  carved: readonly EditRegion[] | undefined = undefined;
   /** Render caches for levels 1..MAX_LOD, rebuilt when `revision` moves on. */
   private lods: (ChunkLod | undefined)[] = [];
   /**
@@ -155,6 +167,48 @@ export class VoxelChunk {
     this.cells[2 + word]! |= bit;
     this.cells[word]! &= ~bit;
     return slot;
+  }
+
+  /**
+   * Removes the voxels whose slot `drop` accepts (slots are renumbered), then rebuilds the hash and
+   * the occupied-cell mask. O(count); for edits, not for the per-frame paths.
+   */
+  removeWhere(drop: (slot: number) => boolean): number {
+    const d = this.data;
+    let kept = 0;
+    for (let s = 0; s < this.count; s++) {
+      if (drop(s)) continue;
+      if (kept !== s) d.copyWithin(kept * STRIDE, s * STRIDE, (s + 1) * STRIDE);
+      kept++;
+    }
+    const removed = this.count - kept;
+    if (removed === 0) return 0;
+    d.fill(0, kept * STRIDE, this.count * STRIDE);
+    this.count = kept;
+    this.rehash(this.table.length);
+    this.recomputeOccupied();
+    return removed;
+  }
+
+  /** Sets the occupied-cell mask from the voxels held (after removals). */
+  private recomputeOccupied(): void {
+    const cells = this.cells;
+    cells[2] = 0;
+    cells[3] = 0;
+    for (let s = 0; s < this.count; s++) {
+      const cell = freeCellOfKey(this.data[s * STRIDE + KEY]!);
+      cells[2 + (cell >> 5)]! |= 1 << (cell & 31);
+    }
+  }
+
+  /** Whether cell `cell` (0..63) holds a voxel. */
+  isOccupied(cell: number): boolean {
+    return (this.cells[2 + (cell >> 5)]! & (1 << (cell & 31))) !== 0;
+  }
+
+  /** Forgets that cell `cell` is known empty. */
+  unmarkFree(cell: number): void {
+    this.cells[cell >> 5]! &= ~(1 << (cell & 31));
   }
 
   /** Whether records and cell masks live in SharedArrayBuffers (growing keeps them there). */

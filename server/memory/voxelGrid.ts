@@ -1,5 +1,8 @@
+import type { EditRegion } from '../../shared/edit/editOps.ts';
 import { check, SpatiaError } from '../../shared/errors.ts';
+import type { CarvedRegion } from './carvedSpace.ts';
 import {
+  AUTHORED,
   CB,
   CG,
   CHUNK_VOXELS,
@@ -56,6 +59,8 @@ export interface VoxelRecord {
   observations: number;
   /** 0–1. */
   confidence: number;
+  /** Written by an edit (placed or recoloured): fusion leaves it as it is. */
+  authored: boolean;
 }
 
 /**
@@ -70,8 +75,12 @@ export class VoxelGrid {
   /** Quantisation step of voxel positions, metres. */
   readonly positionStepM: number;
   private readonly chunkMap = new Map<number, VoxelChunk>();
-  /** Bumped by every mutation (fuse, import, load). */
+  /** Bumped by every mutation (fuse, import, load, edit). */
   revision = 0;
+  /** Erased regions fusion must leave empty, by the chunks they reach into (see carvedSpace.ts). */
+  readonly carvedByChunk = new Map<number, EditRegion[]>();
+  /** Every erased region, in world metres and in voxel units (see carvedSpace.ts). */
+  readonly carvedRegions = new Set<CarvedRegion>();
 
   constructor(voxelSizeM: number) {
     validateVoxelSize(voxelSizeM);
@@ -105,6 +114,7 @@ export class VoxelGrid {
     let c = this.chunkMap.get(key);
     if (!c) {
       c = new VoxelChunk(key, cx, cy, cz);
+      c.carved = this.carvedByChunk.get(key);
       this.chunkMap.set(key, c);
     }
     return c;
@@ -116,6 +126,7 @@ export class VoxelGrid {
 
   /** Adds a whole chunk (loading); replaces one with the same key. */
   putChunk(chunk: VoxelChunk): void {
+    chunk.carved = this.carvedByChunk.get(chunk.key);
     this.chunkMap.set(chunk.key, chunk);
     this.revision++;
   }
@@ -161,7 +172,17 @@ export class VoxelGrid {
 
   /** Calls `fn` with every voxel as a record. Allocation-light but not for hot paths. */
   forEachVoxel(fn: (v: VoxelRecord) => void): void {
-    const rec: VoxelRecord = { x: 0, y: 0, z: 0, r: 0, g: 0, b: 0, observations: 0, confidence: 0 };
+    const rec: VoxelRecord = {
+      x: 0,
+      y: 0,
+      z: 0,
+      r: 0,
+      g: 0,
+      b: 0,
+      observations: 0,
+      confidence: 0,
+      authored: false,
+    };
     for (const c of this.chunkMap.values()) {
       const ox = c.cx * this.chunkSizeM;
       const oy = c.cy * this.chunkSizeM;
@@ -175,7 +196,8 @@ export class VoxelGrid {
         rec.g = d[o + CG]! / 256;
         rec.b = d[o + CB]! / 256;
         rec.observations = d[o + OBS]!;
-        rec.confidence = d[o + CONF]! / 255;
+        rec.confidence = (d[o + CONF]! & 255) / 255;
+        rec.authored = (d[o + CONF]! & AUTHORED) !== 0;
         fn(rec);
       }
     }

@@ -5,13 +5,17 @@ import { deflateRawSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { Server, type Socket } from 'socket.io';
 import type { CameraState } from '../../shared/camera/controller.ts';
+import { editOpSchema } from '../../shared/edit/editOps.ts';
+import { SpatiaError } from '../../shared/errors.ts';
 import {
   type ClientToServerEvents,
   type ErrorCode,
+  editHistorySchema,
   helloSchema,
   inputSchema,
   type Joined,
   joinSchema,
+  lockEditingSchema,
   MAX_CLIENT_MESSAGE_BYTES,
   MAX_INPUTS_PER_SECOND,
   mirrorAckSchema,
@@ -27,6 +31,7 @@ import type { RemoteWorkerPool } from '../remote/workerPool.ts';
 import { BUNDLED_SCENES } from '../scene/loadScene.ts';
 import type { StoreHealth, WorldStore } from '../store/worldStore.ts';
 import type { ViewRenderer } from '../world/director.ts';
+import type { EditEvent } from '../world/editLog.ts';
 import type { SendFrame } from '../world/frameChannel.ts';
 import { PlayerSession, type SessionSettings } from '../world/playerSession.ts';
 import type { World } from '../world/world.ts';
@@ -177,6 +182,12 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     const inputLimiter = new RateLimiter(MAX_INPUTS_PER_SECOND, MAX_INPUTS_PER_SECOND, performance.now());
     const promptLimiter = perMinute(limits.promptsPerMinute);
     const worldLimiter = perMinute(limits.worldsPerMinute);
+    // Brush strokes and undo come in quick runs: bursts of up to 10.
+    const editLimiter = new RateLimiter(
+      limits.editsPerMinute / 60,
+      Math.min(limits.editsPerMinute, 10),
+      performance.now(),
+    );
     const fail = (code: ErrorCode, message: string, event?: string): void => {
       if (errorLimiter.take(performance.now())) socket.emit('error', { code, message, event });
     };
@@ -307,7 +318,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
             'join',
           );
         let world = existing;
-        let tokens: { invite: string; owner: string } | undefined;
+        let tokens: { invite?: string; owner: string } | undefined;
         if (!world) {
           if (j.private && isBundledScene(j.worldId))
             return replyError(ack, 'FORBIDDEN', `"${j.worldId}" is a bundled world: it stays public`, 'join');
@@ -318,7 +329,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
               `more than ${limits.worldsPerMinute} new worlds a minute from this connection`,
               'join',
             );
-          tokens = j.private ? { invite: newToken(), owner: newToken() } : undefined;
+          // Its creator may lock editing (any world) and rotate the invite (private ones).
+          tokens = { invite: j.private ? newToken() : undefined, owner: newToken() };
           const made = worlds.create(j.worldId, j.prompt, j.seed, tokens);
           if (!made.ok) return replyError(ack, made.code, made.message, 'join');
           world = made.world;
@@ -444,6 +456,101 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         if (!v.ok) return fail('BAD_MESSAGE', `mirrorAck: ${v.reason}`, 'mirrorAck');
         const refused = player.acknowledgeMirror(v.value);
         if (refused) fail('BAD_MESSAGE', `mirrorAck: ${refused}`, 'mirrorAck');
+      }),
+    );
+
+    /**
+     * Who may edit now: a player (not a spectator: in a private world every player came with the
+     * invite token) of a world whose creator has not locked editing. An error reason, or the player.
+     */
+    const editor = (event: string, ack: unknown): PlayerSession | undefined => {
+      if (!editLimiter.take(performance.now())) {
+        replyError(ack, 'RATE_LIMITED', `more than ${limits.editsPerMinute} edits a minute`, event);
+        return undefined;
+      }
+      if (!player) {
+        replyError(
+          ack,
+          watching ? 'FORBIDDEN' : 'NOT_JOINED',
+          watching ? 'spectators watch: they do not edit' : 'join a world as a player to edit it',
+          event,
+        );
+        return undefined;
+      }
+      if (player.world.editLocked) {
+        replyError(ack, 'FORBIDDEN', `the creator of world "${player.world.id}" locked editing`, event);
+        return undefined;
+      }
+      return player;
+    };
+    /** Answers the editor and tells every player of the world (their mirrors get the chunks next). */
+    const editReply = (world: World, ack: unknown, e: EditEvent | undefined): void => {
+      if (e)
+        io.to(room(world)).emit('edited', {
+          action: e.action,
+          author: e.entry.author,
+          op: e.entry.op,
+          seq: e.entry.seq,
+          voxels: e.voxels,
+          bounds: e.entry.bounds,
+        });
+      if (typeof ack !== 'function') return;
+      ack({
+        ok: true,
+        value: e ? { seq: e.entry.seq, voxels: e.voxels, bounds: e.entry.bounds } : null,
+      });
+    };
+
+    socket.on(
+      'edit',
+      guard('edit', (op: unknown, ack: unknown) => {
+        if (tooLarge(op)) return replyError(ack, 'TOO_LARGE', 'edit is too large', 'edit');
+        const p = editor('edit', ack);
+        if (!p) return;
+        const v = validate(editOpSchema, op);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `edit: ${v.reason}`, 'edit');
+        let e: EditEvent;
+        try {
+          e = p.world.edit(v.value, { id: p.id, name: p.name });
+        } catch (err) {
+          if (err instanceof SpatiaError && err.code === 'CAPACITY')
+            return replyError(ack, 'TOO_LARGE', `edit: ${err.message}`, 'edit');
+          throw err;
+        }
+        log.info(
+          { world: p.world.id, player: p.id, op: v.value.op, seq: e.entry.seq, voxels: e.voxels },
+          'memory edited',
+        );
+        editReply(p.world, ack, e);
+      }),
+    );
+
+    socket.on(
+      'editHistory',
+      guard('editHistory', (h: unknown, ack: unknown) => {
+        if (tooLarge(h)) return replyError(ack, 'TOO_LARGE', 'editHistory is too large', 'editHistory');
+        const p = editor('editHistory', ack);
+        if (!p) return;
+        const v = validate(editHistorySchema, h);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `editHistory: ${v.reason}`, 'editHistory');
+        const e = v.value.action === 'undo' ? p.world.undo(p.id) : p.world.redo(p.id);
+        editReply(p.world, ack, e);
+      }),
+    );
+
+    socket.on(
+      'lockEditing',
+      guard('lockEditing', (l: unknown, ack: unknown) => {
+        if (tooLarge(l)) return replyError(ack, 'TOO_LARGE', 'lockEditing is too large', 'lockEditing');
+        if (!player) return replyError(ack, 'NOT_JOINED', 'join your world first', 'lockEditing');
+        const v = validate(lockEditingSchema, l);
+        if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `lockEditing: ${v.reason}`, 'lockEditing');
+        const world = player.world;
+        if (!world.isOwner(v.value.ownerToken))
+          return replyError(ack, 'FORBIDDEN', 'only the creator of a world locks its editing', 'lockEditing');
+        world.lockEditing(v.value.locked);
+        log.info({ world: world.id, locked: v.value.locked }, 'editing lock changed');
+        if (typeof ack === 'function') ack({ ok: true, value: { locked: v.value.locked } });
       }),
     );
 

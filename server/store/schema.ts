@@ -117,6 +117,27 @@ const V4 = `
 ALTER TABLE worlds ADD COLUMN spawn TEXT;
 `;
 
+/**
+ * Version 5: each world's edit log (one row per edit: who, when, the operation as JSON, its bounds,
+ * whether it is undone), whether the world's creator locked editing, and the regions a recorded
+ * session's world had erased when it started (JSON; replay keeps them empty too).
+ */
+const V5 = `
+CREATE TABLE edits (
+  world_id TEXT NOT NULL REFERENCES worlds(id),
+  seq INTEGER NOT NULL,
+  author TEXT NOT NULL,
+  at TEXT NOT NULL,
+  op TEXT NOT NULL,
+  min_x REAL NOT NULL, min_y REAL NOT NULL, min_z REAL NOT NULL,
+  max_x REAL NOT NULL, max_y REAL NOT NULL, max_z REAL NOT NULL,
+  undone INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (world_id, seq)
+);
+ALTER TABLE worlds ADD COLUMN edit_locked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN start_erased TEXT;
+`;
+
 /** A stored (deflated) keyframe's camera position; undefined when the row cannot be read. */
 function keyframePosition(data: Buffer): Vec3 | undefined {
   try {
@@ -148,6 +169,7 @@ export const MIGRATIONS: readonly Migration[] = [
     backfill: backfillKeyframePositions,
   },
   { name: 'a world spawn for imported captures', sql: V4 },
+  { name: 'edit logs and the editing lock', sql: V5 },
 ];
 
 /** The schema version this build reads and writes: the number of migrations. */

@@ -1,11 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
+import { type EditOp, type EditRegion, editRegionSchema } from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import { encodeChunk, sealSnapshot, snapshotHead, snapshotKeyframeCount } from '../memory/snapshot.ts';
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
+import { parseJsonOrUndefined } from '../util/json.ts';
 import type { WriteOp } from './storeWriter.ts';
 
 /**
@@ -39,6 +42,8 @@ export interface SessionStart {
   readonly startSnapshot?: Uint8Array;
   /** The ground-truth seed frame this session fused first, if it seeded the world. */
   readonly seededFrom?: { scene: string; rotation: number[]; position: number[]; timeS: number } | undefined;
+  /** Regions erased in the world when the session started (replay keeps them empty too). */
+  readonly erased?: readonly EditRegion[];
 }
 
 /** A recorded session as read back: `startSnapshot` holds exactly the bytes the memory saved at its start. */
@@ -57,6 +62,18 @@ export interface RecordedClip {
   readonly timeS: number;
   readonly prompt: string;
   readonly inputSeq: number;
+  /** Edits of the world since the previous clip (replay applies them before this one). */
+  readonly edits?: readonly RecordedEdit[];
+}
+
+/** An edit, undo or redo as a recording keeps it. */
+export interface RecordedEdit {
+  readonly action: 'apply' | 'undo' | 'redo';
+  /** Who: their session's player id (undo and redo are per player) and name. */
+  readonly authorId: string;
+  readonly author: string;
+  /** The operation (apply only). */
+  readonly op?: EditOp;
 }
 
 export interface RecordedFrame {
@@ -304,6 +321,7 @@ export class SessionLog {
       prompt: s.prompt,
       seededFrom: s.seededFrom ? JSON.stringify(s.seededFrom) : null,
       manifest,
+      erased: s.erased && s.erased.length > 0 ? JSON.stringify(s.erased) : null,
       keyframeIds,
       startedAt: new Date().toISOString(),
     });
@@ -402,6 +420,7 @@ export class SessionLog {
           seeded_from: string | null;
           start_snapshot: Buffer;
           start_manifest: Buffer | null;
+          start_erased: string | null;
         }
       | undefined;
     if (!row) return undefined;
@@ -417,12 +436,20 @@ export class SessionLog {
       fps: row.fps,
       prompt: row.prompt,
       seededFrom: row.seeded_from ? JSON.parse(row.seeded_from) : undefined,
+      erased: row.start_erased ? this.erasedRegions(row.id, row.start_erased) : [],
       startSnapshot: row.start_manifest
         ? this.assemble(row.id, row.world_id, new Uint8Array(row.start_manifest))
         : new Uint8Array(row.start_snapshot),
       frames: count('session_frames'),
       clips: count('session_clips'),
     };
+  }
+
+  private erasedRegions(sessionId: string, json: string): EditRegion[] {
+    const parsed = z.array(editRegionSchema).safeParse(parseJsonOrUndefined(json));
+    if (!parsed.success)
+      throw new SpatiaError('STORE', `recorded session ${sessionId}: its erased regions cannot be read`);
+    return parsed.data as EditRegion[];
   }
 
   /** The start snapshot's bytes from its manifest; STORE when a part is missing or damaged. */

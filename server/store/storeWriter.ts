@@ -30,6 +30,7 @@ export type WriteOp =
       scene: string | null;
       inviteToken: string | null;
       ownerTokenHash: string | null;
+      editLocked: number;
       createdAt: string;
     }
   | {
@@ -44,6 +45,17 @@ export type WriteOp =
     }
   /** `raw`: `encodeKeyframe` bytes; stored deflated. */
   | { t: 'keyframe'; world: string; id: number; x: number; z: number; raw: Uint8Array }
+  /** One entry of a world's edit log (written again when it is undone or redone). */
+  | {
+      t: 'edit';
+      world: string;
+      seq: number;
+      author: string;
+      at: string;
+      op: string;
+      bounds: [number, number, number, number, number, number];
+      undone: number;
+    }
   /** A content-addressed part of a session's start snapshot; written once per `hash`. */
   | { t: 'blob'; hash: Uint8Array; raw: Uint8Array }
   | {
@@ -58,6 +70,8 @@ export type WriteOp =
       prompt: string;
       seededFrom: string | null;
       manifest: Uint8Array;
+      /** JSON array of the regions erased in the world when the session started (null: none). */
+      erased: string | null;
       /** Keyframes of `worldId` the manifest references: they must be stored already. */
       keyframeIds: number[];
       startedAt: string;
@@ -271,10 +285,10 @@ function serve(data: WriterData, state: Int32Array): void {
   db.pragma('foreign_keys = ON');
   const st = {
     world: db.prepare(
-      `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, spawn, created_at)
-       VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @ownerTokenHash, @spawn, @createdAt)
+      `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, spawn, edit_locked, created_at)
+       VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @ownerTokenHash, @spawn, @editLocked, @createdAt)
        ON CONFLICT(id) DO UPDATE SET prompt = excluded.prompt, invite_token = excluded.invite_token,
-         owner_token_hash = excluded.owner_token_hash`,
+         owner_token_hash = excluded.owner_token_hash, edit_locked = excluded.edit_locked`,
     ),
     chunk: db.prepare(
       `INSERT INTO chunks (world_id, chunk_key, cx, cy, cz, voxels, data) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -283,13 +297,17 @@ function serve(data: WriterData, state: Int32Array): void {
     keyframe: db.prepare(
       'INSERT OR REPLACE INTO keyframes (world_id, id, x, z, data) VALUES (?, ?, ?, ?, ?)',
     ),
+    edit: db.prepare(
+      `INSERT OR REPLACE INTO edits (world_id, seq, author, at, op, min_x, min_y, min_z, max_x, max_y, max_z, undone)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     hasKeyframe: db.prepare('SELECT 1 FROM keyframes WHERE world_id = ? AND id = ?').pluck(),
     hasBlob: db.prepare('SELECT 1 FROM snapshot_blobs WHERE hash = ?').pluck(),
     blob: db.prepare('INSERT OR IGNORE INTO snapshot_blobs (hash, raw_bytes, data) VALUES (?, ?, ?)'),
     session: db.prepare(
       `INSERT INTO sessions (id, world_id, player, model, width, height, fps, prompt, seeded_from,
-         start_snapshot, start_manifest, started_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?)`,
+         start_snapshot, start_manifest, start_erased, started_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)`,
     ),
     clip: db.prepare('INSERT OR REPLACE INTO session_clips (session_id, idx, clip) VALUES (?, ?, ?)'),
     frame: db.prepare(
@@ -327,6 +345,10 @@ function serve(data: WriterData, state: Int32Array): void {
           bytes += d.byteLength;
           break;
         }
+        case 'edit':
+          st.edit.run(op.world, op.seq, op.author, op.at, op.op, ...op.bounds, op.undone);
+          bytes += op.op.length;
+          break;
         case 'blob':
           if (!st.hasBlob.get(op.hash)) {
             const d = deflate(op);
@@ -349,6 +371,7 @@ function serve(data: WriterData, state: Int32Array): void {
             op.prompt,
             op.seededFrom,
             op.manifest,
+            op.erased,
             op.startedAt,
           );
           bytes += op.manifest.byteLength;

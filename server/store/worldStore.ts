@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { CameraState } from '../../shared/camera/controller.ts';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
+import { type Bounds, type LoggedEditOp, loggedEditOpSchema } from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { RgbdImage } from '../../shared/image.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
@@ -12,6 +13,7 @@ import { decodeChunk, decodeKeyframe, encodeChunk, encodeKeyframe } from '../mem
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { VoxelGrid } from '../memory/voxelGrid.ts';
+import { parseJsonOrUndefined } from '../util/json.ts';
 import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
 import { SessionLog, type StoreLog } from './sessionLog.ts';
 import { StoreWriter, type WriteOp } from './storeWriter.ts';
@@ -30,7 +32,20 @@ export interface WorldMeta {
   readonly ownerTokenHash?: string | undefined;
   /** Where players appear, when the world says (imported captures); else the scene's or the default. */
   readonly spawn?: CameraState | undefined;
+  /** The creator locked editing: edits are refused until they unlock it. */
+  readonly editLocked?: boolean | undefined;
   readonly createdAt: string;
+}
+
+/** One entry of a world's edit log as stored (see server/world/editLog.ts). */
+export interface StoredEdit {
+  readonly seq: number;
+  readonly author: string;
+  /** ISO 8601. */
+  readonly at: string;
+  readonly op: LoggedEditOp;
+  readonly bounds: Bounds;
+  readonly undone: boolean;
 }
 
 export interface CommitStats {
@@ -330,6 +345,7 @@ export class WorldStore {
           invite_token: unknown;
           owner_token_hash?: unknown;
           spawn?: unknown;
+          edit_locked?: unknown;
           created_at: unknown;
         }
       | undefined;
@@ -349,7 +365,8 @@ export class WorldStore {
     if (owner !== null && typeof owner !== 'string') throw damaged('its owner token hash is not text');
     let spawn: CameraState | undefined;
     if (row.spawn !== null && row.spawn !== undefined) {
-      const parsed = typeof row.spawn === 'string' ? spawnSchema.safeParse(safeJson(row.spawn)) : undefined;
+      const parsed =
+        typeof row.spawn === 'string' ? spawnSchema.safeParse(parseJsonOrUndefined(row.spawn)) : undefined;
       if (!parsed?.success) throw damaged('its spawn is not {position: [x, y, z], yaw, pitch}');
       spawn = parsed.data as CameraState;
     }
@@ -362,8 +379,35 @@ export class WorldStore {
       inviteToken: (row.invite_token as string | null) ?? undefined,
       ownerTokenHash: owner ?? undefined,
       spawn,
+      editLocked: row.edit_locked === 1,
       createdAt: String(row.created_at),
     };
+  }
+
+  /** A world's edit log, oldest first; STORE when a row is damaged (its erased regions would be lost). */
+  listEdits(worldId: string): StoredEdit[] {
+    const rows = this.db
+      .prepare('SELECT * FROM edits WHERE world_id = ? ORDER BY seq')
+      .all(worldId) as Record<string, unknown>[];
+    return rows.map((row) => {
+      const parsed =
+        typeof row.op === 'string' ? loggedEditOpSchema.safeParse(parseJsonOrUndefined(row.op)) : undefined;
+      const b = ['min_x', 'min_y', 'min_z', 'max_x', 'max_y', 'max_z'].map((k) => row[k]);
+      if (!parsed?.success || !b.every((v) => typeof v === 'number' && Number.isFinite(v)))
+        throw new SpatiaError(
+          'STORE',
+          `world "${worldId}" is damaged in the store ${this.path}: edit ${String(row.seq)} cannot be read`,
+        );
+      const n = b as number[];
+      return {
+        seq: Number(row.seq),
+        author: String(row.author),
+        at: String(row.at),
+        op: parsed.data,
+        bounds: { min: [n[0]!, n[1]!, n[2]!], max: [n[3]!, n[4]!, n[5]!] },
+        undone: row.undone === 1,
+      };
+    });
   }
 
   listWorlds(): string[] {
@@ -404,12 +448,13 @@ export class WorldStore {
    * Hands what changed in `memory` since the last commit to the writer thread, to be written in one
    * transaction; returns at once. STORE when the store cannot save any more (see `health`).
    */
-  commit(worldId: string, memory: SpatialMemory): CommitStats {
+  commit(worldId: string, memory: SpatialMemory, edits: readonly StoredEdit[] = []): CommitStats {
     this.checkWritable();
     const s = this.state(worldId);
     this.adopt(worldId, memory, s);
     for (const c of memory.grid.chunks()) {
-      if (c.isEmpty || s.sent.get(c.key) === c.revision) continue;
+      // An edit may empty a stored chunk: it is written empty, or the store would bring the voxels back.
+      if ((c.isEmpty && !s.sent.has(c.key)) || s.sent.get(c.key) === c.revision) continue;
       const w = new BinaryWriter();
       encodeChunk(w, c);
       s.pendingChunks.set(c.key, {
@@ -458,6 +503,8 @@ export class WorldStore {
       ops.push({ t: 'keyframe', world: worldId, id: p.id, x: p.x, z: p.z, raw: p.raw });
       bytes += p.raw.byteLength;
     }
+    // In the same transaction as the chunks they changed: a crash keeps both or neither.
+    for (const e of edits) ops.push(editOp(worldId, e));
     if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
     const world = this.pendingWorlds.get(worldId);
     if (world) ops.unshift(worldOp(world));
@@ -761,7 +808,19 @@ const worldOp = (meta: WorldMeta) => ({
   inviteToken: meta.inviteToken ?? null,
   ownerTokenHash: meta.ownerTokenHash ?? null,
   spawn: meta.spawn ? JSON.stringify(meta.spawn) : null,
+  editLocked: meta.editLocked ? 1 : 0,
   createdAt: meta.createdAt,
+});
+
+const editOp = (worldId: string, e: StoredEdit): WriteOp => ({
+  t: 'edit',
+  world: worldId,
+  seq: e.seq,
+  author: e.author,
+  at: e.at,
+  op: JSON.stringify(e.op),
+  bounds: [...e.bounds.min, ...e.bounds.max] as [number, number, number, number, number, number],
+  undone: e.undone ? 1 : 0,
 });
 
 const finiteNumber = z.number().refine(Number.isFinite);
@@ -770,14 +829,6 @@ const spawnSchema = z.strictObject({
   yaw: finiteNumber,
   pitch: finiteNumber,
 });
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 interface ChunkRow {
   chunk_key: number;

@@ -8,6 +8,7 @@ import { loadModel } from '../models/registry.ts';
 import { WorldStore } from '../store/worldStore.ts';
 import { frameChecksum, playClip, seedFromScene } from '../world/clipLoop.ts';
 import { Director } from '../world/director.ts';
+import { EditLog, erasedAtStart } from '../world/editLog.ts';
 import { runTool, sceneArg, sessionArg } from './cli.ts';
 
 const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite]
@@ -35,6 +36,8 @@ runTool(USAGE, async () => {
   const memory = SpatialMemory.load(session.startSnapshot);
   const model = await loadModel(session.model, { width: session.width, height: session.height });
   const director = new Director(memory, model, { prompt: session.prompt });
+  // The world's erased regions at the start, then every edit where the recording put it.
+  const edits = new EditLog(memory.grid, erasedAtStart(session.erased ?? []));
   if (session.seededFrom) {
     const s = session.seededFrom;
     const pose: Pose = { rotation: s.rotation as unknown as Mat3, position: s.position as unknown as Vec3 };
@@ -50,6 +53,11 @@ runTool(USAGE, async () => {
   let matched = 0;
   let firstMismatch = -1;
   for (const clip of store.sessions.clips(id)) {
+    for (const e of clip.edits ?? []) {
+      if (e.action === 'apply' && e.op) edits.apply(e.op, { id: e.authorId, name: e.author }, new Date());
+      else if (e.action === 'undo') edits.undo(e.authorId);
+      else if (e.action === 'redo') edits.redo(e.authorId);
+    }
     const poses: Pose[] = clip.rotations.map((r, j) => ({
       rotation: r as unknown as Mat3,
       position: clip.positions[j] as unknown as Vec3,

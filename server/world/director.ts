@@ -10,10 +10,12 @@ import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsi
 import type { Pose } from '../../shared/camera/pose.ts';
 import { check } from '../../shared/errors.ts';
 import type { RgbdImage } from '../../shared/image.ts';
+import { maskCarvedDepth } from '../memory/carvedSpace.ts';
 import type { RetrievalHit } from '../memory/keyframes.ts';
 import type { MemoryView } from '../memory/renderView.ts';
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import { type ViewSignature, viewSignature } from '../memory/visibility.ts';
+import { FUSE_MAX_DEPTH_M } from '../memory/voxelGrid.ts';
 import {
   type ConditioningFrame,
   type GeneratedFrame,
@@ -219,8 +221,8 @@ export class Director {
       poses,
       intrinsics: k,
       memoryViews,
-      references: references.map((h) => toConditioning(h.keyframe)),
-      preceding: this.preceding,
+      references: references.map((h) => this.withoutErased(toConditioning(h.keyframe))),
+      preceding: this.preceding.map((f) => this.withoutErased(f)),
       prompt: this.opts.prompt,
       seed: clip.seed >>> 0,
       timeS: clip.timeS,
@@ -251,6 +253,16 @@ export class Director {
       this.framesSinceKeyframeCheck = 0;
       this.considerKeyframe(end);
     }
+  }
+
+  /**
+   * A conditioning frame from before an erase loses its depth where it shows erased space, so the
+   * model does not warp what was erased back into view.
+   */
+  private withoutErased(f: ConditioningFrame): ConditioningFrame {
+    if (!f.depth) return f;
+    const depth = maskCarvedDepth(this.memory.grid, f.depth, f.pose, f.intrinsics, FUSE_MAX_DEPTH_M);
+    return depth ? { ...f, depth } : f;
   }
 
   /** The union of the best references for the clip's first, middle and last poses, top K by IoU. */

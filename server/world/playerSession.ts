@@ -7,10 +7,12 @@ import {
   stepCamera,
 } from '../../shared/camera/controller.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
+import type { EditOp } from '../../shared/edit/editOps.ts';
 import { mixSeed } from '../../shared/math/random.ts';
 import type { InputMessage, MirrorAck, ServerError } from '../../shared/protocol/events.ts';
 import { MirrorStream } from '../memory/mirrorStream.ts';
 import type { WorldModel } from '../models/worldModel.ts';
+import type { RecordedEdit } from '../store/sessionLog.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 import { type Avatar, avatarColor } from './avatars.ts';
 import { type ClipPlan, frameChecksum, playClip, seedFromScene } from './clipLoop.ts';
@@ -103,6 +105,9 @@ export class PlayerSession implements WorldMember {
   /** The memory around the player, streamed to their client (absent: no mirror). */
   readonly mirror: MirrorStream | undefined;
   private mirrorTimer: NodeJS.Timeout | undefined;
+  /** Edits of the world since the last recorded clip (recorded with the next one). */
+  private editsToRecord: RecordedEdit[] = [];
+  private stopHearingEdits: (() => void) | undefined;
 
   constructor(
     readonly world: World,
@@ -143,6 +148,7 @@ export class PlayerSession implements WorldMember {
         fps: info.fps,
         prompt: world.prompt,
         startMemory: world.memory,
+        erased: [...world.memory.grid.carvedRegions].map((c) => c.world),
         seededFrom:
           seeding && world.scene
             ? {
@@ -163,6 +169,16 @@ export class PlayerSession implements WorldMember {
     if (this.active || this.abort.signal.aborted) return;
     this.active = true;
     this.world.join(this);
+    this.stopHearingEdits = this.world.onEdit((e) => {
+      this.mirror?.markEdited(e.chunkKeys);
+      if (this.recordingId)
+        this.editsToRecord.push({
+          action: e.action,
+          authorId: e.entry.authorId,
+          author: e.entry.author,
+          op: e.action === 'apply' ? (e.entry.op as EditOp) : undefined,
+        });
+    });
     if (this.mirror) {
       const mirror = this.mirror;
       this.mirrorTimer = setInterval(() => {
@@ -227,6 +243,7 @@ export class PlayerSession implements WorldMember {
     this.active = false;
     this.abort.abort();
     clearInterval(this.mirrorTimer);
+    this.stopHearingEdits?.();
     this.channel.close();
     const spectators = [...this.spectators];
     this.spectators.clear();
@@ -317,6 +334,7 @@ export class PlayerSession implements WorldMember {
               timeS: plan.timeS,
               prompt: plan.prompt,
               inputSeq,
+              ...(this.editsToRecord.length > 0 ? { edits: this.editsToRecord.splice(0) } : {}),
             }),
           );
         for await (const f of playClip(this.director, plan, this.abort.signal)) {

@@ -1,11 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { CameraState } from '../../shared/camera/controller.ts';
+import { type Bounds, type EditOp, editBounds, type LoggedEditOp } from '../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import type { WorldStats } from '../../shared/protocol/events.ts';
 import { encodeRgbPng } from '../io/png.ts';
+import type { PointsToInsert } from '../memory/edit.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
-import type { CommitStats, WorldStore } from '../store/worldStore.ts';
+import type { CommitStats, StoredEdit, WorldMeta, WorldStore } from '../store/worldStore.ts';
+import { type EditAuthor, type EditEvent, EditLog, storedEdit } from './editLog.ts';
 
 /** Someone in a world, as the world and the other members see them. */
 export interface WorldMember {
@@ -19,6 +22,8 @@ export interface WorldMember {
  * to) RAM: a world's RAM follows where its players are, not how much of it was ever explored.
  */
 export const RESIDENT_RADIUS_M = 30;
+/** Within this of a player, stored chunks are resident (loaded every few clips, within RESIDENT_RADIUS_M). */
+const RESIDENT_NEAR_M = RESIDENT_RADIUS_M - 8;
 /** Committed chunks and keyframes farther than this from every player may leave RAM. */
 const EVICT_RADIUS_M = 45;
 /** Pixels per metre of the minimap. */
@@ -43,6 +48,10 @@ export interface WorldInit {
   readonly spawn?: CameraState;
   /** Where the world's memory is committed and far chunks come back from (absent: RAM only). */
   readonly store?: WorldStore;
+  /** The edit log as stored (restored worlds). */
+  readonly edits?: readonly StoredEdit[];
+  /** The creator locked editing. */
+  readonly editLocked?: boolean;
 }
 
 /**
@@ -70,6 +79,10 @@ export class World {
   private readonly spawnAt: CameraState | undefined;
   /** When the last member left (performance.now() ms); undefined while someone plays. */
   private idleSinceMs: number | undefined = performance.now();
+  /** Every edit of this world's memory, and each player's undo history. */
+  readonly edits: EditLog;
+  private locked: boolean;
+  private readonly editListeners = new Set<(e: EditEvent) => void>();
 
   constructor(init: WorldInit) {
     this.id = init.id;
@@ -84,6 +97,90 @@ export class World {
     this.store = init.store;
     this.memory = init.memory ?? SpatialMemory.create(init.voxelSizeM);
     this.seeded = init.memory !== undefined && init.memory.voxelCount > 0;
+    this.edits = new EditLog(this.memory.grid, init.edits);
+    this.locked = init.editLocked ?? false;
+  }
+
+  /** Whether the creator locked editing. */
+  get editLocked(): boolean {
+    return this.locked;
+  }
+
+  /** Locks or unlocks editing (the caller checked it is the creator) and stores it. */
+  lockEditing(locked: boolean): void {
+    this.locked = locked;
+    this.store?.upsertWorld(this.meta());
+  }
+
+  /** Calls `fn` after every edit, undo and redo; returns the function that stops it. */
+  onEdit(fn: (e: EditEvent) => void): () => void {
+    this.editListeners.add(fn);
+    return () => this.editListeners.delete(fn);
+  }
+
+  /**
+   * Applies an edit to the memory (the stored chunks it reaches are brought back first), logs it,
+   * commits it with the chunks it changed in one transaction, and tells every listener. CAPACITY
+   * when it would change too many voxels (nothing changed).
+   */
+  edit(op: EditOp, author: EditAuthor): EditEvent {
+    this.loadAround(editBounds(op));
+    return this.publish(this.edits.apply(op, author, new Date()));
+  }
+
+  /** Places a point cloud (the `world edit --insert-ply` tool). */
+  insertPoints(points: PointsToInsert, summary: LoggedEditOp, author: EditAuthor): EditEvent {
+    return this.publish(this.edits.insertPoints(points, summary, author, new Date()));
+  }
+
+  /** Undoes the author's latest edit; undefined when there is none. */
+  undo(authorId: string): EditEvent | undefined {
+    const e = this.edits.undo(authorId);
+    return e && this.publish(e);
+  }
+
+  /** Redoes the author's latest undone edit; undefined when there is none. */
+  redo(authorId: string): EditEvent | undefined {
+    const e = this.edits.redo(authorId);
+    return e && this.publish(e);
+  }
+
+  private publish(e: EditEvent): EditEvent {
+    this.store?.commit(this.id, this.memory, [storedEdit(e.entry)]);
+    for (const fn of this.editListeners) fn(e);
+    return e;
+  }
+
+  /**
+   * Brings back the stored chunks an edit within `b` may touch, unless a player stands near enough
+   * that they are resident already (what a player edits is within the mirror's reach of them).
+   */
+  private loadAround(b: Bounds): void {
+    if (!this.store) return;
+    const center: Vec3 = [(b.min[0] + b.max[0]) / 2, (b.min[1] + b.max[1]) / 2, (b.min[2] + b.max[2]) / 2];
+    const radius = Math.hypot(b.max[0] - b.min[0], b.max[2] - b.min[2]) / 2 + this.memory.grid.chunkSizeM;
+    const resident = this.players.some(
+      (m) =>
+        Math.hypot(m.camera.position[0] - center[0], m.camera.position[2] - center[2]) + radius <
+        RESIDENT_NEAR_M,
+    );
+    if (!resident) this.store.loadNear(this.id, this.memory, center, radius);
+  }
+
+  /** The world's row in the store. */
+  private meta(): WorldMeta {
+    return {
+      id: this.id,
+      prompt: this.prompt,
+      seed: this.seed,
+      voxelSizeM: this.voxelSizeM,
+      scene: this.scene ? this.id : undefined,
+      inviteToken: this.invite,
+      ownerTokenHash: this.ownerTokenHash,
+      spawn: this.spawnAt,
+      editLocked: this.locked,
+      createdAt: this.createdAt,
+    };
   }
 
   /** Invite token of a private world; undefined for a public one. */
@@ -102,17 +199,7 @@ export class World {
   /** Replaces the invite token (the old one stops admitting anyone) and stores it. */
   rotateInvite(token: string): void {
     this.invite = token;
-    this.store?.upsertWorld({
-      id: this.id,
-      prompt: this.prompt,
-      seed: this.seed,
-      voxelSizeM: this.voxelSizeM,
-      scene: this.scene ? this.id : undefined,
-      inviteToken: token,
-      ownerTokenHash: this.ownerTokenHash,
-      spawn: this.spawnAt,
-      createdAt: this.createdAt,
-    });
+    this.store?.upsertWorld(this.meta());
   }
 
   /** Where players appear: the world's own spawn, else its scene's (see `spawnIn`). */

@@ -88,7 +88,7 @@ export class WorldRegistry {
     id: string,
     prompt?: string,
     seed?: number,
-    tokens?: { invite: string; owner: string },
+    tokens?: { invite?: string; owner: string },
   ): WorldResult {
     if (!this.makeRoom()) return this.busy();
     try {
@@ -157,6 +157,8 @@ export class WorldRegistry {
       spawn: stored.spawn,
       createdAt: stored.createdAt,
       store,
+      edits: store.listEdits(id),
+      editLocked: stored.editLocked,
     });
     this.worlds.set(id, restored);
     return restored;
@@ -167,7 +169,7 @@ export class WorldRegistry {
     id: string,
     prompt?: string,
     seed?: number,
-    tokens?: { invite: string; owner: string },
+    tokens?: { invite?: string; owner: string },
   ): World {
     const scene = bundledScene(id);
     const inviteToken = tokens?.invite;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Bounds, EditOp, LoggedEditOp } from '../edit/editOps.ts';
 
 /**
  * The one typed event contract between the Babylon client and the server (socket.io, websocket
@@ -79,6 +80,30 @@ export const mirrorAckSchema = z.strictObject({
 });
 export type MirrorAck = z.infer<typeof mirrorAckSchema>;
 
+/** Undo or redo the sender's latest edit. */
+export const editHistorySchema = z.strictObject({ action: z.enum(['undo', 'redo']) });
+
+/** The world's creator locks (or unlocks) editing for everyone. */
+export const lockEditingSchema = z.strictObject({
+  ownerToken: z.string().min(1).max(100),
+  locked: z.boolean(),
+});
+
+/** What an edit, undo or redo did. */
+export interface EditResult {
+  /** The log entry's number in the world. */
+  readonly seq: number;
+  readonly voxels: number;
+  readonly bounds: Bounds;
+}
+
+/** To every player of a world: its memory was edited (the changed chunks follow in the mirror). */
+export interface Edited extends EditResult {
+  readonly action: 'apply' | 'undo' | 'redo';
+  readonly author: string;
+  readonly op: LoggedEditOp;
+}
+
 /** The creator of a private world replaces its invite token (the old one stops admitting anyone). */
 export const rotateInviteSchema = z.strictObject({ ownerToken: z.string().min(1).max(100) });
 
@@ -94,7 +119,10 @@ export interface Joined {
   readonly role: 'player' | 'spectator';
   /** Present for a private world: what others need to join it. */
   readonly inviteToken?: string;
-  /** Only to the creator of a private world: proves it to `rotateInvite` (the server keeps only a hash). */
+  /**
+   * Only to the creator of a new world: proves it to `rotateInvite` (private worlds) and
+   * `lockEditing` (the server keeps only a hash).
+   */
   readonly ownerToken?: string;
   /** Present when the session is being recorded. */
   readonly sessionId?: string;
@@ -147,6 +175,11 @@ export interface ClientToServerEvents {
   prompt: (p: { prompt: string }) => void;
   rotateInvite: (r: { ownerToken: string }, ack: Ack<{ inviteToken: string }>) => void;
   mirrorAck: (a: MirrorAck) => void;
+  /** Edits the world's memory (an `EditOp`, see shared/edit/editOps.ts). */
+  edit: (op: EditOp, ack: Ack<EditResult>) => void;
+  /** Undoes or redoes the sender's latest edit; null when there is none. */
+  editHistory: (h: { action: 'undo' | 'redo' }, ack: Ack<EditResult | null>) => void;
+  lockEditing: (l: { ownerToken: string; locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
   leave: () => void;
 }
 
@@ -156,6 +189,7 @@ export interface ServerToClientEvents {
   /** One batch of memory chunks around the player (mirrorCodec.ts); answered by `mirrorAck`. */
   mirror: (bytes: Uint8Array) => void;
   stats: (stats: WorldStats) => void;
+  edited: (e: Edited) => void;
   /** Someone joined or left the world. */
   announce: (a: {
     kind: 'joined' | 'left';
