@@ -166,6 +166,8 @@ export interface DriveOptions {
   /** Seed the world with the ground truth at poses[0] (the paper's initial image). Default true. */
   readonly seedWithGroundTruth?: boolean;
   readonly onFrame?: (frame: DirectedFrame, index: number) => void;
+  /** Runs once the seed frame is in the memory, before the first generated clip (edits the memory). */
+  readonly afterSeed?: (director: Director) => void;
 }
 
 /**
@@ -177,6 +179,7 @@ export async function drive(opts: DriveOptions): Promise<{ director: Director; f
   const memory = opts.memory ?? SpatialMemory.create(opts.voxelSizeM ?? DEFAULT_VOXEL_SIZE_M);
   const director = new Director(memory, opts.model, { prompt: promptForScene(opts.scene), ...opts.director });
   if (opts.seedWithGroundTruth ?? true) seedFromScene(director, opts.scene, opts.poses[0]!, 0);
+  opts.afterSeed?.(director);
   const frames: DirectedFrame[] = [];
   for (const plan of trajectoryClips(opts.poses, info.framesPerClip, info.fps, opts.seed ?? 1))
     for await (const f of playClip(director, plan)) {
@@ -188,7 +191,7 @@ export async function drive(opts: DriveOptions): Promise<{ director: Director; f
 
 /** Identical images report 100 dB instead of Infinity (JSON has no Infinity); an empty mask stays NaN. */
 const PSNR_CAP_DB = 100;
-function cappedPsnr(a: Uint8Array, b: Uint8Array, mask?: Uint8Array): number {
+export function cappedPsnr(a: Uint8Array, b: Uint8Array, mask?: Uint8Array): number {
   return Math.min(PSNR_CAP_DB, psnr(a, b, mask));
 }
 

@@ -41,7 +41,10 @@ Reproduces the paper's experiments on the bundled scenes (room, courtyard, hall-
 and prints one table: closed loop (last vs first frame, memory on/off, K 0/7), turn back (walk in,
 turn around, walk back facing unseen space, face the start: last vs first frame, memory on/off,
 ghost voxels), memory fidelity
-for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop.
+for voxel sizes 0.01-0.07 m at held-out poses, dynamic leakage (ghost voxels), drift over a loop,
+and editing (courtyard, room: erase an object or place one after the first frame, walk in and back:
+ghost voxels in the erased box, PSNR outside the edit against the unedited walk, share of the
+placed object's pixels shown).
 Writes DIR/drift.png (PSNR per frame) and, with --json, the numbers as JSON.
 Formats of scene and trajectory files: docs/formats.md. --quick: short loops (a smoke run).
 --models: the world models whose closed-loop rows are measured (default procedural; the first also
@@ -218,7 +221,8 @@ async function main(): Promise<void> {
       closedLoopConfigs(p.models).length * framesOf(s.loop) +
       VOXEL_SIZES.length +
       framesOf(s.driftLoop) +
-      2 * framesOf(turnBackPath(s.scene));
+      2 * framesOf(turnBackPath(s.scene)) +
+      (EDIT_EXPERIMENTS[s.scene.name] ? 3 * framesOf(turnBackPath(s.scene)) : 0);
     if (s.scene.entities.length > 0) total += MASKINGS.length * framesOf(s.loop);
   }
   const bar = new SingleBar({
@@ -232,6 +236,7 @@ async function main(): Promise<void> {
   const leak: LeakageRow[] = [];
   const drifts: DriftRow[] = [];
   const turns: TurnBackRow[] = [];
+  const edits: EditRow[] = [];
   const k = modelIntrinsics();
   for (const { scene, loop, driftLoop } of p.scenes) {
     for (const c of closedLoopConfigs(p.models)) {
@@ -265,9 +270,13 @@ async function main(): Promise<void> {
     turns.push(await turnBack(scene, p.models[0]!, loadModel, {}, tick));
     bar.update({ step: `${scene.name}: drift` });
     drifts.push(await drift(scene, driftLoop, p.models[0]!, loadModel, {}, tick));
+    if (EDIT_EXPERIMENTS[scene.name]) {
+      bar.update({ step: `${scene.name}: edit (erase, place)` });
+      edits.push(...(await editExperiment(scene, p.models[0]!, loadModel, tick)));
+    }
   }
   bar.stop();
-  printTable(closed, turns, fid, leak, drifts);
+  printTable(closed, turns, fid, leak, drifts, edits);
   mkdirSync(p.outDir, { recursive: true });
   const plotPath = join(p.outDir, 'drift.png');
   writeFileSync(
@@ -293,6 +302,7 @@ async function main(): Promise<void> {
       fidelity: fid,
       leakage: leak,
       drift: drifts.map(({ perFrame: _perFrame, ...row }) => row),
+      edit: edits,
     };
     writeFileSync(p.jsonPath, `${JSON.stringify(json, null, 2)}\n`);
     process.stdout.write(`json: ${p.jsonPath}\n`);
@@ -305,6 +315,7 @@ function printTable(
   fid: FidelityRow[],
   leak: LeakageRow[],
   drifts: DriftRow[],
+  edits: EditRow[],
 ): void {
   const rows: string[][] = [['experiment', 'scene', 'setting', 'PSNR dB', 'SSIM / other']];
   for (const r of closed)
@@ -349,6 +360,16 @@ function printTable(
       `${r.frames} frames (${r.comparedFrames} compared)`,
       r.psnrMean.toFixed(2),
       `min ${r.psnrMin.toFixed(2)} dB`,
+    ]);
+  for (const r of edits)
+    rows.push([
+      'edit',
+      r.scene,
+      r.op === 'erase' ? 'erase an object, walk in and back' : 'place an object, walk in and back',
+      r.backgroundPsnr.toFixed(2),
+      r.op === 'erase'
+        ? `${r.ghostVoxels} ghost voxels in the erased box (PSNR: outside the edit vs unedited)`
+        : `${(100 * (r.insertedVisibleFraction ?? 0)).toFixed(1)}% of the object's pixels show it`,
     ]);
   process.stdout.write(`\n${formatRows(rows)}`);
 }

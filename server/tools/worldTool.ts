@@ -1,10 +1,17 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { forwardOf, type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
+import {
+  type EditOp,
+  type EditRegion,
+  editOpSchema,
+  MAX_EDIT_EXTENT_M,
+} from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
+import { validate } from '../../shared/protocol/events.ts';
 import {
   loadRgbdFrame,
   placeAtSpawn,
@@ -15,10 +22,13 @@ import {
   SEQUENCE_FORMATS,
   type SequenceFormat,
 } from '../io/rgbdSequence.ts';
+import type { PointsToInsert } from '../memory/edit.ts';
+import { parsePly } from '../memory/ply.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { modelIntrinsics } from '../models/worldModel.ts';
 import { WorldStore } from '../store/worldStore.ts';
+import { type EditEvent, EditLog, storedEdit } from '../world/editLog.ts';
 import { spawnIn } from '../world/world.ts';
 import { runTool } from './cli.ts';
 
@@ -28,21 +38,128 @@ const USAGE = `usage: npm run world -- import-ply FILE.ply --world ID [--voxel M
        npm run world -- import-sequence DIR --format tum|7scenes|generic --world ID [--every N] [--max-frames N]
                          [--intrinsics K.json] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
        npm run world -- export-ply --world ID --out FILE.ply [--store FILE.sqlite]
+       npm run world -- edit --world ID (--erase-box X0 Y0 Z0 X1 Y1 Z1 | --erase-sphere X Y Z R
+                         | --recolor-box X0 Y0 Z0 X1 Y1 Z1 --color R G B | --insert-ply FILE.ply --at X Y Z [--scale S])
+                         [--store FILE.sqlite]
+       npm run world -- edits --world ID [--store FILE.sqlite]
        npm run world -- list [--store FILE.sqlite]
 
 Starts a world from a point cloud (PLY: binary or ASCII, float or uchar colours), from one RGB-D
 image (colour PNG or JPEG; 16-bit depth PNG, depth-scale units per metre; intrinsics JSON {fx, fy,
 cx, cy[, width, height]}, default a 75° camera; --pose: a 4×4 camera-to-world matrix in Spatia's
 conventions, default level at 1.6 m), or from a captured RGB-D sequence (layouts: docs/formats.md),
-or exports a world's memory as PLY. Captured poses are re-orthonormalised when within 1e-2 of a
+or exports a world's memory as PLY. \`edit\` changes a stored world's memory as a player's edit
+does (metres, the world's axes: y up): an erased region stays empty memory, recoloured and placed
+voxels stay as written; --insert-ply places a point cloud scaled by S with the middle of its
+bottom at X Y Z. The edit is logged (author "world-tool"); \`edits\` prints a world's log. Edit a
+world while no server has it loaded. Captured poses are re-orthonormalised when within 1e-2 of a
 rotation and refused beyond; the capture is moved so its first camera stands at the spawn, heading
 along -z. Imported worlds are joined like any other: npm start, then ?world=ID.`;
+
+/** The edit the command line asks for: an operation, or a PLY to place (checked before any file is read). */
+type EditFromFlags =
+  | { kind: 'op'; op: EditOp }
+  | { kind: 'ply'; file: string; at: [number, number, number]; scale: number };
+
+function editFromFlags(
+  lists: Partial<Record<NumberListFlag, number[]>>,
+  ply: string | undefined,
+  scale: number,
+): EditFromFlags {
+  const given = [lists['erase-box'], lists['erase-sphere'], lists['recolor-box'], ply].filter((v) => v !== undefined);
+  if (given.length !== 1)
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      'edit needs exactly one of --erase-box, --erase-sphere, --recolor-box, --insert-ply',
+    );
+  if (ply !== undefined) {
+    const at = lists.at;
+    if (!at) throw new SpatiaError('INVALID_ARGUMENT', '--insert-ply needs --at X Y Z');
+    if (!(scale > 0 && Number.isFinite(scale))) throw new SpatiaError('INVALID_ARGUMENT', '--scale must be > 0');
+    return { kind: 'ply', file: ply, at: at as [number, number, number], scale };
+  }
+  const box = (v: number[]): EditRegion => ({ shape: 'box', min: [v[0]!, v[1]!, v[2]!], max: [v[3]!, v[4]!, v[5]!] });
+  let op: unknown;
+  if (lists['erase-box']) op = { op: 'erase', region: box(lists['erase-box']) };
+  else if (lists['erase-sphere']) {
+    const [x, y, z, r] = lists['erase-sphere'];
+    op = { op: 'erase', region: { shape: 'sphere', center: [x, y, z], radius: r } };
+  } else {
+    if (!lists.color) throw new SpatiaError('INVALID_ARGUMENT', '--recolor-box needs --color R G B');
+    op = { op: 'recolor', region: box(lists['recolor-box']!), color: lists.color };
+  }
+  // The same checks as a player's edit (extent, order of corners, colour range).
+  const v = validate(editOpSchema, op);
+  if (!v.ok) throw new SpatiaError('INVALID_ARGUMENT', `edit: ${v.reason}`);
+  return { kind: 'op', op: v.value };
+}
+
+/** A PLY's points scaled by `scale`, moved so the middle of their bottom is at `at`. */
+function readPlyToPlace(file: string, at: readonly number[], scale: number): PointsToInsert {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(resolve(file));
+  } catch (e) {
+    throw new SpatiaError('INVALID_ARGUMENT', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  const ply = parsePly(bytes);
+  const n = ply.count;
+  if (n === 0) throw new SpatiaError('INVALID_ARGUMENT', `${file} has no points`);
+  const min = [Infinity, Infinity, Infinity];
+  const max = [-Infinity, -Infinity, -Infinity];
+  for (let i = 0; i < n; i++)
+    for (let a = 0; a < 3; a++) {
+      const v = ply.positions[i * 3 + a]!;
+      min[a] = Math.min(min[a]!, v);
+      max[a] = Math.max(max[a]!, v);
+    }
+  const extent = Math.max(max[0]! - min[0]!, max[1]! - min[1]!, max[2]! - min[2]!) * scale;
+  if (!(extent <= MAX_EDIT_EXTENT_M))
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      `${file} scaled by ${scale} spans ${extent.toFixed(2)} m: at most ${MAX_EDIT_EXTENT_M} m`,
+    );
+  const origin = [(min[0]! + max[0]!) / 2, min[1]!, (min[2]! + max[2]!) / 2];
+  const positions = new Float32Array(n * 3);
+  const colors = new Uint8Array(n * 3);
+  for (let i = 0; i < n * 3; i++) {
+    positions[i] = at[i % 3]! + (ply.positions[i]! - origin[i % 3]!) * scale;
+    colors[i] = Math.max(0, Math.min(255, Math.round(ply.colors[i]!)));
+  }
+  return { count: n, positions, colors };
+}
 
 /** A keyframe is kept when no kept one overlaps its view this much (as the director keeps them). */
 const KEYFRAME_MAX_IOU = 0.5;
 
+/** Flags followed by several numbers (negative ones too, which parseArgs would read as options). */
+const NUMBER_LISTS = { 'erase-box': 6, 'erase-sphere': 4, 'recolor-box': 6, color: 3, at: 3 } as const;
+type NumberListFlag = keyof typeof NUMBER_LISTS;
+
+/** Takes `--flag n1 … nk` out of argv for every flag in NUMBER_LISTS; checks each is a finite number. */
+function takeNumberLists(argv: string[]): { rest: string[]; lists: Partial<Record<NumberListFlag, number[]>> } {
+  const rest: string[] = [];
+  const lists: Partial<Record<NumberListFlag, number[]>> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!.startsWith('--') ? (argv[i]!.slice(2) as NumberListFlag) : undefined;
+    const n = flag !== undefined ? NUMBER_LISTS[flag] : undefined;
+    if (flag === undefined || n === undefined) {
+      rest.push(argv[i]!);
+      continue;
+    }
+    const values = argv.slice(i + 1, i + 1 + n).map(Number);
+    if (values.length !== n || !values.every(Number.isFinite))
+      throw new SpatiaError('INVALID_ARGUMENT', `--${flag} needs ${n} numbers`);
+    lists[flag] = values;
+    i += n;
+  }
+  return { rest, lists };
+}
+
 runTool(USAGE, async () => {
+  const { rest, lists } = takeNumberLists(process.argv.slice(2));
   const { values, positionals } = parseArgs({
+    args: rest,
     options: {
       world: { type: 'string' },
       out: { type: 'string' },
@@ -54,6 +171,8 @@ runTool(USAGE, async () => {
       format: { type: 'string' },
       every: { type: 'string', default: '1' },
       'max-frames': { type: 'string' },
+      'insert-ply': { type: 'string' },
+      scale: { type: 'string', default: '1' },
       voxel: { type: 'string' },
       prompt: { type: 'string', default: 'an imported world' },
       store: { type: 'string', default: 'data/spatia.sqlite' },
@@ -77,7 +196,8 @@ runTool(USAGE, async () => {
   if (voxel !== undefined) validateVoxelSize(voxel);
   const importing = command.startsWith('import-');
   // Everything the command line says is checked before any file is read or any frame fused.
-  if (importing || command === 'export-ply') needWorld();
+  if (importing || command === 'export-ply' || command === 'edit' || command === 'edits') needWorld();
+  const editOp = command === 'edit' ? editFromFlags(lists, values['insert-ply'], Number(values.scale)) : undefined;
   // A fresh checkout has no data/ folder yet.
   if (importing) mkdirSync(dirname(resolve(values.store)), { recursive: true });
   const store = new WorldStore(resolve(values.store));
@@ -208,6 +328,43 @@ runTool(USAGE, async () => {
         const memory = store.loadMemory(id, meta.voxelSizeM);
         writeFileSync(resolve(values.out), memory.toPly());
         process.stdout.write(`wrote ${values.out}: ${memory.voxelCount} points\n`);
+        break;
+      }
+      case 'edit': {
+        const id = needWorld();
+        const meta = store.getWorld(id);
+        if (!meta) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+        const memory = store.loadMemory(id, meta.voxelSizeM);
+        const log = new EditLog(memory.grid, store.listEdits(id));
+        const author = { id: 'world-tool', name: 'world-tool' };
+        let event: EditEvent;
+        if (editOp!.kind === 'op') event = log.apply(editOp!.op, author, new Date());
+        else {
+          const { file, at, scale } = editOp!;
+          const points = readPlyToPlace(file, at, scale);
+          event = log.insertPoints(
+            points,
+            { op: 'insertPly', source: basename(file), points: points.count, at, scale },
+            author,
+            new Date(),
+          );
+        }
+        store.commit(id, memory, [storedEdit(event.entry)]);
+        const b = event.entry.bounds;
+        const fmt = (v: readonly number[]): string => v.map((x) => x.toFixed(2)).join(', ');
+        process.stdout.write(
+          `world "${id}": edit ${event.entry.seq} (${event.entry.op.op}) changed ${event.voxels} voxels ` +
+            `in (${fmt(b.min)}) – (${fmt(b.max)})\n`,
+        );
+        break;
+      }
+      case 'edits': {
+        const id = needWorld();
+        if (!store.getWorld(id)) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+        for (const e of store.listEdits(id))
+          process.stdout.write(
+            `${e.seq}\t${e.at}\t${e.author}\t${e.op.op}${e.undone ? ' (undone)' : ''}\t${JSON.stringify(e.op)}\n`,
+          );
         break;
       }
       default:

@@ -5,6 +5,8 @@ import { MirrorCache } from '../../client/src/mirrorCache.ts';
 import { NO_INPUT } from '../../shared/camera/controller.ts';
 import {
   type ClientToServerEvents,
+  type Edited,
+  type EditResult,
   type InputMessage,
   type Joined,
   PROTOCOL_VERSION,
@@ -23,6 +25,8 @@ export class Bot {
   readonly errors: ServerError[] = [];
   readonly stats: WorldStats[] = [];
   readonly announcements: { kind: string; name: string; playerId: string; role: string }[] = [];
+  /** Edits of the world as the server announced them. */
+  readonly edited: Edited[] = [];
   /** Receive time (performance.now()) of each frame. */
   readonly receivedAt: number[] = [];
   private seq = 0;
@@ -55,6 +59,21 @@ export class Bot {
     this.socket.on('error', (e) => this.errors.push(e));
     this.socket.on('stats', (s) => this.stats.push(s));
     this.socket.on('announce', (a) => this.announcements.push(a));
+    this.socket.on('edited', (e) => this.edited.push(e));
+  }
+
+  /** Sends an edit (any payload, to test refusals) and waits for the answer. */
+  edit(
+    op: unknown,
+  ): Promise<{ ok: true; value: EditResult } | { ok: false; error: ServerError }> {
+    return this.socket.timeout(10_000).emitWithAck('edit', op as never);
+  }
+
+  /** Undo or redo this player's latest edit. */
+  history(
+    action: 'undo' | 'redo',
+  ): Promise<{ ok: true; value: EditResult | null } | { ok: false; error: ServerError }> {
+    return this.socket.timeout(10_000).emitWithAck('editHistory', { action });
   }
   framesSeen = 0;
   lastFrame?: EncodedFrame;

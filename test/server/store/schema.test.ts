@@ -175,8 +175,14 @@ describe('world store schema version', () => {
     expect(after.rows).toEqual({
       ...before.rows,
       // Columns later versions added, empty for old rows.
-      worlds: before.rows.worlds!.map((w) => ({ ...(w as object), owner_token_hash: null, spawn: null })),
+      worlds: before.rows.worlds!.map((w) => ({
+        ...(w as object),
+        owner_token_hash: null,
+        spawn: null,
+        edit_locked: 0,
+      })),
       snapshot_blobs: [],
+      edits: [],
     });
     expect(after.rows.chunks).toHaveLength(1);
     new WorldStore(path).close(); // opening again changes nothing

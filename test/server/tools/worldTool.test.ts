@@ -160,3 +160,91 @@ describe('npm run world: import and export', () => {
     expect(wrong?.stderr).toMatch(/640×480, the depth image is 128×96/);
   }, 60_000);
 });
+
+describe('npm run world: edit', () => {
+  it('erases a box and places a PLY in a stored world; the log lists both; bad flags change nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spatia-edit-tool-'));
+    const store = join(dir, 'w.sqlite');
+    const k = intrinsicsFromFov(256, 144, 75);
+    const scene = sceneNamed('courtyard');
+    const original = SpatialMemory.create(0.02);
+    const poses = [0, 0.8, -0.8].map((yaw) => poseFromYawPitch([0, 1.7, 7], yaw, -0.15));
+    for (const p of poses) original.fuse(renderScene(scene, p, k), p, k);
+    writeFileSync(join(dir, 'in.ply'), original.toPly());
+    await world(['import-ply', join(dir, 'in.ply'), '--world', 'yard', '--store', store]);
+    const inBox = (m: SpatialMemory, min: number[], max: number[]): number => {
+      let n = 0;
+      m.forEachVoxel((v) => {
+        if (v.x >= min[0]! && v.x < max[0]! && v.y >= min[1]! && v.y < max[1]! && v.z >= min[2]! && v.z < max[2]!) n++;
+      });
+      return n;
+    };
+    const load = (): SpatialMemory => {
+      const s = new WorldStore(store);
+      const m = s.loadMemory('yard', 0.02);
+      s.close();
+      return m;
+    };
+    const fountain = [-2.4, 0.04, -2.4, 2.4, 2.4, 2.4];
+    expect(inBox(load(), fountain.slice(0, 3), fountain.slice(3))).toBeGreaterThan(2000);
+    // Negative coordinates are numbers, not flags.
+    const erased = await world(['edit', '--world', 'yard', '--erase-box', ...fountain.map(String), '--store', store]);
+    expect(erased.stdout).toMatch(/edit 1 \(erase\) changed \d+ voxels/);
+    expect(inBox(load(), fountain.slice(0, 3), fountain.slice(3))).toBe(0);
+
+    // A 20 x 5 x 20 block of red points (ASCII PLY), scaled 2x, its bottom middle on the paving at (3, 0, 3).
+    const lines: string[] = [];
+    for (let i = 0; i < 2000; i++)
+      lines.push(`${(i % 20) * 0.01} ${Math.floor(i / 400) * 0.05} ${(Math.floor(i / 20) % 20) * 0.01} 220 30 30`);
+    writeFileSync(
+      join(dir, 'cube.ply'),
+      `ply\nformat ascii 1.0\nelement vertex 2000\nproperty float x\nproperty float y\nproperty float z\n` +
+        `property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n${lines.join('\n')}\n`,
+    );
+    const placed = await world([
+      'edit',
+      '--world',
+      'yard',
+      '--insert-ply',
+      join(dir, 'cube.ply'),
+      '--at',
+      '3',
+      '0',
+      '3',
+      '--scale',
+      '2',
+      '--store',
+      store,
+    ]);
+    expect(placed.stdout).toMatch(/edit 2 \(insertPly\) changed \d+ voxels/);
+    const m = load();
+    let authored = 0;
+    m.forEachVoxel((v) => {
+      if (v.authored) {
+        authored++;
+        expect(v.x).toBeGreaterThan(2.7);
+        expect(v.x).toBeLessThan(3.3);
+        expect(v.y).toBeGreaterThanOrEqual(-0.02);
+        expect(v.y).toBeLessThan(0.45);
+      }
+    });
+    expect(authored).toBeGreaterThan(500);
+    const log = await world(['edits', '--world', 'yard', '--store', store]);
+    expect(log.stdout.trim().split('\n').map((l) => l.split('\t')[3])).toEqual(['erase', 'insertPly']);
+
+    const refused = async (args: string[], why: RegExp): Promise<void> => {
+      const r = await world(['edit', '--world', 'yard', ...args, '--store', store]).catch(
+        (e: { stderr: string; code: number }) => e,
+      );
+      expect((r as { code: number }).code).toBe(2);
+      expect((r as { stderr: string }).stderr).toMatch(why);
+    };
+    await refused(['--erase-box', '0', '0', '0', '1', '1'], /--erase-box needs 6 numbers/);
+    await refused(['--erase-box', '0', '0', '0', '20', '1', '1'], /at most 8 m/);
+    await refused(['--recolor-box', '0', '0', '0', '1', '1', '1'], /needs --color/);
+    await refused(['--insert-ply', join(dir, 'cube.ply')], /needs --at/);
+    await refused([], /exactly one of/);
+    const after = await world(['edits', '--world', 'yard', '--store', store]);
+    expect(after.stdout).toBe(log.stdout);
+  }, 90_000);
+});
