@@ -108,7 +108,14 @@ export class MirrorCache {
         if (!list) byChunk.set(id, (list = []));
         const q = (v: number, c: number): number =>
           Math.min(MIRROR_POSITION_STEPS - 1, Math.floor((v / sizeM - c) * MIRROR_POSITION_STEPS));
-        list.push(q(x, cx), q(y, cy), q(z, cz), pts.colors[i * 3]!, pts.colors[i * 3 + 1]!, pts.colors[i * 3 + 2]!);
+        list.push(
+          q(x, cx),
+          q(y, cy),
+          q(z, cz),
+          pts.colors[i * 3]!,
+          pts.colors[i * 3 + 1]!,
+          pts.colors[i * 3 + 2]!,
+        );
       }
       for (const [id, list] of byChunk) {
         const [cx, cy, cz] = id.split(',').map(Number) as [number, number, number];

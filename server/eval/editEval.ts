@@ -36,12 +36,26 @@ export const EDIT_EXPERIMENTS: Record<string, { erase: EditRegion; place: Placed
   courtyard: {
     // The fountain: basin, pillar and ball, from 4 cm above the paving.
     erase: { shape: 'box', min: [-2.4, 0.04, -2.4], max: [2.4, 2.4, 2.4] },
-    place: { shape: 'box', size: [0.8, 0.8, 0.8], color: [200, 60, 40], texture: 'checker', at: [1.8, 0, 4.5], yaw: 0.4 },
+    place: {
+      shape: 'box',
+      size: [0.8, 0.8, 0.8],
+      color: [200, 60, 40],
+      texture: 'checker',
+      at: [1.8, 0, 4.5],
+      yaw: 0.4,
+    },
   },
   room: {
     // The table and its legs, above the rug.
     erase: { shape: 'box', min: [-0.25, 0.03, -0.15], max: [1.25, 0.8, 0.75] },
-    place: { shape: 'ball', size: [0.5, 0.5, 0.5], color: [60, 140, 220], texture: 'stripes', at: [-1, 0, 0.4], yaw: 0 },
+    place: {
+      shape: 'ball',
+      size: [0.5, 0.5, 0.5],
+      color: [60, 140, 220],
+      texture: 'stripes',
+      at: [-1, 0, 0.4],
+      yaw: 0,
+    },
   },
 };
 
@@ -68,8 +82,16 @@ function outsideProjection(b: Bounds, pose: Pose, k: Intrinsics, marginPx: numbe
   }
   // A corner behind the camera: the rectangle is unbounded on some side; leave the whole frame out.
   if (front < 8) return keep.fill(front === 0 ? 1 : 0);
-  for (let v = Math.max(0, Math.floor(v0 - marginPx)); v <= Math.min(k.height - 1, Math.ceil(v1 + marginPx)); v++)
-    for (let u = Math.max(0, Math.floor(u0 - marginPx)); u <= Math.min(k.width - 1, Math.ceil(u1 + marginPx)); u++)
+  for (
+    let v = Math.max(0, Math.floor(v0 - marginPx));
+    v <= Math.min(k.height - 1, Math.ceil(v1 + marginPx));
+    v++
+  )
+    for (
+      let u = Math.max(0, Math.floor(u0 - marginPx));
+      u <= Math.min(k.width - 1, Math.ceil(u1 + marginPx));
+      u++
+    )
       keep[v * k.width + u] = 0;
   return keep;
 }
@@ -108,7 +130,8 @@ export async function editExperiment(
       model,
       poses,
       onFrame: onFrame && (() => onFrame()),
-      afterSeed: op && ((d) => new EditLog(d.memory.grid).apply(op, { id: 'eval', name: 'eval' }, new Date(0))),
+      afterSeed:
+        op && ((d) => new EditLog(d.memory.grid).apply(op, { id: 'eval', name: 'eval' }, new Date(0))),
     });
   const plain = await walk();
   const eraseOp: EditOp = { op: 'erase', region: setup.erase };

@@ -17,6 +17,7 @@ import {
   turnBack,
   turnBackPath,
 } from '../eval/consistencyEval.ts';
+import { EDIT_EXPERIMENTS, type EditRow, editExperiment } from '../eval/editEval.ts';
 import {
   type CapturedFrame,
   type CaptureScore,

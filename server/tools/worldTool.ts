@@ -4,12 +4,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { forwardOf, type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
-import {
-  type EditOp,
-  type EditRegion,
-  editOpSchema,
-  MAX_EDIT_EXTENT_M,
-} from '../../shared/edit/editOps.ts';
+import { type EditOp, type EditRegion, editOpSchema, MAX_EDIT_EXTENT_M } from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import { validate } from '../../shared/protocol/events.ts';
 import {
@@ -66,7 +61,9 @@ function editFromFlags(
   ply: string | undefined,
   scale: number,
 ): EditFromFlags {
-  const given = [lists['erase-box'], lists['erase-sphere'], lists['recolor-box'], ply].filter((v) => v !== undefined);
+  const given = [lists['erase-box'], lists['erase-sphere'], lists['recolor-box'], ply].filter(
+    (v) => v !== undefined,
+  );
   if (given.length !== 1)
     throw new SpatiaError(
       'INVALID_ARGUMENT',
@@ -75,10 +72,15 @@ function editFromFlags(
   if (ply !== undefined) {
     const at = lists.at;
     if (!at) throw new SpatiaError('INVALID_ARGUMENT', '--insert-ply needs --at X Y Z');
-    if (!(scale > 0 && Number.isFinite(scale))) throw new SpatiaError('INVALID_ARGUMENT', '--scale must be > 0');
+    if (!(scale > 0 && Number.isFinite(scale)))
+      throw new SpatiaError('INVALID_ARGUMENT', '--scale must be > 0');
     return { kind: 'ply', file: ply, at: at as [number, number, number], scale };
   }
-  const box = (v: number[]): EditRegion => ({ shape: 'box', min: [v[0]!, v[1]!, v[2]!], max: [v[3]!, v[4]!, v[5]!] });
+  const box = (v: number[]): EditRegion => ({
+    shape: 'box',
+    min: [v[0]!, v[1]!, v[2]!],
+    max: [v[3]!, v[4]!, v[5]!],
+  });
   let op: unknown;
   if (lists['erase-box']) op = { op: 'erase', region: box(lists['erase-box']) };
   else if (lists['erase-sphere']) {
@@ -137,7 +139,10 @@ const NUMBER_LISTS = { 'erase-box': 6, 'erase-sphere': 4, 'recolor-box': 6, colo
 type NumberListFlag = keyof typeof NUMBER_LISTS;
 
 /** Takes `--flag n1 … nk` out of argv for every flag in NUMBER_LISTS; checks each is a finite number. */
-function takeNumberLists(argv: string[]): { rest: string[]; lists: Partial<Record<NumberListFlag, number[]>> } {
+function takeNumberLists(argv: string[]): {
+  rest: string[];
+  lists: Partial<Record<NumberListFlag, number[]>>;
+} {
   const rest: string[] = [];
   const lists: Partial<Record<NumberListFlag, number[]>> = {};
   for (let i = 0; i < argv.length; i++) {
@@ -197,7 +202,8 @@ runTool(USAGE, async () => {
   const importing = command.startsWith('import-');
   // Everything the command line says is checked before any file is read or any frame fused.
   if (importing || command === 'export-ply' || command === 'edit' || command === 'edits') needWorld();
-  const editOp = command === 'edit' ? editFromFlags(lists, values['insert-ply'], Number(values.scale)) : undefined;
+  const editOp =
+    command === 'edit' ? editFromFlags(lists, values['insert-ply'], Number(values.scale)) : undefined;
   // A fresh checkout has no data/ folder yet.
   if (importing) mkdirSync(dirname(resolve(values.store)), { recursive: true });
   const store = new WorldStore(resolve(values.store));
@@ -360,7 +366,8 @@ runTool(USAGE, async () => {
       }
       case 'edits': {
         const id = needWorld();
-        if (!store.getWorld(id)) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+        if (!store.getWorld(id))
+          throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
         for (const e of store.listEdits(id))
           process.stdout.write(
             `${e.seq}\t${e.at}\t${e.author}\t${e.op.op}${e.undone ? ' (undone)' : ''}\t${JSON.stringify(e.op)}\n`,

@@ -63,9 +63,7 @@ export class Bot {
   }
 
   /** Sends an edit (any payload, to test refusals) and waits for the answer. */
-  edit(
-    op: unknown,
-  ): Promise<{ ok: true; value: EditResult } | { ok: false; error: ServerError }> {
+  edit(op: unknown): Promise<{ ok: true; value: EditResult } | { ok: false; error: ServerError }> {
     return this.socket.timeout(10_000).emitWithAck('edit', op as never);
   }
 

@@ -65,7 +65,14 @@ function mirrorPointsIn(b: Bot, region: EditRegion): number {
   for (const c of b.mirror.chunks.values()) {
     const p = c.points;
     for (let o = 0; o < p.length; o += MIRROR_POINT_BYTES)
-      if (insideRegion(region, at(c.cx, p[o]!, c.sizeM), at(c.cy, p[o + 1]!, c.sizeM), at(c.cz, p[o + 2]!, c.sizeM)))
+      if (
+        insideRegion(
+          region,
+          at(c.cx, p[o]!, c.sizeM),
+          at(c.cy, p[o + 1]!, c.sizeM),
+          at(c.cz, p[o + 2]!, c.sizeM),
+        )
+      )
         n++;
   }
   return n;
@@ -90,7 +97,12 @@ describe('editing a world over socket.io', () => {
     expect(r.value.voxels).toBe(before);
     expect(voxelsIn(memory, FOUNTAIN)).toBe(0);
     await until('both players told', () => ann.edited.length === 1 && bo.edited.length === 1);
-    expect(bo.edited[0]).toMatchObject({ action: 'apply', author: 'ann', seq: r.value.seq, op: ERASE_FOUNTAIN });
+    expect(bo.edited[0]).toMatchObject({
+      action: 'apply',
+      author: 'ann',
+      seq: r.value.seq,
+      op: ERASE_FOUNTAIN,
+    });
     // Bo's mirror gets the edited chunks first: the fountain leaves it within a second or two.
     await until('the fountain gone from the mirror', () => mirrorPointsIn(bo, FOUNTAIN) === 0, 10_000);
 
@@ -133,7 +145,10 @@ describe('editing a world over socket.io', () => {
       if (!r.ok) expect(r.error.code).toBe(code);
     };
     await refused({ op: 'erase' }, 'BAD_MESSAGE');
-    await refused({ op: 'erase', region: { shape: 'box', min: [-10, 0, -10], max: [10, 3, 10] } }, 'BAD_MESSAGE');
+    await refused(
+      { op: 'erase', region: { shape: 'box', min: [-10, 0, -10], max: [10, 3, 10] } },
+      'BAD_MESSAGE',
+    );
     await refused({ op: 'erase', region: { shape: 'sphere', center: [0, 1, 0], radius: -1 } }, 'BAD_MESSAGE');
     await refused('x'.repeat(MAX_CLIENT_MESSAGE_BYTES + 10), 'TOO_LARGE');
     expect(voxels()).toBe(held);
@@ -198,14 +213,21 @@ describe('editing a world over socket.io', () => {
       .timeout(10_000)
       .emitWithAck('join', { worldId: 'secret-yard', name: 'guest', inviteToken });
     expect(joined.ok).toBe(true);
-    const wrongLock = await guest.socket.timeout(10_000).emitWithAck('lockEditing', { ownerToken: 'nope', locked: true });
+    const wrongLock = await guest.socket
+      .timeout(10_000)
+      .emitWithAck('lockEditing', { ownerToken: 'nope', locked: true });
     expect(!wrongLock.ok && wrongLock.error.code).toBe('FORBIDDEN');
-    const lock = await owner.socket.timeout(10_000).emitWithAck('lockEditing', { ownerToken: ownerToken!, locked: true });
+    const lock = await owner.socket
+      .timeout(10_000)
+      .emitWithAck('lockEditing', { ownerToken: ownerToken!, locked: true });
     expect(lock).toEqual({ ok: true, value: { locked: true } });
     const lockedOut = await guest.edit(erase);
     expect(!lockedOut.ok && lockedOut.error.code).toBe('FORBIDDEN');
     await owner.socket.timeout(10_000).emitWithAck('lockEditing', { ownerToken: ownerToken!, locked: false });
-    const guestEdit = await guest.edit({ op: 'erase', region: { shape: 'sphere', center: [0, 1, -3], radius: 1 } });
+    const guestEdit = await guest.edit({
+      op: 'erase',
+      region: { shape: 'sphere', center: [0, 1, -3], radius: 1 },
+    });
     expect(guestEdit.ok).toBe(true);
   }, 60_000);
 
@@ -220,7 +242,14 @@ describe('editing a world over socket.io', () => {
     expect(r.ok).toBe(true);
     const crate: EditOp = {
       op: 'insert',
-      object: { shape: 'box', size: [0.8, 0.8, 0.8], color: [210, 60, 40], texture: 'plain', at: [3, 0, 3], yaw: 0 },
+      object: {
+        shape: 'box',
+        size: [0.8, 0.8, 0.8],
+        color: [210, 60, 40],
+        texture: 'plain',
+        at: [3, 0, 3],
+        yaw: 0,
+      },
     };
     expect((await ann.edit(crate)).ok).toBe(true);
     ann.close();
@@ -257,7 +286,9 @@ describe('editing a world over socket.io', () => {
     const server = await startTestServer({ width: 128, height: 72, store });
     const rec = new Bot(server.url);
     await rec.hello(PROTOCOL_VERSION);
-    const j = await rec.socket.timeout(10_000).emitWithAck('join', { worldId: 'courtyard', name: 'rec', record: true });
+    const j = await rec.socket
+      .timeout(10_000)
+      .emitWithAck('join', { worldId: 'courtyard', name: 'rec', record: true });
     expect(j.ok).toBe(true);
     const sessionId = j.ok ? j.value.sessionId! : '';
     await until('frames', () => rec.framesSeen >= 8);

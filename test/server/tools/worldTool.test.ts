@@ -175,7 +175,15 @@ describe('npm run world: edit', () => {
     const inBox = (m: SpatialMemory, min: number[], max: number[]): number => {
       let n = 0;
       m.forEachVoxel((v) => {
-        if (v.x >= min[0]! && v.x < max[0]! && v.y >= min[1]! && v.y < max[1]! && v.z >= min[2]! && v.z < max[2]!) n++;
+        if (
+          v.x >= min[0]! &&
+          v.x < max[0]! &&
+          v.y >= min[1]! &&
+          v.y < max[1]! &&
+          v.z >= min[2]! &&
+          v.z < max[2]!
+        )
+          n++;
       });
       return n;
     };
@@ -188,14 +196,24 @@ describe('npm run world: edit', () => {
     const fountain = [-2.4, 0.04, -2.4, 2.4, 2.4, 2.4];
     expect(inBox(load(), fountain.slice(0, 3), fountain.slice(3))).toBeGreaterThan(2000);
     // Negative coordinates are numbers, not flags.
-    const erased = await world(['edit', '--world', 'yard', '--erase-box', ...fountain.map(String), '--store', store]);
+    const erased = await world([
+      'edit',
+      '--world',
+      'yard',
+      '--erase-box',
+      ...fountain.map(String),
+      '--store',
+      store,
+    ]);
     expect(erased.stdout).toMatch(/edit 1 \(erase\) changed \d+ voxels/);
     expect(inBox(load(), fountain.slice(0, 3), fountain.slice(3))).toBe(0);
 
     // A 20 x 5 x 20 block of red points (ASCII PLY), scaled 2x, its bottom middle on the paving at (3, 0, 3).
     const lines: string[] = [];
     for (let i = 0; i < 2000; i++)
-      lines.push(`${(i % 20) * 0.01} ${Math.floor(i / 400) * 0.05} ${(Math.floor(i / 20) % 20) * 0.01} 220 30 30`);
+      lines.push(
+        `${(i % 20) * 0.01} ${Math.floor(i / 400) * 0.05} ${(Math.floor(i / 20) % 20) * 0.01} 220 30 30`,
+      );
     writeFileSync(
       join(dir, 'cube.ply'),
       `ply\nformat ascii 1.0\nelement vertex 2000\nproperty float x\nproperty float y\nproperty float z\n` +
@@ -230,7 +248,12 @@ describe('npm run world: edit', () => {
     });
     expect(authored).toBeGreaterThan(500);
     const log = await world(['edits', '--world', 'yard', '--store', store]);
-    expect(log.stdout.trim().split('\n').map((l) => l.split('\t')[3])).toEqual(['erase', 'insertPly']);
+    expect(
+      log.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t')[3]),
+    ).toEqual(['erase', 'insertPly']);
 
     const refused = async (args: string[], why: RegExp): Promise<void> => {
       const r = await world(['edit', '--world', 'yard', ...args, '--store', store]).catch(
