@@ -53,7 +53,7 @@ export const EDIT_EXPERIMENTS: Record<string, { erase: EditRegion; place: Placed
       size: [0.5, 0.5, 0.5],
       color: [60, 140, 220],
       texture: 'stripes',
-      at: [-1, 0, 0.4],
+      at: [-2.2, 0, -1.6],
       yaw: 0,
     },
   },
