@@ -23,6 +23,8 @@ export class InputSampler {
   private dx = 0;
   private dy = 0;
   private seq = 0;
+  /** Whether a click captures the mouse for looking (off in edit mode, where the mouse points). */
+  lookEnabled = true;
 
   constructor(private readonly canvas: HTMLCanvasElement) {
     const typing = (e: Event): boolean => (e.target as HTMLElement | null)?.tagName === 'INPUT';
@@ -44,13 +46,18 @@ export class InputSampler {
     });
     canvas.addEventListener('click', () => {
       canvas.focus();
-      void canvas.requestPointerLock?.();
+      if (this.lookEnabled) void canvas.requestPointerLock?.();
     });
     document.addEventListener('mousemove', (e) => {
       if (document.pointerLockElement !== this.canvas) return;
       this.dx += e.movementX;
       this.dy += e.movementY;
     });
+  }
+
+  /** The sequence number of the last sample taken. */
+  get lastSeq(): number {
+    return this.seq;
   }
 
   /** The input held over the last `dtMs`, with a fresh sequence number. */

@@ -10,6 +10,7 @@ import {
 } from '../../shared/protocol/events.ts';
 import { decodeFrame, type EncodedFrame } from '../../shared/protocol/frameCodec.ts';
 import { decodeMirrorBatch, MIRROR_KEEP_M } from '../../shared/protocol/mirrorCodec.ts';
+import { type EditState, EditTool } from './editTool.ts';
 import { FILL_W, HoleFiller, type HoleFillerStats, INNER_W } from './holeFiller.ts';
 import { InputSampler } from './input.ts';
 import { Minimap } from './minimap.ts';
@@ -44,6 +45,7 @@ const hud = {
   rec: $('hud-rec'),
   mirror: $('hud-mirror'),
   late: $('hud-late'),
+  edit: $('hud-edit'),
 };
 /** A frame older than this is not drawn: the mirror and the sky show, and the HUD says frames are late. */
 const FRAME_FRESH_MS = 1500;
@@ -77,6 +79,10 @@ interface ClientState {
   };
   /** Whether the newest frame is too old to draw (frames are late). */
   framesLate: boolean;
+  /** Edit mode, the tool and what the server applied. */
+  edit?: EditState;
+  /** Edits of the world the server announced (anyone's). */
+  edits: { action: string; author: string; op: string; seq: number }[];
   /** The last finished in-browser recording (tests read it). */
   recording?: { bytes: number; mime: string; frames: number; head: number[] };
 }
@@ -89,6 +95,7 @@ const state: ClientState = {
   latencyMs: Number.NaN,
   errors: [],
   announcements: [],
+  edits: [],
   mirror: { batches: 0, bytes: 0, chunks: 0, points: 0, visibleRegions: 0, visiblePoints: 0, errors: 0 },
   framesLate: false,
 };
@@ -107,6 +114,44 @@ holeFiller
   .load('./models/hole-filler.onnx')
   .catch((e: unknown) => console.warn('hole filler unavailable', e));
 const recordButton = $<HTMLButtonElement>('record');
+/** Frames planned before this input were generated before the latest edit: not drawn. */
+let framesFromInputSeq = 0;
+const dropStaleFrames = (): void => {
+  framesFromInputSeq = input.lastSeq + 1;
+  lastFrameAtMs = Number.NEGATIVE_INFINITY;
+};
+const editTool = new EditTool(
+  canvas,
+  $('edit-cursor'),
+  hud.edit,
+  mirror,
+  {
+    send: (op) =>
+      socket
+        .timeout(10_000)
+        .emitWithAck('edit', op)
+        .then(
+          (r) => (r.ok ? undefined : r.error.message),
+          (e: Error) => e.message,
+        ),
+    history: (action) =>
+      socket
+        .timeout(10_000)
+        .emitWithAck('editHistory', { action })
+        .then(
+          (r) => (r.ok ? (r.value ? undefined : `nothing to ${action}`) : r.error.message),
+          (e: Error) => e.message,
+        ),
+    showLocally: (op) => view?.mirror.update(mirror.applyEdit(op)),
+    dropStaleFrames,
+    toast,
+  },
+  (on) => {
+    input.lookEnabled = on;
+  },
+);
+state.edit = editTool.state;
+$<HTMLButtonElement>('edit').addEventListener('click', () => editTool.toggle());
 
 async function toggleRecording(): Promise<void> {
   if (!recorder.recording) {
@@ -214,6 +259,17 @@ socket.on('announce', (a) => {
   state.announcements.push(text);
   toast(text);
 });
+socket.on('edited', (e) => {
+  state.edits.push({ action: e.action, author: e.author, op: e.op.op, seq: e.seq });
+  if (e.author === name) return; // shown already, when it was made
+  // Someone else's edit: shown at once from the operation; their chunks follow in the mirror.
+  if (e.action === 'apply' && e.op.op !== 'insertPly') view?.mirror.update(mirror.applyEdit(e.op));
+  dropStaleFrames();
+  toast(
+    `${e.author} ${e.action === 'apply' ? `${e.op.op === 'insert' ? 'placed' : `${e.op.op}d`} something` : `${e.action}s an edit`}`,
+  );
+});
+
 socket.on('stats', (s) => {
   state.stats = s;
   hud.memory.textContent = `${(s.voxels / 1000).toFixed(0)}k voxels · ${s.keyframes} keyframes · ${(s.memoryBytes / 1048576).toFixed(1)} MiB · ${s.players} player${s.players === 1 ? '' : 's'}`;
@@ -254,6 +310,8 @@ socket.on('frame', (bytes, ack) => {
   state.framesReceived++;
   genCount++;
   if (frame.header.inputSeq > 0) state.latencyMs = performance.now() - frame.header.clientTimeMs;
+  // Generated before the latest edit reached the server: the mirror shows the edit instead.
+  if (frame.header.inputSeq < framesFromInputSeq) return;
   lastFrameAtMs = performance.now();
   hud.clip.textContent = `#${frame.header.clipId} · frame ${frame.header.frameId} · gen ${frame.header.timings.generateMs.toFixed(0)} ms`;
   pending = frame;
@@ -317,6 +375,8 @@ function tick(now: number): void {
         ? ({ rotation: header.rotation, position: header.position } as unknown as Pose)
         : poseOfCamera(state.camera);
     const fresh = now - lastFrameAtMs < FRAME_FRESH_MS;
+    if (!spectating)
+      editTool.update(pose, { fx: f, fy: f, cx: (w - 1) / 2, cy: (h - 1) / 2, width: w, height: h });
     view.render(pose, { fx: f, fy: f, cx: (w - 1) / 2, cy: (h - 1) / 2, width: w, height: h }, fresh);
     state.framesDrawn = view.frames.drawn;
     state.mirror.visibleRegions = view.mirror.visibleRegions;

@@ -10,9 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psnr } from '../../server/metrics/imageMetrics.ts';
 import { modelIntrinsics } from '../../server/models/worldModel.ts';
 import type { RunningServer } from '../../server/net/gameServer.ts';
+import { renderScene } from '../../server/scene/rayCaster.ts';
+import type { Scene } from '../../server/scene/sceneFormat.ts';
 import { WorldStore } from '../../server/store/worldStore.ts';
 import { type CameraState, poseOfCamera } from '../../shared/camera/controller.ts';
 import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
+import { sceneNamed } from '../helpers/groundTruth.ts';
 import { startTestServer } from '../helpers/server.ts';
 
 /**
@@ -98,6 +101,12 @@ async function canvasRgb(
   const rgb = new Uint8Array(img.width * img.height * 3);
   for (let i = 0; i < img.width * img.height; i++) rgb.set(img.data.subarray(i * 4, i * 4 + 3), i * 3);
   return { rgb, width: img.width, height: img.height, png };
+}
+
+/** Where an object stands on the ground plane (x, z). */
+function horizontal(o: Scene['objects'][number]): [number, number] {
+  const at = 'center' in o ? o.center : 'base' in o ? o.base : [0, 0, 0];
+  return [at[0]!, at[2]!];
 }
 
 /** Mean of each s×s block. */
@@ -262,6 +271,120 @@ describe.runIf(run)('playing in headless Chromium', () => {
     );
     await watcher.close();
     await page.close();
+  }, 120_000);
+
+  it('edits the world: B, a wide brush, one click on the fountain, and the frames after show it gone', async () => {
+    // A server of its own: the other tests walk the courtyard as it was.
+    const own = await startTestServer({ clientDir: join(process.cwd(), 'client/dist') });
+    const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    try {
+      await page.goto(`${own.url}?world=courtyard&name=editor`);
+      await framesDrawn(page, logs);
+      await page.waitForFunction(
+        () => (window as unknown as { spatia: PageState }).spatia.mirror.chunks > 100,
+        undefined,
+        { timeout: 30_000 },
+      );
+      // The courtyard's ground truth at the player's camera, with and without the fountain's pillar and ball.
+      const scene = sceneNamed('courtyard');
+      const fountain = (o: Scene['objects'][number]): boolean =>
+        'radius' in o && o.radius < 0.5 && Math.hypot(...horizontal(o)) < 0.5;
+      const bare: Scene = { ...scene, objects: scene.objects.filter((o) => !fountain(o)) };
+      const camera = (await pageState(page)).camera!;
+      const pose = poseOfCamera(camera);
+      const withIt = renderScene(scene, pose, K_SMALL, { includeEntities: false }).rgb;
+      const without = renderScene(bare, pose, K_SMALL, { includeEntities: false }).rgb;
+      // Where the fountain is in view: the pixels the two differ in.
+      const where = new Uint8Array(K_SMALL.width * K_SMALL.height);
+      for (let p = 0; p < where.length; p++)
+        if (
+          Math.abs(withIt[p * 3]! - without[p * 3]!) + Math.abs(withIt[p * 3 + 2]! - without[p * 3 + 2]!) >
+          40
+        )
+          where[p] = 1;
+      expect(where.reduce((a, b) => a + b, 0)).toBeGreaterThan(150);
+      /** Mean absolute difference over the fountain's pixels of the canvas (shrunk to K_SMALL) and an image. */
+      const meanDiff = (shot: Uint8Array, ref: Uint8Array): number => {
+        let sum = 0;
+        let n = 0;
+        for (let p = 0; p < where.length; p++)
+          if (where[p])
+            for (let c = 0; c < 3; c++) {
+              sum += Math.abs(shot[p * 3 + c]! - ref[p * 3 + c]!);
+              n++;
+            }
+        return sum / n;
+      };
+      const shrunk = async (): Promise<Uint8Array> => {
+        const shot = await canvasRgb(page);
+        return shrink(shot.rgb, shot.width, shot.height, shot.width / K_SMALL.width);
+      };
+      const before = await shrunk();
+      mkdirSync(OUT, { recursive: true });
+      // The canvas shows the pillar and its ball where the ground truth has them.
+      expect(meanDiff(before, withIt)).toBeLessThan(15);
+
+      // Edit mode, the brush widened to 1.4 m, one click on the middle of the view (the fountain's pillar):
+      // the pillar and its ball go, the basin (2.2 m out) stays.
+      await page.keyboard.press('KeyB');
+      for (let i = 0; i < 7; i++) await page.keyboard.press('BracketRight');
+      await page.mouse.move(480, 270);
+      await page.waitForFunction(
+        () =>
+          (window as unknown as { spatia: { edit: { cursor?: number[] } } }).spatia.edit.cursor !== undefined,
+      );
+      await page.mouse.down();
+      await page.mouse.up();
+      await page
+        .waitForFunction(
+          () => (window as unknown as { spatia: { edit: { applied: number } } }).spatia.edit.applied === 1,
+          undefined,
+          { timeout: 10_000 },
+        )
+        .catch(async (e: unknown) => {
+          const edit = await page.evaluate(() =>
+            JSON.stringify((window as unknown as { spatia: { edit: unknown } }).spatia.edit),
+          );
+          throw new Error(`no edit applied: ${(e as Error).message}\n${edit}\n${logs.join('\n')}`);
+        });
+      const world = own.worlds.get('courtyard')!;
+      let left = 0;
+      world.memory.forEachVoxel((v) => {
+        if (Math.hypot(v.x, v.z) < 0.3 && v.y > 0.6 && v.y < 2.1) left++;
+      });
+      expect(left).toBe(0);
+      // The frames generated after the edit: drawn again, and the fountain is gone from them.
+      const received = (await pageState(page)).framesReceived;
+      await page.waitForFunction(
+        (n) => {
+          const s = (window as unknown as { spatia: PageState }).spatia;
+          return s.framesReceived > n + 5 && !s.framesLate;
+        },
+        received,
+        { timeout: 30_000 },
+      );
+      const after = await shrunk();
+      mkdirSync(OUT, { recursive: true });
+      writeRgbPng(join(OUT, 'edit-before.png'), before, K_SMALL.width, K_SMALL.height);
+      writeRgbPng(join(OUT, 'edit-after.png'), after, K_SMALL.width, K_SMALL.height);
+      // Gone: what shows there now is what the model put behind them (it never saw the wall there).
+      expect(meanDiff(after, withIt)).toBeGreaterThan(40);
+      const st = await page.evaluate(() => {
+        const s = (
+          window as unknown as { spatia: { edits: unknown[]; edit: { refused: string[] }; errors: string[] } }
+        ).spatia;
+        return { edits: s.edits, refused: s.edit.refused, errors: s.errors };
+      });
+      expect(st.edits).toMatchObject([{ action: 'apply', author: 'editor', op: 'erase' }]);
+      expect(st.refused).toEqual([]);
+      expect(st.errors).toEqual([]);
+    } finally {
+      await page.close();
+      await own.close();
+    }
   }, 120_000);
 
   it('holds the world: after a walk out and back, with generation stopped, a 180° turn and back shows the memory', async () => {
