@@ -105,7 +105,10 @@ export class MirrorCache {
           cz = Math.floor(z / sizeM);
         const id = idOf(cx, cy, cz);
         let list = byChunk.get(id);
-        if (!list) byChunk.set(id, (list = []));
+        if (!list) {
+          list = [];
+          byChunk.set(id, list);
+        }
         const q = (v: number, c: number): number =>
           Math.min(MIRROR_POSITION_STEPS - 1, Math.floor((v / sizeM - c) * MIRROR_POSITION_STEPS));
         list.push(
