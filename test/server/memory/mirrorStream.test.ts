@@ -3,10 +3,17 @@ import { MirrorCache } from '../../../client/src/mirrorCache.ts';
 import { MAX_MIRROR_BATCH_BYTES, MirrorStream, mirrorLevelAt } from '../../../server/memory/mirrorStream.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { EditLog } from '../../../server/world/editLog.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { type EditRegion, insideRegion } from '../../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
 import { MAX_MIRROR_EVICTIONS } from '../../../shared/protocol/events.ts';
-import { decodeMirrorBatch, MIRROR_RADIUS_M } from '../../../shared/protocol/mirrorCodec.ts';
+import {
+  decodeMirrorBatch,
+  MIRROR_POINT_BYTES,
+  MIRROR_POSITION_STEPS,
+  MIRROR_RADIUS_M,
+} from '../../../shared/protocol/mirrorCodec.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
 import { chunkDistance, chunksWithin } from '../../helpers/memoryChunks.ts';
 
@@ -159,6 +166,64 @@ describe('the memory mirror stream', () => {
     run(20_000, nearFar);
     expect(cache.chunks.size).toBe(stream.chunksHeld);
     expect(cache.chunks.size).toBeGreaterThan(held / 2);
+  });
+
+  it('an edit shows in the client at once (its own guess), and the edited chunks go again before anything else', () => {
+    const memory = courtyardMemory();
+    const { stream, cache, sent, run } = wire(memory);
+    run(20_000);
+    const region: EditRegion = { shape: 'sphere', center: [0, 1.2, 0], radius: 1 };
+    const pointsIn = (): number => {
+      let n = 0;
+      const at = (c: number, q: number, size: number): number =>
+        (c + (q + 0.5) / MIRROR_POSITION_STEPS) * size;
+      for (const c of cache.chunks.values())
+        for (let o = 0; o < c.points.length; o += MIRROR_POINT_BYTES)
+          if (
+            insideRegion(
+              region,
+              at(c.cx, c.points[o]!, c.sizeM),
+              at(c.cy, c.points[o + 1]!, c.sizeM),
+              at(c.cz, c.points[o + 2]!, c.sizeM),
+            )
+          )
+            n++;
+      return n;
+    };
+    expect(pointsIn()).toBeGreaterThan(50);
+    // The client's guess: the points inside go before the server says anything.
+    const change = cache.applyEdit({ op: 'erase', region });
+    expect(change.added.length + change.removed.length).toBeGreaterThan(0);
+    expect(pointsIn()).toBe(0);
+    // A placed crate shows at once too.
+    const before = cache.points;
+    cache.applyEdit({
+      op: 'insert',
+      object: {
+        shape: 'box',
+        size: [0.5, 0.5, 0.5],
+        color: [200, 0, 0],
+        texture: 'plain',
+        at: [4, 0, 4],
+        yaw: 0,
+      },
+    });
+    expect(cache.points).toBeGreaterThan(before + 1000);
+    // The server's edit: a small change of a chunk would wait for the 15 s refresh; an edited one goes next.
+    const e = new EditLog(memory.grid).apply(
+      { op: 'recolor', region: { shape: 'sphere', center: [1, 0, 5], radius: 0.3 }, color: [0, 0, 255] },
+      { id: 'a', name: 'a' },
+      new Date(0),
+    );
+    expect(e.chunkKeys.length).toBeGreaterThan(0);
+    stream.markEdited(e.chunkKeys);
+    const n = sent.length;
+    run(200);
+    const next = sent.slice(n).flatMap((b) => decodeMirrorBatch(b).chunks);
+    for (const key of e.chunkKeys) {
+      const c = memory.grid.getChunk(key)!;
+      expect(next.find((x) => x.cx === c.cx && x.cy === c.cy && x.cz === c.cz)?.revision).toBe(c.revision);
+    }
   });
 
   it('keeps to its budget, and a client that never acknowledges gets one batch', () => {
