@@ -10,8 +10,8 @@ const PURE_DOCUMENTED = [
   '^server/memory/',
   '^server/metrics/',
   '^server/scene/(?!loadScene[.]ts$)',
-  // the director side of world/ (World and PlayerSession are not pure: they hold stores and queues)
-  '^server/world/(director|clipLoop|trajectory)[.]ts$',
+  // the director side of world/ and the edit log (World and PlayerSession are not pure: they hold stores and queues)
+  '^server/world/(director|clipLoop|trajectory|editLog)[.]ts$',
   '^server/eval/',
   '^server/models/onnx/(sampler|conditioning)[.]ts$',
 ];

@@ -13,7 +13,7 @@ import type { MirrorCache } from './mirrorCache.ts';
 import { type Pick, pickMirror } from './mirrorPick.ts';
 
 /** What a click or a drag does in edit mode. */
-export type ToolName = 'erase' | 'paint' | 'crate' | 'ball' | 'pillar';
+type ToolName = 'erase' | 'paint' | 'crate' | 'ball' | 'pillar';
 const TOOLS: readonly ToolName[] = ['erase', 'paint', 'crate', 'ball', 'pillar'];
 /** The palette colours and placed objects take (C cycles). */
 const PALETTE: readonly { name: string; rgb: Vec3 }[] = [

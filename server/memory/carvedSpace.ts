@@ -3,21 +3,14 @@ import type { Pose } from '../../shared/camera/pose.ts';
 import { type Bounds, type EditRegion, insideRegion, regionBounds } from '../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import { CHUNK_BITS, chunkKeyOf } from './voxelChunk.ts';
-import type { VoxelGrid } from './voxelGrid.ts';
+import type { CarvedRegion, VoxelGrid } from './voxelGrid.ts';
 
-/**
+/*
  * Erased space: a region a player erased stays empty memory. Fusion writes no voxel whose centre
  * lies in it (a generated frame may still show something there; it is not remembered), and the
  * frames a clip is conditioned on (reference keyframes, preceding frames) lose their depth there,
  * so what was erased is not warped back into view from before the edit. Undo lifts it.
  */
-export interface CarvedRegion {
-  /** The region in world metres. */
-  readonly world: EditRegion;
-  /** The same region in voxel units (what fusion tests voxel centres against). */
-  readonly voxels: EditRegion;
-  readonly bounds: Bounds;
-}
 
 /** The region scaled by `s` (metres → voxel units). */
 function scaled(region: EditRegion, s: number): EditRegion {

@@ -40,7 +40,7 @@ import type { VoxelGrid } from './voxelGrid.ts';
 const AUTHORED_OBSERVATIONS = 64;
 
 /** One chunk's part of an edit: per changed voxel its record before and after (absent: no voxel). */
-export interface ChunkDiff {
+interface ChunkDiff {
   readonly cx: number;
   readonly cy: number;
   readonly cz: number;
@@ -176,7 +176,7 @@ const luma = (r: number, g: number, b: number): number => 0.299 * r + 0.587 * g 
  * Paints the voxels whose centre lies in `region` with `color`, keeping each voxel's brightness
  * relative to the region's mean (shading and texture stay), and marks them authored.
  */
-export function recolorRegion(grid: VoxelGrid, region: EditRegion, color: readonly number[]): EditDiff {
+function recolorRegion(grid: VoxelGrid, region: EditRegion, color: readonly number[]): EditDiff {
   const hits = affected(grid, region);
   const n = hits.reduce((a, h) => a + h.slots.length, 0);
   if (n > MAX_EDIT_VOXELS) throw tooLarge(n);

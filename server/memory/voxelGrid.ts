@@ -1,6 +1,5 @@
-import type { EditRegion } from '../../shared/edit/editOps.ts';
+import type { Bounds, EditRegion } from '../../shared/edit/editOps.ts';
 import { check, SpatiaError } from '../../shared/errors.ts';
-import type { CarvedRegion } from './carvedSpace.ts';
 import {
   AUTHORED,
   CB,
@@ -44,6 +43,15 @@ export function validateVoxelSize(voxelSizeM: number): void {
     'INVALID_VOXEL_SIZE',
     `voxel size must be a finite number of metres in [${MIN_VOXEL_SIZE_M}, ${MAX_VOXEL_SIZE_M}], got ${voxelSizeM}`,
   );
+}
+
+/** An erased region the memory keeps empty (see carvedSpace.ts). */
+export interface CarvedRegion {
+  /** The region in world metres. */
+  readonly world: EditRegion;
+  /** The same region in voxel units (what fusion tests voxel centres against). */
+  readonly voxels: EditRegion;
+  readonly bounds: Bounds;
 }
 
 /** One voxel as plain values (for tests, export and inspection; the hot paths read the chunk arrays). */

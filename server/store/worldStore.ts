@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { CameraState } from '../../shared/camera/controller.ts';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
-import { type Bounds, type LoggedEditOp, loggedEditOpSchema } from '../../shared/edit/editOps.ts';
+import { type EditRecord, loggedEditOpSchema } from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 import type { RgbdImage } from '../../shared/image.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
@@ -35,17 +35,6 @@ export interface WorldMeta {
   /** The creator locked editing: edits are refused until they unlock it. */
   readonly editLocked?: boolean | undefined;
   readonly createdAt: string;
-}
-
-/** One entry of a world's edit log as stored (see server/world/editLog.ts). */
-export interface StoredEdit {
-  readonly seq: number;
-  readonly author: string;
-  /** ISO 8601. */
-  readonly at: string;
-  readonly op: LoggedEditOp;
-  readonly bounds: Bounds;
-  readonly undone: boolean;
 }
 
 export interface CommitStats {
@@ -385,7 +374,7 @@ export class WorldStore {
   }
 
   /** A world's edit log, oldest first; STORE when a row is damaged (its erased regions would be lost). */
-  listEdits(worldId: string): StoredEdit[] {
+  listEdits(worldId: string): EditRecord[] {
     const rows = this.db
       .prepare('SELECT * FROM edits WHERE world_id = ? ORDER BY seq')
       .all(worldId) as Record<string, unknown>[];
@@ -448,7 +437,7 @@ export class WorldStore {
    * Hands what changed in `memory` since the last commit to the writer thread, to be written in one
    * transaction; returns at once. STORE when the store cannot save any more (see `health`).
    */
-  commit(worldId: string, memory: SpatialMemory, edits: readonly StoredEdit[] = []): CommitStats {
+  commit(worldId: string, memory: SpatialMemory, edits: readonly EditRecord[] = []): CommitStats {
     this.checkWritable();
     const s = this.state(worldId);
     this.adopt(worldId, memory, s);
@@ -812,7 +801,7 @@ const worldOp = (meta: WorldMeta) => ({
   createdAt: meta.createdAt,
 });
 
-const editOp = (worldId: string, e: StoredEdit): WriteOp => ({
+const editOp = (worldId: string, e: EditRecord): WriteOp => ({
   t: 'edit',
   world: worldId,
   seq: e.seq,

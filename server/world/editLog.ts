@@ -1,18 +1,18 @@
 import {
   type Bounds,
   type EditOp,
+  type EditRecord,
   type EditRegion,
   editBounds,
   type LoggedEditOp,
   regionBounds,
 } from '../../shared/edit/editOps.ts';
-import { type CarvedRegion, carve, forEachChunkIn, uncarve } from '../memory/carvedSpace.ts';
+import { carve, forEachChunkIn, uncarve } from '../memory/carvedSpace.ts';
 import { applyDiff, applyEditOp, type EditDiff, insertPoints, type PointsToInsert } from '../memory/edit.ts';
-import type { VoxelGrid } from '../memory/voxelGrid.ts';
-import type { StoredEdit } from '../store/worldStore.ts';
+import type { CarvedRegion, VoxelGrid } from '../memory/voxelGrid.ts';
 
 /** Edits one player can undo (older ones stay in the log, but their diffs leave RAM). */
-export const UNDO_DEPTH = 32;
+const UNDO_DEPTH = 32;
 
 /** Who made an edit: a player (id for their undo history, name for the log) or a tool. */
 export interface EditAuthor {
@@ -21,7 +21,7 @@ export interface EditAuthor {
 }
 
 /** One entry of a world's edit log. */
-export interface EditEntry extends StoredEdit {
+export interface EditEntry extends EditRecord {
   readonly authorId: string;
   undone: boolean;
   /** The voxels it changed, while its author can still undo it. */
@@ -51,7 +51,7 @@ export class EditLog {
 
   constructor(
     private readonly grid: VoxelGrid,
-    stored: readonly StoredEdit[] = [],
+    stored: readonly EditRecord[] = [],
   ) {
     for (const s of stored) {
       const entry: EditEntry = { ...s, authorId: '', diff: undefined, carved: undefined };
@@ -150,7 +150,7 @@ export class EditLog {
 }
 
 /** The log's row for an entry. */
-export const storedEdit = (e: EditEntry): StoredEdit => ({
+export const storedEdit = (e: EditEntry): EditRecord => ({
   seq: e.seq,
   author: e.author,
   at: e.at,
@@ -172,7 +172,7 @@ function boundsOfPoints(p: PointsToInsert): Bounds {
 }
 
 /** Log rows that keep `regions` erased: a recorded session's world as it started, for replay. */
-export const erasedAtStart = (regions: readonly EditRegion[]): StoredEdit[] =>
+export const erasedAtStart = (regions: readonly EditRegion[]): EditRecord[] =>
   regions.map((region, i) => ({
     seq: i + 1,
     author: '',

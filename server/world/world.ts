@@ -1,13 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { CameraState } from '../../shared/camera/controller.ts';
-import { type Bounds, type EditOp, editBounds, type LoggedEditOp } from '../../shared/edit/editOps.ts';
+import {
+  type Bounds,
+  type EditOp,
+  type EditRecord,
+  editBounds,
+  type LoggedEditOp,
+} from '../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import type { WorldStats } from '../../shared/protocol/events.ts';
 import { encodeRgbPng } from '../io/png.ts';
 import type { PointsToInsert } from '../memory/edit.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
-import type { CommitStats, StoredEdit, WorldMeta, WorldStore } from '../store/worldStore.ts';
+import type { CommitStats, WorldMeta, WorldStore } from '../store/worldStore.ts';
 import { type EditAuthor, type EditEvent, EditLog, storedEdit } from './editLog.ts';
 
 /** Someone in a world, as the world and the other members see them. */
@@ -49,7 +55,7 @@ export interface WorldInit {
   /** Where the world's memory is committed and far chunks come back from (absent: RAM only). */
   readonly store?: WorldStore;
   /** The edit log as stored (restored worlds). */
-  readonly edits?: readonly StoredEdit[];
+  readonly edits?: readonly EditRecord[];
   /** The creator locked editing. */
   readonly editLocked?: boolean;
 }

@@ -15,7 +15,7 @@ export const MAX_BRUSH_RADIUS_M = 2;
 /** Points of one brush stroke. */
 export const MAX_STROKE_POINTS = 64;
 /** Longest edge of a placed object, metres. */
-export const MAX_OBJECT_SIZE_M = 4;
+const MAX_OBJECT_SIZE_M = 4;
 /** Voxels one edit may change; a larger one is refused whole (TOO_LARGE) and changes nothing. */
 export const MAX_EDIT_VOXELS = 400_000;
 
@@ -333,7 +333,7 @@ export function objectSurfacePoints(o: PlacedObject, spacingM: number): ObjectPo
 }
 
 /** A point cloud placed by the `world edit --insert-ply` tool, as its log entry keeps it (not the points). */
-export interface InsertPlyOp {
+interface InsertPlyOp {
   readonly op: 'insertPly';
   /** The file's name. */
   readonly source: string;
@@ -344,6 +344,17 @@ export interface InsertPlyOp {
 
 /** What an edit log entry holds: an edit operation, or the summary of a placed point cloud. */
 export type LoggedEditOp = EditOp | InsertPlyOp;
+
+/** One entry of a world's edit log, as the store keeps it. */
+export interface EditRecord {
+  readonly seq: number;
+  readonly author: string;
+  /** ISO 8601. */
+  readonly at: string;
+  readonly op: LoggedEditOp;
+  readonly bounds: Bounds;
+  readonly undone: boolean;
+}
 
 /** Reads a logged operation back (from the store). */
 export const loggedEditOpSchema = z.union([
