@@ -10,8 +10,10 @@ import { DEFAULT_VOXEL_SIZE_M, VoxelGrid } from '../../server/memory/voxelGrid.t
 import { psnr } from '../../server/metrics/imageMetrics.ts';
 import { loadBundledScene } from '../../server/scene/loadScene.ts';
 import { type GroundTruthFrame, renderScene } from '../../server/scene/rayCaster.ts';
+import { EditLog } from '../../server/world/editLog.ts';
 import { type Intrinsics, intrinsicsFromFov } from '../../shared/camera/intrinsics.ts';
 import { type Pose, poseFromYawPitch } from '../../shared/camera/pose.ts';
+import type { EditRegion } from '../../shared/edit/editOps.ts';
 import { type BenchResult, median, medianMs } from './harness.ts';
 import { extrinsic, runOpen3dScript } from './open3d.ts';
 
@@ -33,6 +35,8 @@ interface PeerNumbers {
   fuse_vbg_ms: number;
   render_ms: number;
   bytes_per_point: number;
+  erase_ms?: number;
+  erase_removed?: number;
   viewRgb: Uint8Array;
 }
 
@@ -44,6 +48,9 @@ function runOpen3d(dir: string): PeerNumbers | undefined {
   );
   return parsed && { ...parsed, viewRgb: new Uint8Array(readFileSync(join(dir, 'open3d_view_rgb.u8'))) };
 }
+
+/** The courtyard's fountain, from 4 cm above the paving (as the eval's edit experiment erases it). */
+const FOUNTAIN = { shape: 'box', min: [-2.4, 0.04, -2.4], max: [2.4, 2.4, 2.4] } as const satisfies EditRegion;
 
 /** Memory data-path benchmarks, with Open3D run on the same data in the same run. */
 export function benchMemory(opts: { quick: boolean }): BenchResult[] {
@@ -138,6 +145,7 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
       max_depth: 20,
       frame_world_to_camera: extrinsic(f0.pose),
       view_world_to_camera: extrinsic(viewPose),
+      erase_box: [...FOUNTAIN.min, ...FOUNTAIN.max],
     }),
   );
   process.stderr.write('running the Open3D peer on the same data…\n');
@@ -214,6 +222,32 @@ export function benchMemory(opts: { quick: boolean }): BenchResult[] {
     peerName: peer ? `${PEER} PointCloud` : undefined,
     peerValue: peer?.bytes_per_point,
     note: `${cloud.voxelCount} voxels, ${(cloud.byteLength / 2 ** 20).toFixed(1)} MiB`,
+  });
+
+  // --- edit: erase the courtyard's fountain from the 1 M voxel cloud, then undo (the cloud is unchanged after) ---
+  const log = new EditLog(cloud);
+  const eraseTimes: number[] = [];
+  const undoTimes: number[] = [];
+  let removed = 0;
+  for (let i = 0; i < (opts.quick ? 4 : 12); i++) {
+    const t0 = performance.now();
+    removed = log.apply(
+      { op: 'erase', region: FOUNTAIN },
+      { id: 'bench', name: 'bench' },
+      new Date(0),
+    ).voxels;
+    const t1 = performance.now();
+    log.undo('bench');
+    undoTimes.push(performance.now() - t1);
+    eraseTimes.push(t1 - t0);
+  }
+  results.push({
+    name: 'memory.edit.erase.1M',
+    value: median(eraseTimes.slice(2)),
+    unit: 'ms',
+    peerName: peer?.erase_ms !== undefined ? `${PEER} PointCloud.crop(invert)` : undefined,
+    peerValue: peer?.erase_ms,
+    note: `the courtyard fountain's box: ${removed} of ${cloud.voxelCount} voxels (peer: ${peer?.erase_removed ?? '-'} points, a new cloud); undo ${median(undoTimes.slice(2)).toFixed(1)} ms`,
   });
 
   results.push(...benchRetrieval(opts, courtyard));

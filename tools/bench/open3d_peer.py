@@ -81,6 +81,19 @@ def main(folder):
     color = np.clip(np.round(color * 255.0), 0, 255).astype(np.uint8).reshape(H, W, 3)
     color.tofile(os.path.join(folder, "open3d_view_rgb.u8"))
 
+    # --- erase a box from the same cloud (crop, keeping what lies outside) ---
+    if "erase_box" in meta:
+        lo, hi = meta["erase_box"][:3], meta["erase_box"][3:]
+        box = o3d.t.geometry.AxisAlignedBoundingBox(
+            o3d.core.Tensor(lo, o3d.core.float32), o3d.core.Tensor(hi, o3d.core.float32)
+        )
+
+        def erase():
+            result["kept"] = pcd.crop(box, invert=True)
+
+        out["erase_ms"] = timed(erase, 5)
+        out["erase_removed"] = int(len(pts) - result["kept"].point.positions.shape[0])
+
     # --- footprint of the same cloud in Open3D (legacy PointCloud: float64 xyz + rgb) ---
     legacy = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts.astype(np.float64)))
     legacy.colors = o3d.utility.Vector3dVector(cols.astype(np.float64) / 255.0)
