@@ -261,7 +261,7 @@ socket.on('announce', (a) => {
 });
 socket.on('edited', (e) => {
   state.edits.push({ action: e.action, author: e.author, op: e.op.op, seq: e.seq });
-  if (e.author === name) return; // shown already, when it was made
+  if (e.authorId === state.joined?.playerId) return; // shown already, when it was made
   // Someone else's edit: shown at once from the operation; their chunks follow in the mirror.
   if (e.action === 'apply' && e.op.op !== 'insertPly') view?.mirror.update(mirror.applyEdit(e.op));
   dropStaleFrames();

@@ -44,7 +44,7 @@ export function exportPly(grid: VoxelGrid): Uint8Array {
         dv.setUint16(o + 30 + ch * 2, c16, true);
       }
       dv.setUint16(o + 27, d[r + OBS]!, true);
-      out[o + 29] = d[r + CONF]!;
+      out[o + 29] = d[r + CONF]! & 255; // the confidence, without the authored flag
       o += stride;
     }
   }

@@ -183,7 +183,7 @@ export class VoxelChunk {
     }
     const removed = this.count - kept;
     if (removed === 0) return 0;
-    d.fill(0, kept * STRIDE, this.count * STRIDE);
+    // The records past `count` stay as they were: a view thread mid-render with the old count reads valid voxels.
     this.count = kept;
     this.rehash(this.table.length);
     this.recomputeOccupied();

@@ -489,6 +489,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
         io.to(room(world)).emit('edited', {
           action: e.action,
           author: e.entry.author,
+          authorId: e.entry.authorId,
           op: e.entry.op,
           seq: e.entry.seq,
           voxels: e.voxels,

@@ -102,6 +102,8 @@ interface WorldState {
   /** Keyframe ids handed to the writer (pending or committed). */
   readonly sentKeyframes: Set<number>;
   readonly pendingKeyframes: Map<number, PendingKeyframe>;
+  /** Edit log rows not yet written (by seq; a row written again replaces the pending one). */
+  readonly pendingEdits: Map<number, { row: EditRecord; inFlight: boolean }>;
   /** The memory last committed or loaded, whose keyframe images may leave RAM once committed. */
   memory: SpatialMemory | undefined;
 }
@@ -415,6 +417,7 @@ export class WorldStore {
         pendingChunks: new Map(),
         sentKeyframes: new Set(),
         pendingKeyframes: new Map(),
+        pendingEdits: new Map(),
         memory: undefined,
       };
       this.worldStates.set(worldId, s);
@@ -492,8 +495,15 @@ export class WorldStore {
       ops.push({ t: 'keyframe', world: worldId, id: p.id, x: p.x, z: p.z, raw: p.raw });
       bytes += p.raw.byteLength;
     }
-    // In the same transaction as the chunks they changed: a crash keeps both or neither.
-    for (const e of edits) ops.push(editOp(worldId, e));
+    // In the same transaction as the chunks they changed: a crash keeps both or neither. Kept until written, like chunks.
+    for (const e of edits) s.pendingEdits.set(e.seq, { row: e, inFlight: false });
+    const editRows: { row: EditRecord; inFlight: boolean }[] = [];
+    for (const p of s.pendingEdits.values()) {
+      if (p.inFlight) continue;
+      p.inFlight = true;
+      editRows.push(p);
+      ops.push(editOp(worldId, p.row));
+    }
     if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
     const world = this.pendingWorlds.get(worldId);
     if (world) ops.unshift(worldOp(world));
@@ -501,6 +511,10 @@ export class WorldStore {
       for (const p of chunks) {
         p.inFlight = false;
         if (ok && s.pendingChunks.get(p.key) === p) s.pendingChunks.delete(p.key);
+      }
+      for (const p of editRows) {
+        p.inFlight = false;
+        if (ok && s.pendingEdits.get(p.row.seq) === p) s.pendingEdits.delete(p.row.seq);
       }
       for (const p of keyframes) {
         p.inFlight = false;

@@ -34,7 +34,7 @@ const USAGE = `usage: npm run world -- import-ply FILE.ply --world ID [--voxel M
                          [--intrinsics K.json] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
        npm run world -- export-ply --world ID --out FILE.ply [--store FILE.sqlite]
        npm run world -- edit --world ID (--erase-box X0 Y0 Z0 X1 Y1 Z1 | --erase-sphere X Y Z R
-                         | --recolor-box X0 Y0 Z0 X1 Y1 Z1 --color R G B | --insert-ply FILE.ply --at X Y Z [--scale S])
+                         | --recolor-box X0 Y0 Z0 X1 Y1 Z1 --color R G B | --insert-ply FILE.ply --at X Y Z [--scale S] [--on-surface])
                          [--store FILE.sqlite]
        npm run world -- edits --world ID [--store FILE.sqlite]
        npm run world -- list [--store FILE.sqlite]
@@ -46,7 +46,8 @@ conventions, default level at 1.6 m), or from a captured RGB-D sequence (layouts
 or exports a world's memory as PLY. \`edit\` changes a stored world's memory as a player's edit
 does (metres, the world's axes: y up): an erased region stays empty memory, recoloured and placed
 voxels stay as written; --insert-ply places a point cloud scaled by S with the middle of its
-bottom at X Y Z. The edit is logged (author "world-tool"); \`edits\` prints a world's log. Edit a
+bottom at X Y Z (--on-surface: lowered or raised onto the highest surface of the memory under its
+footprint, up to 1 m above Y). The edit is logged (author "world-tool"); \`edits\` prints a world's log. Edit a
 world while no server has it loaded. Captured poses are re-orthonormalised when within 1e-2 of a
 rotation and refused beyond; the capture is moved so its first camera stands at the spawn, heading
 along -z. Imported worlds are joined like any other: npm start, then ?world=ID.`;
@@ -131,6 +132,26 @@ function readPlyToPlace(file: string, at: readonly number[], scale: number): Poi
   return { count: n, positions, colors };
 }
 
+/** The highest voxel top of the memory under the points' horizontal footprint, no higher than `belowY`. */
+function surfaceUnder(memory: SpatialMemory, points: PointsToInsert, belowY: number): number | undefined {
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  let z0 = Infinity;
+  let z1 = -Infinity;
+  for (let i = 0; i < points.count; i++) {
+    x0 = Math.min(x0, points.positions[i * 3]!);
+    x1 = Math.max(x1, points.positions[i * 3]!);
+    z0 = Math.min(z0, points.positions[i * 3 + 2]!);
+    z1 = Math.max(z1, points.positions[i * 3 + 2]!);
+  }
+  let top: number | undefined;
+  memory.forEachVoxel((v) => {
+    if (v.x < x0 || v.x > x1 || v.z < z0 || v.z > z1 || v.y > belowY) return;
+    if (top === undefined || v.y > top) top = v.y;
+  });
+  return top;
+}
+
 /** A keyframe is kept when no kept one overlaps its view this much (as the director keeps them). */
 const KEYFRAME_MAX_IOU = 0.5;
 
@@ -178,6 +199,7 @@ runTool(USAGE, async () => {
       'max-frames': { type: 'string' },
       'insert-ply': { type: 'string' },
       scale: { type: 'string', default: '1' },
+      'on-surface': { type: 'boolean', default: false },
       voxel: { type: 'string' },
       prompt: { type: 'string', default: 'an imported world' },
       store: { type: 'string', default: 'data/spatia.sqlite' },
@@ -346,8 +368,19 @@ runTool(USAGE, async () => {
         let event: EditEvent;
         if (editOp!.kind === 'op') event = log.apply(editOp!.op, author, new Date());
         else {
-          const { file, at, scale } = editOp!;
-          const points = readPlyToPlace(file, at, scale);
+          const { file, scale } = editOp!;
+          let at = editOp!.at;
+          let points = readPlyToPlace(file, at, scale);
+          if (values['on-surface']) {
+            const ground = surfaceUnder(memory, points, at[1] + 1);
+            if (ground === undefined)
+              throw new SpatiaError(
+                'INVALID_ARGUMENT',
+                `--on-surface: the memory has no surface under ${at.join(' ')}`,
+              );
+            at = [at[0], ground, at[2]];
+            points = readPlyToPlace(file, at, scale);
+          }
           event = log.insertPoints(
             points,
             { op: 'insertPly', source: basename(file), points: points.count, at, scale },

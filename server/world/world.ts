@@ -89,6 +89,8 @@ export class World {
   readonly edits: EditLog;
   private locked: boolean;
   private readonly editListeners = new Set<(e: EditEvent) => void>();
+  /** Log rows not yet handed to the store (it refused a commit): they go with the next one. */
+  private unsavedEdits: EditRecord[] = [];
 
   constructor(init: WorldInit) {
     this.id = init.id;
@@ -152,7 +154,14 @@ export class World {
   }
 
   private publish(e: EditEvent): EditEvent {
-    this.store?.commit(this.id, this.memory, [storedEdit(e.entry)]);
+    if (this.store) {
+      this.unsavedEdits.push(storedEdit(e.entry));
+      try {
+        this.commit();
+      } catch {
+        // The store cannot save now (it reported why): the edit stands in RAM, and its row goes with the next commit.
+      }
+    }
     for (const fn of this.editListeners) fn(e);
     return e;
   }
@@ -288,7 +297,15 @@ export class World {
    */
   commit(): CommitStats | undefined {
     if (!this.store) return undefined;
-    const stats = this.store.commit(this.id, this.memory);
+    const edits = this.unsavedEdits;
+    this.unsavedEdits = [];
+    let stats: CommitStats;
+    try {
+      stats = this.store.commit(this.id, this.memory, edits);
+    } catch (e) {
+      this.unsavedEdits = [...edits, ...this.unsavedEdits];
+      throw e;
+    }
     if (++this.commits % 10 === 0 && this.members.size > 0)
       this.store.evictFar(
         this.id,

@@ -101,6 +101,8 @@ export interface EditResult {
 export interface Edited extends EditResult {
   readonly action: 'apply' | 'undo' | 'redo';
   readonly author: string;
+  /** The author's player id (names need not be unique). */
+  readonly authorId: string;
   readonly op: LoggedEditOp;
 }
 

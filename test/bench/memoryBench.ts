@@ -50,7 +50,11 @@ function runOpen3d(dir: string): PeerNumbers | undefined {
 }
 
 /** The courtyard's fountain, from 4 cm above the paving (as the eval's edit experiment erases it). */
-const FOUNTAIN = { shape: 'box', min: [-2.4, 0.04, -2.4], max: [2.4, 2.4, 2.4] } as const satisfies EditRegion;
+const FOUNTAIN = {
+  shape: 'box',
+  min: [-2.4, 0.04, -2.4],
+  max: [2.4, 2.4, 2.4],
+} as const satisfies EditRegion;
 
 /** Memory data-path benchmarks, with Open3D run on the same data in the same run. */
 export function benchMemory(opts: { quick: boolean }): BenchResult[] {

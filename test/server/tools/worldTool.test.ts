@@ -247,13 +247,36 @@ describe('npm run world: edit', () => {
       }
     });
     expect(authored).toBeGreaterThan(500);
+    // Given 5 m up, --on-surface brings it down onto the paving.
+    await world([
+      'edit',
+      '--world',
+      'yard',
+      '--insert-ply',
+      join(dir, 'cube.ply'),
+      '--at',
+      '-1',
+      '5',
+      '3.5',
+      '--on-surface',
+      '--store',
+      store,
+    ]);
+    let landed = 0;
+    load().forEachVoxel((v) => {
+      if (v.authored && v.x < -0.5) {
+        landed++;
+        expect(v.y).toBeLessThan(0.5);
+      }
+    });
+    expect(landed).toBeGreaterThanOrEqual(400);
     const log = await world(['edits', '--world', 'yard', '--store', store]);
     expect(
       log.stdout
         .trim()
         .split('\n')
         .map((l) => l.split('\t')[3]),
-    ).toEqual(['erase', 'insertPly']);
+    ).toEqual(['erase', 'insertPly', 'insertPly']);
 
     const refused = async (args: string[], why: RegExp): Promise<void> => {
       const r = await world(['edit', '--world', 'yard', ...args, '--store', store]).catch(
