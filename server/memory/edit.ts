@@ -133,6 +133,11 @@ function affected(grid: VoxelGrid, region: EditRegion): { chunk: VoxelChunk; slo
   return out;
 }
 
+/** Voxels of the resident memory whose centre lies in `region` (the rule erase and fusion use). */
+export function countVoxelsIn(grid: VoxelGrid, region: EditRegion): number {
+  return affected(grid, region).reduce((a, h) => a + h.slots.length, 0);
+}
+
 /**
  * Removes every voxel whose centre lies in `region` and marks the free-space cells wholly inside it
  * known empty. Refused whole (CAPACITY) beyond MAX_EDIT_VOXELS.

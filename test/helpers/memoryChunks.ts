@@ -1,6 +1,12 @@
 import type { VoxelChunk } from '../../server/memory/voxelChunk.ts';
 import type { VoxelGrid } from '../../server/memory/voxelGrid.ts';
+import { type EditRegion, insideRegion } from '../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
+import {
+  MIRROR_POINT_BYTES,
+  MIRROR_POSITION_STEPS,
+  type MirrorChunk,
+} from '../../shared/protocol/mirrorCodec.ts';
 
 /** Distance from `eye` to the centre of chunk (cx, cy, cz): what the mirror stream ranks and levels chunks by. */
 export const chunkDistance = (eye: Vec3, cx: number, cy: number, cz: number, sizeM: number): number =>
@@ -16,4 +22,19 @@ export function chunksWithin(
     .filter((chunk) => chunk.count > 0)
     .map((chunk) => ({ chunk, distanceM: chunkDistance(eye, chunk.cx, chunk.cy, chunk.cz, grid.chunkSizeM) }))
     .filter((c) => c.distanceM <= radiusM);
+}
+
+/** Points of a client's mirror chunks that lie in the region (all levels: a coarse point's position is a mean). */
+export function mirrorPointsIn(
+  chunks: Iterable<MirrorChunk & { readonly sizeM: number }>,
+  region: EditRegion,
+): number {
+  let n = 0;
+  for (const c of chunks) {
+    const at = (cell: number, q: number): number => (cell + (q + 0.5) / MIRROR_POSITION_STEPS) * c.sizeM;
+    const p = c.points;
+    for (let o = 0; o < p.length; o += MIRROR_POINT_BYTES)
+      if (insideRegion(region, at(c.cx, p[o]!), at(c.cy, p[o + 1]!), at(c.cz, p[o + 2]!))) n++;
+  }
+  return n;
 }

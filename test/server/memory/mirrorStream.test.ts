@@ -5,17 +5,12 @@ import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { EditLog } from '../../../server/world/editLog.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
-import { type EditRegion, insideRegion } from '../../../shared/edit/editOps.ts';
+import type { EditRegion } from '../../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
 import { MAX_MIRROR_EVICTIONS } from '../../../shared/protocol/events.ts';
-import {
-  decodeMirrorBatch,
-  MIRROR_POINT_BYTES,
-  MIRROR_POSITION_STEPS,
-  MIRROR_RADIUS_M,
-} from '../../../shared/protocol/mirrorCodec.ts';
+import { decodeMirrorBatch, MIRROR_RADIUS_M } from '../../../shared/protocol/mirrorCodec.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
-import { chunkDistance, chunksWithin } from '../../helpers/memoryChunks.ts';
+import { chunkDistance, chunksWithin, mirrorPointsIn } from '../../helpers/memoryChunks.ts';
 
 const EYE: Vec3 = [0, 1.7, 8];
 const FORWARD: Vec3 = [0, 0, -1];
@@ -173,23 +168,7 @@ describe('the memory mirror stream', () => {
     const { stream, cache, sent, run } = wire(memory);
     run(20_000);
     const region: EditRegion = { shape: 'sphere', center: [0, 1.2, 0], radius: 1 };
-    const pointsIn = (): number => {
-      let n = 0;
-      const at = (c: number, q: number, size: number): number =>
-        (c + (q + 0.5) / MIRROR_POSITION_STEPS) * size;
-      for (const c of cache.chunks.values())
-        for (let o = 0; o < c.points.length; o += MIRROR_POINT_BYTES)
-          if (
-            insideRegion(
-              region,
-              at(c.cx, c.points[o]!, c.sizeM),
-              at(c.cy, c.points[o + 1]!, c.sizeM),
-              at(c.cz, c.points[o + 2]!, c.sizeM),
-            )
-          )
-            n++;
-      return n;
-    };
+    const pointsIn = (): number => mirrorPointsIn(cache.chunks.values(), region);
     expect(pointsIn()).toBeGreaterThan(50);
     // The client's guess: the points inside go before the server says anything.
     const change = cache.applyEdit({ op: 'erase', region });

@@ -3,80 +3,24 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
-import type { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
-import type { RunningServer } from '../../../server/net/gameServer.ts';
+import { describe, expect, it } from 'vitest';
+import { countVoxelsIn } from '../../../server/memory/edit.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
-import { type EditOp, type EditRegion, insideRegion } from '../../../shared/edit/editOps.ts';
+import type { EditOp, EditRegion } from '../../../shared/edit/editOps.ts';
 import { MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '../../../shared/protocol/events.ts';
-import { MIRROR_POINT_BYTES, MIRROR_POSITION_STEPS } from '../../../shared/protocol/mirrorCodec.ts';
 import { Bot, sleep } from '../../helpers/bot.ts';
+import { mirrorPointsIn } from '../../helpers/memoryChunks.ts';
 import { startTestServer } from '../../helpers/server.ts';
+import { serverFixture, until } from '../../helpers/serverFixture.ts';
 
 /** Editing a world's memory over loopback: who may, what everyone sees, what survives a restart. */
 const run = promisify(execFile);
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
-const servers: RunningServer[] = [];
-const bots: Bot[] = [];
-afterAll(async () => {
-  for (const b of bots) b.close();
-  for (const s of servers) await s.close();
-});
-
-async function start(opts: Parameters<typeof startTestServer>[0] = {}): Promise<RunningServer> {
-  const s = await startTestServer({ width: 128, height: 72, ...opts });
-  servers.push(s);
-  return s;
-}
-
-function bot(server: RunningServer): Bot {
-  const b = new Bot(server.url);
-  bots.push(b);
-  return b;
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
+const { start, bot } = serverFixture();
 
 /** The courtyard's fountain, from 4 cm above the paving up. */
 const FOUNTAIN: EditRegion = { shape: 'box', min: [-2.4, 0.04, -2.4], max: [2.4, 2.4, 2.4] };
 const ERASE_FOUNTAIN: EditOp = { op: 'erase', region: FOUNTAIN };
-
-/** Voxels of the memory whose centre lies in the region. */
-function voxelsIn(m: SpatialMemory, region: EditRegion): number {
-  const vs = m.voxelSizeM;
-  let n = 0;
-  m.forEachVoxel((v) => {
-    const c = [v.x, v.y, v.z].map((p) => (Math.floor(p / vs) + 0.5) * vs);
-    if (insideRegion(region, c[0]!, c[1]!, c[2]!)) n++;
-  });
-  return n;
-}
-
-/** Points of a bot's mirror inside the region (all levels: a coarse point's position is a mean). */
-function mirrorPointsIn(b: Bot, region: EditRegion): number {
-  let n = 0;
-  const at = (c: number, q: number, s: number): number => (c + (q + 0.5) / MIRROR_POSITION_STEPS) * s;
-  for (const c of b.mirror.chunks.values()) {
-    const p = c.points;
-    for (let o = 0; o < p.length; o += MIRROR_POINT_BYTES)
-      if (
-        insideRegion(
-          region,
-          at(c.cx, p[o]!, c.sizeM),
-          at(c.cy, p[o + 1]!, c.sizeM),
-          at(c.cz, p[o + 2]!, c.sizeM),
-        )
-      )
-        n++;
-  }
-  return n;
-}
 
 describe('editing a world over socket.io', () => {
   it('an erase reaches the memory, every player and their mirrors; undo is per player; others keep playing', async () => {
@@ -86,16 +30,20 @@ describe('editing a world over socket.io', () => {
     await ann.join('courtyard', 'ann');
     await bo.join('courtyard', 'bo');
     await until('frames', () => ann.framesSeen >= 5 && bo.framesSeen >= 5);
-    await until('the fountain in the mirror', () => mirrorPointsIn(bo, FOUNTAIN) > 100, 20_000);
+    await until(
+      'the fountain in the mirror',
+      () => mirrorPointsIn(bo.mirror.chunks.values(), FOUNTAIN) > 100,
+      20_000,
+    );
     const memory = server.worlds.get('courtyard')!.memory;
-    const before = voxelsIn(memory, FOUNTAIN);
+    const before = countVoxelsIn(memory.grid, FOUNTAIN);
     expect(before).toBeGreaterThan(300);
 
     const r = await ann.edit(ERASE_FOUNTAIN);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.value.voxels).toBe(before);
-    expect(voxelsIn(memory, FOUNTAIN)).toBe(0);
+    expect(countVoxelsIn(memory.grid, FOUNTAIN)).toBe(0);
     await until('both players told', () => ann.edited.length === 1 && bo.edited.length === 1);
     expect(bo.edited[0]).toMatchObject({
       action: 'apply',
@@ -104,23 +52,31 @@ describe('editing a world over socket.io', () => {
       op: ERASE_FOUNTAIN,
     });
     // Bo's mirror gets the edited chunks first: the fountain leaves it within a second or two.
-    await until('the fountain gone from the mirror', () => mirrorPointsIn(bo, FOUNTAIN) === 0, 10_000);
+    await until(
+      'the fountain gone from the mirror',
+      () => mirrorPointsIn(bo.mirror.chunks.values(), FOUNTAIN) === 0,
+      10_000,
+    );
 
     // Frames go on, and nothing generated afterwards comes back into the erased box.
     const seen = bo.framesSeen;
     await until('more frames', () => bo.framesSeen >= seen + 20, 20_000);
-    expect(voxelsIn(memory, FOUNTAIN)).toBe(0);
+    expect(countVoxelsIn(memory.grid, FOUNTAIN)).toBe(0);
 
     // Bo has nothing to undo; Ann's undo brings the fountain back, and her redo takes it again.
     const boUndo = await bo.history('undo');
     expect(boUndo).toEqual({ ok: true, value: null });
     const undo = await ann.history('undo');
     expect(undo.ok && undo.value?.voxels).toBe(before);
-    expect(voxelsIn(memory, FOUNTAIN)).toBe(before);
-    await until('the fountain back in the mirror', () => mirrorPointsIn(bo, FOUNTAIN) > 100, 10_000);
+    expect(countVoxelsIn(memory.grid, FOUNTAIN)).toBe(before);
+    await until(
+      'the fountain back in the mirror',
+      () => mirrorPointsIn(bo.mirror.chunks.values(), FOUNTAIN) > 100,
+      10_000,
+    );
     const redo = await ann.history('redo');
     expect(redo.ok && redo.value?.voxels).toBeGreaterThan(0);
-    expect(voxelsIn(memory, FOUNTAIN)).toBe(0);
+    expect(countVoxelsIn(memory.grid, FOUNTAIN)).toBe(0);
     await until('undo and redo announced', () => bo.edited.length === 3);
     expect(bo.edited.map((e) => e.action)).toEqual(['apply', 'undo', 'redo']);
     expect(ann.errors).toEqual([]);
@@ -182,7 +138,7 @@ describe('editing a world over socket.io', () => {
     await until('frames', () => owner.framesSeen >= 5);
     const memory = server.worlds.get('secret-yard')!.memory;
     const everything: EditRegion = { shape: 'box', min: [-3, -1, -6], max: [3, 3, 0] };
-    const held = voxelsIn(memory, everything);
+    const held = countVoxelsIn(memory.grid, everything);
     expect(held).toBeGreaterThan(100);
     const erase: EditOp = { op: 'erase', region: everything };
 
@@ -204,7 +160,7 @@ describe('editing a world over socket.io', () => {
     expect(watching.ok).toBe(true);
     const watcherEdit = await watcher.edit(erase);
     expect(!watcherEdit.ok && watcherEdit.error.code).toBe('FORBIDDEN');
-    expect(voxelsIn(memory, everything)).toBeGreaterThanOrEqual(held);
+    expect(countVoxelsIn(memory.grid, everything)).toBeGreaterThanOrEqual(held);
 
     // A guest with the token edits; once the creator locks editing, nobody does.
     const guest = bot(server);
@@ -266,7 +222,7 @@ describe('editing a world over socket.io', () => {
     const bo = new Bot(server.url);
     await bo.join('courtyard', 'bo');
     const world = server.worlds.get('courtyard')!;
-    expect(voxelsIn(world.memory, FOUNTAIN)).toBe(0);
+    expect(countVoxelsIn(world.memory.grid, FOUNTAIN)).toBe(0);
     let authored = 0;
     world.memory.forEachVoxel((v) => {
       if (v.authored) authored++;
@@ -274,7 +230,7 @@ describe('editing a world over socket.io', () => {
     expect(authored).toBeGreaterThan(1000);
     // Walking on generates frames that look at the fountain's place: it stays empty memory.
     await until('frames after the restart', () => bo.framesSeen >= 20, 20_000);
-    expect(voxelsIn(world.memory, FOUNTAIN)).toBe(0);
+    expect(countVoxelsIn(world.memory.grid, FOUNTAIN)).toBe(0);
     bo.close();
     await server.close();
     store.close();

@@ -1,38 +1,12 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../../server/net/gameServer.ts';
+import { describe, expect, it } from 'vitest';
 import { MAX_CLIENT_MESSAGE_BYTES } from '../../../shared/protocol/events.ts';
 import { MIRROR_RADIUS_M } from '../../../shared/protocol/mirrorCodec.ts';
-import { Bot, sleep } from '../../helpers/bot.ts';
+import { sleep } from '../../helpers/bot.ts';
 import { chunksWithin } from '../../helpers/memoryChunks.ts';
-import { startTestServer } from '../../helpers/server.ts';
+import { serverFixture, until } from '../../helpers/serverFixture.ts';
 
 /** The memory mirror over loopback: what a player holds, and what bad acknowledgements and silent clients get. */
-const servers: RunningServer[] = [];
-const bots: Bot[] = [];
-afterAll(async () => {
-  for (const b of bots) b.close();
-  for (const s of servers) await s.close();
-});
-
-async function start(opts: Parameters<typeof startTestServer>[0] = {}): Promise<RunningServer> {
-  const s = await startTestServer({ width: 128, height: 72, ...opts });
-  servers.push(s);
-  return s;
-}
-
-function bot(server: RunningServer): Bot {
-  const b = new Bot(server.url);
-  bots.push(b);
-  return b;
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
+const { start, bot } = serverFixture();
 
 describe('the memory mirror over socket.io', () => {
   it('a player comes to hold every chunk of the memory within reach, at the revision the memory has', async () => {
