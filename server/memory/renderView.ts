@@ -55,6 +55,12 @@ const OBS = layout.OBS;
  * back 26.95 → 26.70, room closed loop 36.24 → 36.19), and the eval must not drop.
  */
 const CONSENSUS_DEPTH_TOLERANCE = 0.1;
+/**
+ * Splats of one surface overlap; among those within this many cells of depth of each other, the one
+ * whose centre is nearest the pixel wins (not the nearest in depth, which shifted every edge on a
+ * floor seen at a grazing angle by a row towards the camera).
+ */
+const SURFACE_TIE_CELLS = 1.5;
 const CONSENSUS_DOMINANCE = 3;
 
 export interface RenderViewOptions {
@@ -95,6 +101,8 @@ export function renderMemoryView(
   const n = width * height;
   const zbuf = new Float32Array(n).fill(Number.POSITIVE_INFINITY);
   const wbuf = new Uint16Array(n);
+  // Squared distance from each pixel to the centre of the splat it shows (the tie-break among one surface's splats).
+  const dbuf = new Float32Array(n).fill(Number.POSITIVE_INFINITY);
   // Without the consensus test, the tolerance is 0 and the test is the plain z-buffer's.
   const consensus = opts.consensusDepth ? CONSENSUS_DEPTH_TOLERANCE : 0;
   const voxelRef = new Int32Array(n).fill(-1);
@@ -179,6 +187,7 @@ export function renderMemoryView(
     frame[16] = near;
     frame[17] = far;
     frame[18] = splatK * (1 << level);
+    frame[19] = consensus > 0 ? 0 : SURFACE_TIE_CELLS * grid.voxelSizeM * (1 << level);
     // Level 0 draws the voxel records themselves (slot = record index); coarser levels draw the
     // merged cells, each naming a member voxel's slot in its last word.
     const lod = level === 0 ? undefined : chunk.lod(level);
@@ -195,6 +204,7 @@ export function renderMemoryView(
       voxelRef,
       colour,
       wbuf,
+      dbuf,
       consensus,
       // Merged cells carry no observation count: they take part as barely observed.
       lod ? -1 : OBS,
@@ -437,7 +447,7 @@ function fillPixel(
   filled.push(p, best, ref[bestP]!, colour[bestP]!);
   return true;
 }
-const scratch = new Float64Array(19);
+const scratch = new Float64Array(20);
 
 /** A record's colour (8.8 fixed point in words CR..CR+2, the same in voxel and LOD records) as 0xBBGGRR. */
 const packedColour = (data: Uint16Array, o: number): number =>
@@ -463,6 +473,7 @@ function splatRecords(
   voxelRef: Int32Array,
   colour: Uint32Array,
   wbuf: Uint16Array,
+  dbuf: Float32Array,
   tolerance: number,
   weightField: number,
 ): void {
@@ -484,7 +495,8 @@ function splatRecords(
     cy = frame[15]!;
   const near = frame[16]!,
     far = frame[17]!,
-    splatK = frame[18]!;
+    splatK = frame[18]!,
+    tie = frame[19]!;
   const xMax = width - 0.5;
   const yMax = height - 0.5;
   for (let s = 0, o = 0; s < count; s++, o += stride) {
@@ -502,9 +514,19 @@ function splatRecords(
     const zt = z * tolerance;
     if (size <= 1) {
       if (u < -0.5 || v < -0.5 || u >= xMax || v >= yMax) continue;
-      const p = ((v + 0.5) | 0) * width + ((u + 0.5) | 0);
+      const pu = (u + 0.5) | 0,
+        pv = (v + 0.5) | 0;
+      const p = pv * width + pu;
       const zb = zbuf[p]!;
-      if (
+      if (tie > 0) {
+        const d2 = (pu - u) * (pu - u) + (pv - v) * (pv - v);
+        if (z < zb - tie || (z < zb + tie && d2 < dbuf[p]!)) {
+          zbuf[p] = z;
+          dbuf[p] = d2;
+          voxelRef[p] = ref;
+          colour[p] = packedColour(data, o);
+        }
+      } else if (
         z < zb - zt ||
         (z < zb + zt && (z < zb ? CONSENSUS_DOMINANCE * wt >= wbuf[p]! : wt > CONSENSUS_DOMINANCE * wbuf[p]!))
       ) {
@@ -526,10 +548,19 @@ function splatRecords(
       if (y1 >= height) y1 = height - 1;
       for (let y = y0; y <= y1; y++) {
         const row = y * width;
+        const dy2 = (y - v) * (y - v);
         for (let x = x0; x <= x1; x++) {
           const p = row + x;
           const zb = zbuf[p]!;
-          if (
+          if (tie > 0) {
+            const d2 = (x - u) * (x - u) + dy2;
+            if (z < zb - tie || (z < zb + tie && d2 < dbuf[p]!)) {
+              zbuf[p] = z;
+              dbuf[p] = d2;
+              voxelRef[p] = ref;
+              colour[p] = c;
+            }
+          } else if (
             z < zb - zt ||
             (z < zb + zt &&
               (z < zb ? CONSENSUS_DOMINANCE * wt >= wbuf[p]! : wt > CONSENSUS_DOMINANCE * wbuf[p]!))
