@@ -56,9 +56,11 @@ const OBS = layout.OBS;
  */
 const CONSENSUS_DEPTH_TOLERANCE = 0.1;
 /**
- * Splats of one surface overlap; among those within this many cells of depth of each other, the one
- * whose centre is nearest the pixel wins (not the nearest in depth, which shifted every edge on a
- * floor seen at a grazing angle by a row towards the camera).
+ * Splats of one surface overlap. The depth test compares depths in bins of this many voxels: within
+ * a bin the splat whose centre is nearest the pixel wins, not the nearest in depth, which shifted
+ * every edge on a floor seen at a grazing angle a row towards the camera. Bins (rather than "within
+ * a tolerance of the front") keep the winner independent of the order splats are drawn in: a world
+ * restored from the store (chunks in another order) renders the same bytes.
  */
 const SURFACE_TIE_CELLS = 1.5;
 const CONSENSUS_DOMINANCE = 3;
@@ -103,6 +105,8 @@ export function renderMemoryView(
   const wbuf = new Uint16Array(n);
   // Squared distance from each pixel to the centre of the splat it shows (the tie-break among one surface's splats).
   const dbuf = new Float32Array(n).fill(Number.POSITIVE_INFINITY);
+  // The depth bin of the splat each pixel shows (see SURFACE_TIE_CELLS).
+  const binBuf = new Int32Array(n).fill(0x7fffffff);
   // Without the consensus test, the tolerance is 0 and the test is the plain z-buffer's.
   const consensus = opts.consensusDepth ? CONSENSUS_DEPTH_TOLERANCE : 0;
   const voxelRef = new Int32Array(n).fill(-1);
@@ -187,7 +191,7 @@ export function renderMemoryView(
     frame[16] = near;
     frame[17] = far;
     frame[18] = splatK * (1 << level);
-    frame[19] = consensus > 0 ? 0 : SURFACE_TIE_CELLS * grid.voxelSizeM * (1 << level);
+    frame[19] = consensus > 0 ? 0 : 1 / (SURFACE_TIE_CELLS * grid.voxelSizeM);
     // Level 0 draws the voxel records themselves (slot = record index); coarser levels draw the
     // merged cells, each naming a member voxel's slot in its last word.
     const lod = level === 0 ? undefined : chunk.lod(level);
@@ -205,6 +209,7 @@ export function renderMemoryView(
       colour,
       wbuf,
       dbuf,
+      binBuf,
       consensus,
       // Merged cells carry no observation count: they take part as barely observed.
       lod ? -1 : OBS,
@@ -474,6 +479,7 @@ function splatRecords(
   colour: Uint32Array,
   wbuf: Uint16Array,
   dbuf: Float32Array,
+  binBuf: Int32Array,
   tolerance: number,
   weightField: number,
 ): void {
@@ -496,7 +502,7 @@ function splatRecords(
   const near = frame[16]!,
     far = frame[17]!,
     splatK = frame[18]!,
-    tie = frame[19]!;
+    invBin = frame[19]!;
   const xMax = width - 0.5;
   const yMax = height - 0.5;
   for (let s = 0, o = 0; s < count; s++, o += stride) {
@@ -518,11 +524,14 @@ function splatRecords(
         pv = (v + 0.5) | 0;
       const p = pv * width + pu;
       const zb = zbuf[p]!;
-      if (tie > 0) {
+      if (invBin > 0) {
         const d2 = (pu - u) * (pu - u) + (pv - v) * (pv - v);
-        if (z < zb - tie || (z < zb + tie && d2 < dbuf[p]!)) {
+        const bin = Math.floor(z * invBin);
+        const binB = binBuf[p]!;
+        if (bin < binB || (bin === binB && (d2 < dbuf[p]! || (d2 === dbuf[p]! && z < zb)))) {
           zbuf[p] = z;
           dbuf[p] = d2;
+          binBuf[p] = bin;
           voxelRef[p] = ref;
           colour[p] = packedColour(data, o);
         }
@@ -537,6 +546,7 @@ function splatRecords(
       }
     } else {
       const c = packedColour(data, o);
+      const bin = Math.floor(z * invBin);
       const half = size * 0.5;
       let x0 = Math.ceil(u - half),
         x1 = Math.floor(u + half);
@@ -552,11 +562,13 @@ function splatRecords(
         for (let x = x0; x <= x1; x++) {
           const p = row + x;
           const zb = zbuf[p]!;
-          if (tie > 0) {
+          if (invBin > 0) {
             const d2 = (x - u) * (x - u) + dy2;
-            if (z < zb - tie || (z < zb + tie && d2 < dbuf[p]!)) {
+            const binB = binBuf[p]!;
+            if (bin < binB || (bin === binB && (d2 < dbuf[p]! || (d2 === dbuf[p]! && z < zb)))) {
               zbuf[p] = z;
               dbuf[p] = d2;
+              binBuf[p] = bin;
               voxelRef[p] = ref;
               colour[p] = c;
             }
