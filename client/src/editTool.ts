@@ -118,12 +118,7 @@ export class EditTool {
       const stroke = this.stroke;
       this.stroke = undefined;
       if (!stroke || !this.state.active) return;
-      const region = { shape: 'stroke' as const, points: stroke, radius: this.state.radiusM };
-      void this.apply(
-        this.state.tool === 'paint'
-          ? { op: 'recolor', region, color: PALETTE[this.colorIndex]!.rgb }
-          : { op: 'erase', region },
-      );
+      void this.apply(this.strokeOp(stroke));
     });
   }
 
@@ -197,16 +192,19 @@ export class EditTool {
     // A stroke stays within what one edit may span; past it, what is drawn so far goes and a new one starts.
     const span = Math.max(...[0, 1, 2].map((a) => Math.abs(p[a]! - first[a]!))) + 2 * this.state.radiusM;
     if (stroke.length >= MAX_STROKE_POINTS || span > MAX_EDIT_EXTENT_M) {
-      const region = { shape: 'stroke' as const, points: [...stroke], radius: this.state.radiusM };
-      void this.apply(
-        this.state.tool === 'paint'
-          ? { op: 'recolor', region, color: PALETTE[this.colorIndex]!.rgb }
-          : { op: 'erase', region },
-      );
+      void this.apply(this.strokeOp([...stroke]));
       this.stroke = [last, p];
       return;
     }
     stroke.push(p);
+  }
+
+  /** The brush stroke through `points` as the current tool's edit (erase, or paint in the palette colour). */
+  private strokeOp(points: Vec3[]): EditOp {
+    const region = { shape: 'stroke' as const, points, radius: this.state.radiusM };
+    return this.state.tool === 'paint'
+      ? { op: 'recolor', region, color: PALETTE[this.colorIndex]!.rgb }
+      : { op: 'erase', region };
   }
 
   /** Shows the edit at once, then sends it; the server's chunks replace the local guess. */

@@ -6,6 +6,7 @@ import {
   MIRROR_POSITION_STEPS,
   type MirrorBatch,
   type MirrorChunk,
+  mirrorPointCoord,
 } from '../../shared/protocol/mirrorCodec.ts';
 
 /** A chunk of the memory the client holds. */
@@ -156,9 +157,9 @@ export class MirrorCache {
       let changed = false;
       const p = c.points;
       for (let o = 0; o < p.length; o += MIRROR_POINT_BYTES) {
-        const x = (c.cx + (p[o]! + 0.5) / MIRROR_POSITION_STEPS) * s;
-        const y = (c.cy + (p[o + 1]! + 0.5) / MIRROR_POSITION_STEPS) * s;
-        const z = (c.cz + (p[o + 2]! + 0.5) / MIRROR_POSITION_STEPS) * s;
+        const x = mirrorPointCoord(c.cx, p[o]!, s);
+        const y = mirrorPointCoord(c.cy, p[o + 1]!, s);
+        const z = mirrorPointCoord(c.cz, p[o + 2]!, s);
         const inside = insideRegion(op.region, x, y, z);
         if (inside && op.op === 'erase') {
           changed = true;

@@ -12,8 +12,9 @@ import type { CarvedRegion, VoxelGrid } from './voxelGrid.ts';
  * so what was erased is not warped back into view from before the edit. Undo lifts it.
  */
 
-/** The region scaled by `s` (metres → voxel units). */
-function scaled(region: EditRegion, s: number): EditRegion {
+/** The region in voxel units (what voxel centres are tested against). */
+export function regionInVoxels(region: EditRegion, voxelSizeM: number): EditRegion {
+  const s = 1 / voxelSizeM;
   const v = (p: Vec3): Vec3 => [p[0] * s, p[1] * s, p[2] * s];
   switch (region.shape) {
     case 'box':
@@ -43,7 +44,7 @@ export function forEachChunkIn(
 export function carve(grid: VoxelGrid, region: EditRegion): CarvedRegion {
   const c: CarvedRegion = {
     world: region,
-    voxels: scaled(region, 1 / grid.voxelSizeM),
+    voxels: regionInVoxels(region, grid.voxelSizeM),
     bounds: regionBounds(region),
   };
   grid.carvedRegions.add(c);

@@ -1,13 +1,14 @@
 import {
+  type Bounds,
   cubeInsideRegion,
   type EditOp,
   type EditRegion,
-  editBounds,
   MAX_EDIT_VOXELS,
   objectSurfacePoints,
+  regionBounds,
 } from '../../shared/edit/editOps.ts';
 import { SpatiaError } from '../../shared/errors.ts';
-import { forEachChunkIn, isCarvedVoxel } from './carvedSpace.ts';
+import { forEachChunkIn, isCarvedVoxel, regionInVoxels } from './carvedSpace.ts';
 import {
   AUTHORED,
   CB,
@@ -65,6 +66,19 @@ export interface PointsToInsert {
   readonly colors: Uint8Array;
 }
 
+/** Axis-aligned bounds of a point cloud. */
+export function boundsOfPoints(p: { readonly count: number; readonly positions: ArrayLike<number> }): Bounds {
+  const min = [Infinity, Infinity, Infinity];
+  const max = [-Infinity, -Infinity, -Infinity];
+  for (let i = 0; i < p.count; i++)
+    for (let a = 0; a < 3; a++) {
+      const v = p.positions[i * 3 + a]!;
+      if (v < min[a]!) min[a] = v;
+      if (v > max[a]!) max[a] = v;
+    }
+  return { min: min as unknown as Bounds['min'], max: max as unknown as Bounds['max'] };
+}
+
 const record = (c: VoxelChunk, slot: number): Uint16Array => c.data.slice(slot * STRIDE, (slot + 1) * STRIDE);
 
 function chunkDiff(diffs: Map<number, ChunkDiff>, c: VoxelChunk): ChunkDiff {
@@ -97,36 +111,11 @@ function slotsIn(c: VoxelChunk, region: EditRegion): number[] {
   return out;
 }
 
-/** The region in voxel units. */
-function inVoxels(region: EditRegion, voxelSizeM: number): EditRegion {
-  const s = 1 / voxelSizeM;
-  switch (region.shape) {
-    case 'box':
-      return {
-        shape: 'box',
-        min: [region.min[0] * s, region.min[1] * s, region.min[2] * s],
-        max: [region.max[0] * s, region.max[1] * s, region.max[2] * s],
-      };
-    case 'sphere':
-      return {
-        shape: 'sphere',
-        center: [region.center[0] * s, region.center[1] * s, region.center[2] * s],
-        radius: region.radius * s,
-      };
-    case 'stroke':
-      return {
-        shape: 'stroke',
-        points: region.points.map((p) => [p[0] * s, p[1] * s, p[2] * s] as const),
-        radius: region.radius * s,
-      };
-  }
-}
-
 /** Resident chunks the region reaches into, with the slots inside it. */
 function affected(grid: VoxelGrid, region: EditRegion): { chunk: VoxelChunk; slots: number[] }[] {
-  const v = inVoxels(region, grid.voxelSizeM);
+  const v = regionInVoxels(region, grid.voxelSizeM);
   const out: { chunk: VoxelChunk; slots: number[] }[] = [];
-  forEachChunkIn(grid, editBounds({ op: 'erase', region }), (_x, _y, _z, key) => {
+  forEachChunkIn(grid, regionBounds(region), (_x, _y, _z, key) => {
     const chunk = grid.getChunk(key);
     if (chunk) out.push({ chunk, slots: slotsIn(chunk, v) });
   });
@@ -146,7 +135,7 @@ export function eraseRegion(grid: VoxelGrid, region: EditRegion): EditDiff {
   const hits = affected(grid, region);
   const n = hits.reduce((a, h) => a + h.slots.length, 0);
   if (n > MAX_EDIT_VOXELS) throw tooLarge(n);
-  const v = inVoxels(region, grid.voxelSizeM);
+  const v = regionInVoxels(region, grid.voxelSizeM);
   const diffs = new Map<number, ChunkDiff>();
   const revision = ++grid.revision;
   for (const { chunk, slots } of hits) {

@@ -17,7 +17,7 @@ import {
   SEQUENCE_FORMATS,
   type SequenceFormat,
 } from '../io/rgbdSequence.ts';
-import type { PointsToInsert } from '../memory/edit.ts';
+import { boundsOfPoints, type PointsToInsert } from '../memory/edit.ts';
 import { parsePly } from '../memory/ply.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
@@ -108,14 +108,7 @@ function readPlyToPlace(file: string, at: readonly number[], scale: number): Poi
   const ply = parsePly(bytes);
   const n = ply.count;
   if (n === 0) throw new SpatiaError('INVALID_ARGUMENT', `${file} has no points`);
-  const min = [Infinity, Infinity, Infinity];
-  const max = [-Infinity, -Infinity, -Infinity];
-  for (let i = 0; i < n; i++)
-    for (let a = 0; a < 3; a++) {
-      const v = ply.positions[i * 3 + a]!;
-      min[a] = Math.min(min[a]!, v);
-      max[a] = Math.max(max[a]!, v);
-    }
+  const { min, max } = boundsOfPoints(ply);
   const extent = Math.max(max[0]! - min[0]!, max[1]! - min[1]!, max[2]! - min[2]!) * scale;
   if (!(extent <= MAX_EDIT_EXTENT_M))
     throw new SpatiaError(
@@ -134,16 +127,9 @@ function readPlyToPlace(file: string, at: readonly number[], scale: number): Poi
 
 /** The highest voxel top of the memory under the points' horizontal footprint, no higher than `belowY`. */
 function surfaceUnder(memory: SpatialMemory, points: PointsToInsert, belowY: number): number | undefined {
-  let x0 = Infinity;
-  let x1 = -Infinity;
-  let z0 = Infinity;
-  let z1 = -Infinity;
-  for (let i = 0; i < points.count; i++) {
-    x0 = Math.min(x0, points.positions[i * 3]!);
-    x1 = Math.max(x1, points.positions[i * 3]!);
-    z0 = Math.min(z0, points.positions[i * 3 + 2]!);
-    z1 = Math.max(z1, points.positions[i * 3 + 2]!);
-  }
+  const { min, max } = boundsOfPoints(points);
+  const [x0, , z0] = min;
+  const [x1, , z1] = max;
   let top: number | undefined;
   memory.forEachVoxel((v) => {
     if (v.x < x0 || v.x > x1 || v.z < z0 || v.z > z1 || v.y > belowY) return;

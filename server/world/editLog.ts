@@ -8,7 +8,14 @@ import {
   regionBounds,
 } from '../../shared/edit/editOps.ts';
 import { carve, forEachChunkIn, uncarve } from '../memory/carvedSpace.ts';
-import { applyDiff, applyEditOp, type EditDiff, insertPoints, type PointsToInsert } from '../memory/edit.ts';
+import {
+  applyDiff,
+  applyEditOp,
+  boundsOfPoints,
+  type EditDiff,
+  insertPoints,
+  type PointsToInsert,
+} from '../memory/edit.ts';
 import type { CarvedRegion, VoxelGrid } from '../memory/voxelGrid.ts';
 
 /** Edits one player can undo (older ones stay in the log, but their diffs leave RAM). */
@@ -158,18 +165,6 @@ export const storedEdit = (e: EditEntry): EditRecord => ({
   bounds: e.bounds,
   undone: e.undone,
 });
-
-function boundsOfPoints(p: PointsToInsert): Bounds {
-  const min = [Infinity, Infinity, Infinity];
-  const max = [-Infinity, -Infinity, -Infinity];
-  for (let i = 0; i < p.count; i++)
-    for (let a = 0; a < 3; a++) {
-      const v = p.positions[i * 3 + a]!;
-      if (v < min[a]!) min[a] = v;
-      if (v > max[a]!) max[a] = v;
-    }
-  return { min: min as unknown as Bounds['min'], max: max as unknown as Bounds['max'] };
-}
 
 /** Log rows that keep `regions` erased: a recorded session's world as it started, for replay. */
 export const erasedAtStart = (regions: readonly EditRegion[]): EditRecord[] =>

@@ -18,6 +18,9 @@ export const MIRROR_KEEP_M = 40;
 
 /** Position steps per chunk edge: at 2 cm voxels a chunk is 64 cm, a step 2.5 mm. */
 export const MIRROR_POSITION_STEPS = 256;
+/** World coordinate of a point on one axis: chunk coordinate `cell`, quantised step `q`, chunk edge `sizeM`. */
+export const mirrorPointCoord = (cell: number, q: number, sizeM: number): number =>
+  (cell + (q + 0.5) / MIRROR_POSITION_STEPS) * sizeM;
 /** Bytes per point: x, y, z (u8 steps inside the chunk), r, g, b. */
 export const MIRROR_POINT_BYTES = 6;
 /** Bytes of a chunk's header in a batch: cx, cy, cz (i32), revision (u32), level (u8), count (u32). */

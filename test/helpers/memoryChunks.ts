@@ -2,11 +2,7 @@ import type { VoxelChunk } from '../../server/memory/voxelChunk.ts';
 import type { VoxelGrid } from '../../server/memory/voxelGrid.ts';
 import { type EditRegion, insideRegion } from '../../shared/edit/editOps.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
-import {
-  MIRROR_POINT_BYTES,
-  MIRROR_POSITION_STEPS,
-  type MirrorChunk,
-} from '../../shared/protocol/mirrorCodec.ts';
+import { MIRROR_POINT_BYTES, type MirrorChunk, mirrorPointCoord } from '../../shared/protocol/mirrorCodec.ts';
 
 /** Distance from `eye` to the centre of chunk (cx, cy, cz): what the mirror stream ranks and levels chunks by. */
 export const chunkDistance = (eye: Vec3, cx: number, cy: number, cz: number, sizeM: number): number =>
@@ -31,7 +27,7 @@ export function mirrorPointsIn(
 ): number {
   let n = 0;
   for (const c of chunks) {
-    const at = (cell: number, q: number): number => (cell + (q + 0.5) / MIRROR_POSITION_STEPS) * c.sizeM;
+    const at = (cell: number, q: number): number => mirrorPointCoord(cell, q, c.sizeM);
     const p = c.points;
     for (let o = 0; o < p.length; o += MIRROR_POINT_BYTES)
       if (insideRegion(region, at(c.cx, p[o]!), at(c.cy, p[o + 1]!), at(c.cz, p[o + 2]!))) n++;
