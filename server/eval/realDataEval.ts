@@ -1,14 +1,15 @@
 import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { RgbdImage } from '../../shared/image.ts';
+import { CAPTURE_FUSE } from '../memory/fuse.ts';
+import { CAPTURE_RENDER } from '../memory/renderView.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { ssim } from '../metrics/imageMetrics.ts';
 
 /**
  * The memory on captured RGB-D data (`npm run eval -- --dataset FORMAT:DIR`): fidelity (fuse all
  * frames but every 4th, render the held-out poses) and revisit (fuse the first pass, render the
- * poses that come back), rendered with the consensus depth test (renderView.ts) that captured data
- * needs. Scores compare each render with the held-out frame over the pixels the frame measured:
+ * poses that come back), fused and rendered as captures are (CAPTURE_FUSE, CAPTURE_RENDER). Scores compare each render with the held-out frame over the pixels the frame measured:
  * coverage of those, PSNR and SSIM where the render covers them, median depth error.
  */
 export interface CapturedFrame {
@@ -46,7 +47,7 @@ function score(
   let ssimFrames = 0;
   const errs: number[] = [];
   for (const f of held) {
-    const view = memory.render(f.pose, k, { consensusDepth: true });
+    const view = memory.render(f.pose, k, CAPTURE_RENDER);
     const gt = f.image;
     const mask = new Uint8Array(gt.depth.length);
     for (let p = 0; p < gt.depth.length; p++) {
@@ -84,7 +85,7 @@ export function captureFidelity(
 ): CaptureScore {
   const memory = SpatialMemory.create(voxelSize);
   const fused = frames.filter((_f, i) => i % 4 !== 3);
-  for (const f of fused) memory.fuse(f.image, f.pose, k);
+  for (const f of fused) memory.fuse(f.image, f.pose, k, CAPTURE_FUSE);
   return {
     experiment: 'fidelity',
     voxelSize,
@@ -109,6 +110,6 @@ export function captureRevisit(
 ): CaptureScore {
   const split = Math.max(1, Math.min(frames.length - 1, Math.round(frames.length * firstPass)));
   const memory = SpatialMemory.create(voxelSize);
-  for (const f of frames.slice(0, split)) memory.fuse(f.image, f.pose, k);
+  for (const f of frames.slice(0, split)) memory.fuse(f.image, f.pose, k, CAPTURE_FUSE);
   return { experiment: 'revisit', voxelSize, fused: split, ...score(memory, frames.slice(split), k) };
 }

@@ -5,6 +5,7 @@ import { check } from '../../shared/errors.ts';
 import { type RgbdImage, validateRgbd } from '../../shared/image.ts';
 import { isCarvedVoxel } from './carvedSpace.ts';
 import { carveFreeSpace } from './freeSpace.ts';
+import { farSideOfDepthEdges, pruneSeenThrough } from './seenThrough.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
 import { FUSE_MAX_DEPTH_M, type VoxelGrid } from './voxelGrid.ts';
@@ -21,7 +22,29 @@ export interface FuseOptions {
    * in range carves, `excludeMask` or not: a moving thing still shows the space before it empty.
    */
   readonly freeSpace?: boolean;
+  /**
+   * Running means (colour, position) weigh history up to this many observations (pixels); default
+   * MAX_MEAN_WEIGHT. Higher keeps more of the past: a capture's frames are all equally true.
+   */
+  readonly maxMeanWeight?: number;
+  /** Skip the far side of depth edges whose relative jump exceeds this (see farSideOfDepthEdges); default off. */
+  readonly skipDepthEdges?: number;
+  /** Remove the voxels this frame sees through first (see pruneSeenThrough); default off. */
+  readonly pruneSeenThrough?: boolean;
 }
+
+/**
+ * How frames of a real capture are fused (imports, the real-data eval and bench). Measured on TUM
+ * fr3/cabinet, 44 frames fused, 14 held out, rendered with CAPTURE_RENDER (2 cm / 1 cm voxels):
+ * the play defaults 17.02 / 17.76 dB; every observation weighted alike (a 64-pixel cap let the loop's
+ * last, darker frames repaint the first ones' floor) and the seen-through pruning and the edge skip
+ * together 19.13 / 19.40 dB, with Open3D's TSDF at 18.67 / 19.30 dB on the same frames.
+ */
+export const CAPTURE_FUSE: FuseOptions = {
+  maxMeanWeight: 65535,
+  skipDepthEdges: 0.03,
+  pruneSeenThrough: true,
+};
 
 export interface FuseStats {
   readonly pixelsFused: number;
@@ -30,10 +53,14 @@ export interface FuseStats {
   readonly voxelUpdates: number;
   /** Free-space cells that became known empty. */
   readonly freeCellsCarved: number;
+  /** Voxels removed as seen through (`pruneSeenThrough`). */
+  readonly voxelsPruned: number;
 }
 
 /** Running means stop weighting history beyond this many observations, so memory can still adapt. */
 const MAX_MEAN_WEIGHT = 64;
+/** The running means' cap for the frame being fused (FuseOptions.maxMeanWeight); read by flushEntry. */
+let meanWeightCap = MAX_MEAN_WEIGHT;
 /** Depth at which an observation's confidence gain has halved, metres. */
 const CONFIDENCE_HALF_DEPTH_M = 4;
 const CONFIDENCE_GAIN = 0.3;
@@ -95,6 +122,18 @@ export function fuseFrame(
     'INVALID_ARGUMENT',
     `depth range must satisfy 0 ≤ minDepthM < maxDepthM, got [${minD}, ${maxD}]`,
   );
+  const maxMeanWeight = opts.maxMeanWeight ?? MAX_MEAN_WEIGHT;
+  check(
+    Number.isInteger(maxMeanWeight) && maxMeanWeight >= 1 && maxMeanWeight <= 65535,
+    'INVALID_ARGUMENT',
+    `maxMeanWeight must be an integer in 1..65535, got ${maxMeanWeight}`,
+  );
+  const edgeJump = opts.skipDepthEdges;
+  check(
+    edgeJump === undefined || (Number.isFinite(edgeJump) && edgeJump > 0 && edgeJump < 1),
+    'INVALID_ARGUMENT',
+    `skipDepthEdges must be in (0, 1), got ${edgeJump}`,
+  );
 
   // Every fusable point lies within maxD of the camera; refuse up front rather than fail half-way.
   const reach = Math.max(...pose.position.map(Math.abs)) + maxD;
@@ -129,13 +168,18 @@ export function fuseFrame(
   const rowY = new Float64Array(height);
   for (let v = 0; v < height; v++) rowY[v] = (v - k.cy) / k.fy;
   const m = new Float64Array([r0, r1, r2, r3, r4, r5, r6, r7, r8, tx, ty, tz, minD, maxD]);
-  const pixelsFused = accumulatePixels(grid, cache, width, height, rgb, depth, mask, rayX, rowY, m);
+  const skip = edgeJump === undefined ? mask : farSideOfDepthEdges(depth, width, height, edgeJump, mask);
+  const voxelsPruned = opts.pruneSeenThrough
+    ? pruneSeenThrough(grid, depth, pose, k, minD, maxD, revision, skip)
+    : 0;
+  meanWeightCap = maxMeanWeight;
+  const pixelsFused = accumulatePixels(grid, cache, width, height, rgb, depth, skip, rayX, rowY, m);
   const voxelUpdates = flushAll(voxelCache);
-  const voxelsCreated = grid.voxelCount - voxelsBefore;
+  const voxelsCreated = grid.voxelCount - (voxelsBefore - voxelsPruned);
   // After the surfaces, so cells that just received a voxel are not carved.
   const freeCellsCarved =
     opts.freeSpace === false ? 0 : carveFreeSpace(grid, depth, pose, k, minD, maxD, revision);
-  return { pixelsFused, voxelsCreated, voxelUpdates, freeCellsCarved };
+  return { pixelsFused, voxelsCreated, voxelUpdates, freeCellsCarved, voxelsPruned };
 }
 
 interface ChunkCache {
@@ -399,7 +443,7 @@ function flushEntry(vc: VoxelCache, e: number): void {
   const o = slot * STRIDE;
   if ((d[o + CONF]! & AUTHORED) !== 0) return;
   const obs = d[o + OBS]!;
-  const wOld = Math.min(obs, MAX_MEAN_WEIGHT);
+  const wOld = Math.min(obs, meanWeightCap);
   const inv = 1 / (wOld + n);
   d[o + CR] = ((d[o + CR]! * wOld + sums[e7]! * 256) * inv + 0.5) | 0;
   d[o + CG] = ((d[o + CG]! * wOld + sums[e7 + 1]! * 256) * inv + 0.5) | 0;

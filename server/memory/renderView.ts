@@ -2,6 +2,7 @@ import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
 import { validateIntrinsics } from '../../shared/camera/intrinsics.ts';
 import { type Pose, validatePose } from '../../shared/camera/pose.ts';
 import { renderFreeDepth } from './freeSpace.ts';
+import { ChunkFrustum } from './frustum.ts';
 import type { VoxelChunk } from './voxelChunk.ts';
 import * as layout from './voxelChunk.ts';
 import type { VoxelGrid } from './voxelGrid.ts';
@@ -79,7 +80,15 @@ export interface RenderViewOptions {
    * from real captures, whose poses disagree by centimetres.
    */
   readonly consensusDepth?: boolean;
+  /**
+   * Blend each pixel's colour from every splat near its surface (see blendSurfaceColours; default
+   * off): for captured memories, whose surfaces lie in several layers fused from different frames.
+   */
+  readonly blendSurface?: boolean;
 }
+
+/** How a memory fused from a real capture (CAPTURE_FUSE) is rendered. */
+export const CAPTURE_RENDER: RenderViewOptions = { consensusDepth: true, blendSurface: true };
 
 /**
  * Renders the memory at a camera as z-buffered square splats, one per voxel, each as wide as the
@@ -114,6 +123,8 @@ export function renderMemoryView(
   // colours from voxelRef afterwards missed the cache on nearly every pixel.
   const colour = new Uint32Array(n);
   const chunks: VoxelChunk[] = [];
+  // The level of detail each of `chunks` was drawn at.
+  const levels: number[] = [];
 
   // World-to-camera: Xc = Rᵀ·(Xw − t).
   const r = pose.rotation;
@@ -129,38 +140,17 @@ export function renderMemoryView(
     m21 = r[5] * step,
     m22 = r[8] * step;
   const chunkSize = grid.chunkSizeM;
-  const radius = (chunkSize * Math.sqrt(3)) / 2;
-  // Frustum side planes through the camera centre, as unit normals in camera coordinates.
-  const planes: number[][] = [
-    [fx, 0, cx + 0.5],
-    [-fx, 0, width - 0.5 - cx],
-    [0, fy, cy + 0.5],
-    [0, -fy, height - 0.5 - cy],
-  ].map(([a, b, c]) => {
-    const l = Math.hypot(a!, b!, c!);
-    return [a! / l, b! / l, c! / l];
-  });
+  const frustum = new ChunkFrustum(pose, k, chunkSize, near, far);
+  const radius = frustum.chunkRadiusM;
   const splatK = grid.voxelSizeM * fx * splatScale;
 
   for (const chunk of grid.chunks()) {
     if (chunk.count === 0) continue;
+    const ccz = frustum.centreDepth(chunk);
+    if (Number.isNaN(ccz)) continue;
     const ox = chunk.cx * chunkSize - px;
     const oy = chunk.cy * chunkSize - py;
     const oz = chunk.cz * chunkSize - pz;
-    // Chunk centre in camera coordinates, for culling.
-    const h = chunkSize / 2;
-    const ccx = r[0] * (ox + h) + r[3] * (oy + h) + r[6] * (oz + h);
-    const ccy = r[1] * (ox + h) + r[4] * (oy + h) + r[7] * (oz + h);
-    const ccz = r[2] * (ox + h) + r[5] * (oy + h) + r[8] * (oz + h);
-    if (ccz + radius < near || ccz - radius > far) continue;
-    let outside = false;
-    for (const p of planes) {
-      if (p[0]! * ccx + p[1]! * ccy + p[2]! * ccz < -radius) {
-        outside = true;
-        break;
-      }
-    }
-    if (outside) continue;
     const chunkIndex = chunks.length;
     chunks.push(chunk);
     const refBase = chunkIndex * 32768;
@@ -194,6 +184,7 @@ export function renderMemoryView(
     frame[19] = consensus > 0 ? 0 : 1 / (SURFACE_TIE_CELLS * grid.voxelSizeM);
     // Level 0 draws the voxel records themselves (slot = record index); coarser levels draw the
     // merged cells, each naming a member voxel's slot in its last word.
+    levels.push(level);
     const lod = level === 0 ? undefined : chunk.lod(level);
     splatRecords(
       lod ? lod.data : chunk.data,
@@ -221,6 +212,8 @@ export function renderMemoryView(
     fillBorder(zbuf, voxelRef, colour, width, height);
     closeSurfaceGaps(zbuf, voxelRef, colour, width, height);
   }
+
+  if (opts.blendSurface) blendSurfaceColours(grid, pose, k, chunks, levels, zbuf, voxelRef, colour);
 
   // Resolve: colour and depth of the winning voxel per pixel.
   const rgb = new Uint8Array(n * 3);
@@ -453,6 +446,197 @@ function fillPixel(
   return true;
 }
 const scratch = new Float64Array(20);
+
+/**
+ * Splats near a pixel's surface (camera depth within this share of it, or BLEND_WINDOW_VOXELS) are
+ * blended into its colour: a capture's loop leaves one surface as layers centimetres apart.
+ * Measured (TUM fr3/cabinet, 1 cm voxels, held-out PSNR): 3 % 18.94 dB, 5 % 19.07, 10 % 19.10.
+ */
+const BLEND_WINDOW = 0.1;
+const BLEND_WINDOW_VOXELS = 4;
+/**
+ * Blend footprint radius, in projected voxels (level of detail included); weight (1 − r²/R²)².
+ * Radius 1.0 and 1.5 scored alike; a Gaussian of σ 0.7 voxel the same as this.
+ */
+const BLEND_RADIUS = 1;
+/**
+ * ... and at least this many cells of the blend's grid: a voxel smaller than a cell would reach no
+ * cell centre and drop out of the blend.
+ */
+const BLEND_MIN_RADIUS = 1;
+/**
+ * The blend is accumulated at 1/2^BLEND_SHIFT of the view's resolution: it evens out colour between
+ * layers, it does not draw detail (the winner's texture is already as blurred as the poses disagree).
+ * Measured (1 cm / 2 cm voxels): half 19.33 / 19.07 dB, quarter 19.34 / 19.08, eighth 19.35 / 19.11,
+ * the render of 14 views 2.2 s → 1.7 s → 1.5 s at 1 cm. A quarter keeps edges an eighth washes out.
+ */
+const BLEND_SHIFT = 2;
+
+/**
+ * Replaces each covered pixel's colour by a weighted mean of the splats near its surface: the
+ * winner's own colour came from the frames whose copy of the surface happened to lie in front; the
+ * mean is over all of them, as a TSDF's colour is. Accumulated at a quarter of the resolution
+ * (BLEND_SHIFT), weighted by the square root of each voxel's observations (weight 1: −0.2 dB), and
+ * read back bilinearly from the cells whose nearest surface is the pixel's.
+ * O(voxels in the visible chunks + their footprints at the blend's resolution + pixels).
+ */
+function blendSurfaceColours(
+  grid: VoxelGrid,
+  pose: Pose,
+  k: Intrinsics,
+  chunks: readonly VoxelChunk[],
+  levels: readonly number[],
+  zbuf: Float32Array,
+  voxelRef: Int32Array,
+  colour: Uint32Array,
+): void {
+  const { width, height } = k;
+  const shift = BLEND_SHIFT;
+  const scale = 1 / (1 << shift);
+  const bw = (width + (1 << shift) - 1) >> shift;
+  const bh = (height + (1 << shift) - 1) >> shift;
+  // The nearest surface in each cell of the blend's grid.
+  const front = new Float32Array(bw * bh);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      if (voxelRef[p]! < 0) continue;
+      const c = (y >> shift) * bw + (x >> shift);
+      const z = zbuf[p]!;
+      if (front[c] === 0 || z < front[c]!) front[c] = z;
+    }
+  }
+  const acc = new Float32Array(bw * bh * 4);
+  const fx = k.fx * scale,
+    fy = k.fy * scale;
+  const cx = (k.cx + 0.5) * scale - 0.5,
+    cy = (k.cy + 0.5) * scale - 0.5;
+  const r = pose.rotation;
+  const [px, py, pz] = pose.position;
+  const step = grid.positionStepM;
+  const m00 = r[0] * step,
+    m01 = r[3] * step,
+    m02 = r[6] * step;
+  const m10 = r[1] * step,
+    m11 = r[4] * step,
+    m12 = r[7] * step;
+  const m20 = r[2] * step,
+    m21 = r[5] * step,
+    m22 = r[8] * step;
+  const cs = grid.chunkSizeM;
+  const windowFloor = BLEND_WINDOW_VOXELS * grid.voxelSizeM;
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
+    const level = levels[i]!;
+    const lod = level === 0 ? undefined : chunk.lod(level);
+    const data = lod ? lod.data : chunk.data;
+    const stride = lod ? LOD_STRIDE : STRIDE;
+    const count = lod ? lod.count : chunk.count;
+    const radiusK = BLEND_RADIUS * grid.voxelSizeM * (1 << level) * fx;
+    const ox = chunk.cx * cs - px,
+      oy = chunk.cy * cs - py,
+      oz = chunk.cz * cs - pz;
+    const bx = r[0] * ox + r[3] * oy + r[6] * oz;
+    const by = r[1] * ox + r[4] * oy + r[7] * oz;
+    const bz = r[2] * ox + r[5] * oy + r[8] * oz;
+    for (let s = 0, o = 0; s < count; s++, o += stride) {
+      const qx = data[o]!,
+        qy = data[o + 1]!,
+        qz = data[o + 2]!;
+      const z = bz + m20 * qx + m21 * qy + m22 * qz;
+      if (z <= 0) continue;
+      const iz = 1 / z;
+      const u = fx * (bx + m00 * qx + m01 * qy + m02 * qz) * iz + cx;
+      const v = fy * (by + m10 * qx + m11 * qy + m12 * qz) * iz + cy;
+      const rad = Math.max(radiusK * iz, BLEND_MIN_RADIUS);
+      let x0 = Math.ceil(u - rad),
+        x1 = Math.floor(u + rad);
+      let y0 = Math.ceil(v - rad),
+        y1 = Math.floor(v + rad);
+      if (x0 < 0) x0 = 0;
+      if (y0 < 0) y0 = 0;
+      if (x1 >= bw) x1 = bw - 1;
+      if (y1 >= bh) y1 = bh - 1;
+      if (x0 > x1 || y0 > y1) continue;
+      const invR2 = 1 / (rad * rad);
+      const wz = lod ? 1 : Math.sqrt(data[o + OBS]!);
+      const window = Math.max(z * BLEND_WINDOW, windowFloor);
+      const cr = data[o + CR]!,
+        cg = data[o + CR + 1]!,
+        cb = data[o + CR + 2]!;
+      for (let y = y0; y <= y1; y++) {
+        const dy2 = (y - v) * (y - v);
+        const row = y * bw;
+        for (let x = x0; x <= x1; x++) {
+          const c = row + x;
+          const f = front[c]!;
+          if (f === 0 || z - f > window || f - z > window) continue;
+          const t = 1 - ((x - u) * (x - u) + dy2) * invR2;
+          if (t <= 0) continue;
+          const w = t * t * wz;
+          const c4 = c * 4;
+          acc[c4]! += w * cr;
+          acc[c4 + 1]! += w * cg;
+          acc[c4 + 2]! += w * cb;
+          acc[c4 + 3]! += w;
+        }
+      }
+    }
+  }
+  // Per cell: the mean colour (8.8 fixed point), or a negative weight where nothing blended.
+  for (let c = 0; c < bw * bh; c++) {
+    const c4 = c * 4;
+    const w = acc[c4 + 3]!;
+    if (!(w > 0)) {
+      acc[c4 + 3] = -1;
+      continue;
+    }
+    acc[c4]! /= w;
+    acc[c4 + 1]! /= w;
+    acc[c4 + 2]! /= w;
+  }
+  for (let y = 0; y < height; y++) {
+    // The pixel centre's position on the blend's grid, and the two rows around it.
+    const sy = (y + 0.5) * scale - 0.5;
+    const ya = sy < 0 ? 0 : Math.floor(sy);
+    const yb = ya + 1 < bh ? ya + 1 : ya;
+    const ay = sy - ya < 0 ? 0 : Math.min(sy - ya, 1);
+    for (let x = 0; x < width; x++) {
+      const p = y * width + x;
+      if (voxelRef[p]! < 0) continue;
+      const sx = (x + 0.5) * scale - 0.5;
+      const xa = sx < 0 ? 0 : Math.floor(sx);
+      const xb = xa + 1 < bw ? xa + 1 : xa;
+      const ax = sx - xa < 0 ? 0 : Math.min(sx - xa, 1);
+      const z = zbuf[p]!;
+      const window = Math.max(z * BLEND_WINDOW, windowFloor);
+      let sr = 0,
+        sg = 0,
+        sb = 0,
+        sw = 0;
+      for (let i = 0; i < 4; i++) {
+        const cxI = i & 1 ? xb : xa;
+        const cyI = i & 2 ? yb : ya;
+        const w = (i & 1 ? ax : 1 - ax) * (i & 2 ? ay : 1 - ay);
+        const c = cyI * bw + cxI;
+        const c4 = c * 4;
+        if (w === 0 || acc[c4 + 3]! < 0) continue;
+        const f = front[c]!;
+        if (z - f > window || f - z > window) continue;
+        sr += w * acc[c4]!;
+        sg += w * acc[c4 + 1]!;
+        sb += w * acc[c4 + 2]!;
+        sw += w;
+      }
+      if (sw === 0) continue;
+      const inv = 1 / (256 * sw);
+      colour[p] =
+        Math.min(255, Math.round(sr * inv)) |
+        (Math.min(255, Math.round(sg * inv)) << 8) |
+        (Math.min(255, Math.round(sb * inv)) << 16);
+    }
+  }
+}
 
 /** A record's colour (8.8 fixed point in words CR..CR+2, the same in voxel and LOD records) as 0xBBGGRR. */
 const packedColour = (data: Uint16Array, o: number): number =>

@@ -18,6 +18,7 @@ import {
   type SequenceFormat,
 } from '../io/rgbdSequence.ts';
 import { boundsOfPoints, type PointsToInsert } from '../memory/edit.ts';
+import { CAPTURE_FUSE } from '../memory/fuse.ts';
 import { parsePly } from '../memory/ply.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
@@ -323,7 +324,7 @@ runTool(USAGE, async () => {
             const f = frames[i]!;
             const image = await loadRgbdFrame(f.colorPath, f.depthPath, k, seq.depthScale, seq.invalidDepth);
             const pose = poses[i]!;
-            memory.fuse(image, pose, k);
+            memory.fuse(image, pose, k, CAPTURE_FUSE);
             const best = memory.retrieve(pose, k, { k: 1, minIoU: 0 })[0];
             if (!best || best.iou < KEYFRAME_MAX_IOU) memory.addKeyframe(image, pose, k);
             bar.update(i + 1, { voxels: memory.voxelCount, keyframes: memory.keyframes.size });

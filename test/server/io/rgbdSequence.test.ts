@@ -24,7 +24,7 @@ import {
   ROTATION_REPAIR_TOLERANCE,
   rotationFromQuaternion,
 } from '../../../shared/camera/pose.ts';
-import { SpatiaError } from '../../../shared/errors.ts';
+import { expectCode } from '../../helpers/expectCode.ts';
 import { sceneNamed } from '../../helpers/groundTruth.ts';
 import { writeDepthPng, writeJpeg } from '../../helpers/rgbdFiles.ts';
 
@@ -133,18 +133,6 @@ async function writeFixture(format: SequenceFormat, dir: string): Promise<void> 
     );
   else writeFileSync(join(dir, 'k.json'), JSON.stringify({ fx: K.fx, fy: K.fy, cx: K.cx, cy: K.cy }));
 }
-
-const expectCode = (f: () => unknown, code: string, message: RegExp): void => {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SpatiaError);
-    expect((e as SpatiaError).code).toBe(code);
-    expect((e as Error).message).toMatch(message);
-    return;
-  }
-  throw new Error('expected an error');
-};
 
 describe('captured RGB-D sequences', () => {
   it('repairs rotations rounded by datasets and refuses broken ones with INVALID_POSE', () => {
