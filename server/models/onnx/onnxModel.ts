@@ -1,4 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { type Intrinsics, intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
@@ -7,6 +9,7 @@ import {
   type ClipRequest,
   type ConditioningFrame,
   type GeneratedFrame,
+  type MemoryViewImage,
   MODEL_DEFAULTS,
   MODEL_FOV_DEG,
   validateClipRequest,
@@ -14,7 +17,7 @@ import {
   type WorldModelInfo,
 } from '../worldModel.ts';
 import { buildConditioning, COND_CHANNELS, MAX_DEPTH_M } from './conditioning.ts';
-import { eulerSample, gaussianNoise } from './sampler.ts';
+import { eulerSample, gaussianNoise, type KnownValues } from './sampler.ts';
 
 /** The model card written beside the .onnx file by tools/train/train.py. */
 const cardSchema = z.object({
@@ -73,8 +76,17 @@ export class OnnxModel implements WorldModel {
     } catch (e) {
       throw new SpatiaError('MODEL_FILE', `model card ${cardPath} is invalid: ${(e as Error).message}`);
     }
+    // `auto` tries CUDA only where its provider library is installed: trying it elsewhere made
+    // onnxruntime print a red load error at every start-up before falling back (issue 18).
+    const cudaInstalled = cudaProviderInstalled();
     const providers =
-      opts.provider === 'cpu' ? ['cpu'] : opts.provider === 'cuda' ? ['cuda'] : ['cuda', 'cpu'];
+      opts.provider === 'cpu'
+        ? ['cpu']
+        : opts.provider === 'cuda'
+          ? ['cuda']
+          : cudaInstalled
+            ? ['cuda', 'cpu']
+            : ['cpu'];
     let session: ort.InferenceSession | undefined;
     let provider = 'cpu';
     let lastError: unknown;
@@ -121,7 +133,12 @@ export class OnnxModel implements WorldModel {
         framesPerClip: opts.framesPerClip ?? MODEL_DEFAULTS.framesPerClip,
         outputsDepth: true,
         outputsDynamicMask: false,
-        device: provider === 'cuda' ? 'cuda:0 (onnxruntime)' : 'cpu (onnxruntime)',
+        device:
+          provider === 'cuda'
+            ? 'cuda:0 (onnxruntime)'
+            : cudaInstalled || opts.provider === 'cpu'
+              ? 'cpu (onnxruntime)'
+              : 'cpu (onnxruntime; no CUDA provider installed)',
       },
       opts.steps ?? card.sampler?.steps ?? 3,
       intrinsicsFromFov(width, height, MODEL_FOV_DEG),
@@ -181,6 +198,7 @@ export class OnnxModel implements WorldModel {
         gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
         this.steps,
         (xt, t) => this.velocity(xt, t, cond, free),
+        knownFromMemory(req.memoryViews[i]!, n),
       );
       const rgb = new Uint8Array(n * 3);
       const depth = new Float32Array(n);
@@ -198,4 +216,41 @@ export class OnnxModel implements WorldModel {
   async dispose(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * Whether onnxruntime-node's CUDA execution provider library sits beside its native binding (it
+ * is installed separately: onnxruntime-node's install script with CUDA, or a GPU build).
+ */
+function cudaProviderInstalled(): boolean {
+  try {
+    const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
+    const bin = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    const name =
+      process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return existsSync(join(bin, name));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the sample keeps (eulerSample's inpainting): the memory view where it covers the pixel, in
+ * the network's value range (RGB and depth / MAX_DEPTH_M mapped to [−1, 1]). Without it the tiny
+ * network redrew covered pixels as a blur, the blur was fused, and a few steps into the game the
+ * whole view and the memory were a blur too (issue 18).
+ */
+function knownFromMemory(view: MemoryViewImage, n: number): KnownValues {
+  const values = new Float32Array(4 * n);
+  const weight = new Float32Array(4 * n);
+  for (let p = 0; p < n; p++) {
+    if (view.coverage[p] !== 1) continue;
+    for (let c = 0; c < 3; c++) {
+      values[c * n + p] = (view.rgb[p * 3 + c]! / 255) * 2 - 1;
+      weight[c * n + p] = 1;
+    }
+    values[3 * n + p] = (Math.min(view.depth[p]!, MAX_DEPTH_M) / MAX_DEPTH_M) * 2 - 1;
+    weight[3 * n + p] = 1;
+  }
+  return { values, weight };
 }
