@@ -51,6 +51,25 @@ export class ChunkFrustum {
     return z;
   }
 
+  /**
+   * The affine map from a chunk's quantised record positions q (steps of `positionStepM` from the
+   * chunk's corner) to camera coordinates, X_c = b + M·q: writes b to out[0..2] and M (row-major,
+   * Rᵀ scaled by the step) to out[3..11].
+   */
+  recordTransform(chunk: VoxelChunk, positionStepM: number, out: Float64Array): void {
+    const r = this.pose.rotation;
+    const [px, py, pz] = this.pose.position;
+    const ox = chunk.cx * this.chunkSizeM - px;
+    const oy = chunk.cy * this.chunkSizeM - py;
+    const oz = chunk.cz * this.chunkSizeM - pz;
+    for (let i = 0; i < 3; i++) {
+      out[i] = r[i]! * ox + r[3 + i]! * oy + r[6 + i]! * oz;
+      out[3 + 3 * i] = r[i]! * positionStepM;
+      out[4 + 3 * i] = r[3 + i]! * positionStepM;
+      out[5 + 3 * i] = r[6 + i]! * positionStepM;
+    }
+  }
+
   /** Bounding-sphere radius of a chunk, metres. */
   get chunkRadiusM(): number {
     return this.radius;

@@ -126,19 +126,6 @@ export function renderMemoryView(
   // The level of detail each of `chunks` was drawn at.
   const levels: number[] = [];
 
-  // World-to-camera: Xc = Rᵀ·(Xw − t).
-  const r = pose.rotation;
-  const [px, py, pz] = pose.position;
-  const step = grid.positionStepM;
-  const m00 = r[0] * step,
-    m01 = r[3] * step,
-    m02 = r[6] * step;
-  const m10 = r[1] * step,
-    m11 = r[4] * step,
-    m12 = r[7] * step;
-  const m20 = r[2] * step,
-    m21 = r[5] * step,
-    m22 = r[8] * step;
   const chunkSize = grid.chunkSizeM;
   const frustum = new ChunkFrustum(pose, k, chunkSize, near, far);
   const radius = frustum.chunkRadiusM;
@@ -148,32 +135,16 @@ export function renderMemoryView(
     if (chunk.count === 0) continue;
     const ccz = frustum.centreDepth(chunk);
     if (Number.isNaN(ccz)) continue;
-    const ox = chunk.cx * chunkSize - px;
-    const oy = chunk.cy * chunkSize - py;
-    const oz = chunk.cz * chunkSize - pz;
     const chunkIndex = chunks.length;
     chunks.push(chunk);
     const refBase = chunkIndex * 32768;
-    const bx = r[0] * ox + r[3] * oy + r[6] * oz;
-    const by = r[1] * ox + r[4] * oy + r[7] * oz;
-    const bz = r[2] * ox + r[5] * oy + r[8] * oz;
     // Level of detail: distant chunks whose voxels shrink below ~0.7 px draw merged cells instead.
     const nearestZ = Math.max(near, ccz - radius);
     const voxelPx = (grid.voxelSizeM * fx) / nearestZ;
     const level = voxelPx >= LOD_PIXEL ? 0 : Math.min(MAX_LOD, Math.floor(Math.log2(LOD_PIXEL / voxelPx)));
+    // World-to-camera of the chunk's records (frame[0..11]), then the camera (see splatRecords).
     const frame = scratch;
-    frame[0] = bx;
-    frame[1] = by;
-    frame[2] = bz;
-    frame[3] = m00;
-    frame[4] = m01;
-    frame[5] = m02;
-    frame[6] = m10;
-    frame[7] = m11;
-    frame[8] = m12;
-    frame[9] = m20;
-    frame[10] = m21;
-    frame[11] = m22;
+    frustum.recordTransform(chunk, grid.positionStepM, frame);
     frame[12] = fx;
     frame[13] = fy;
     frame[14] = cx;
@@ -511,19 +482,8 @@ function blendSurfaceColours(
     fy = k.fy * scale;
   const cx = (k.cx + 0.5) * scale - 0.5,
     cy = (k.cy + 0.5) * scale - 0.5;
-  const r = pose.rotation;
-  const [px, py, pz] = pose.position;
-  const step = grid.positionStepM;
-  const m00 = r[0] * step,
-    m01 = r[3] * step,
-    m02 = r[6] * step;
-  const m10 = r[1] * step,
-    m11 = r[4] * step,
-    m12 = r[7] * step;
-  const m20 = r[2] * step,
-    m21 = r[5] * step,
-    m22 = r[8] * step;
-  const cs = grid.chunkSizeM;
+  const frustum = new ChunkFrustum(pose, k, grid.chunkSizeM, 0, Number.POSITIVE_INFINITY);
+  const t = new Float64Array(12);
   const windowFloor = BLEND_WINDOW_VOXELS * grid.voxelSizeM;
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
@@ -533,12 +493,19 @@ function blendSurfaceColours(
     const stride = lod ? LOD_STRIDE : STRIDE;
     const count = lod ? lod.count : chunk.count;
     const radiusK = BLEND_RADIUS * grid.voxelSizeM * (1 << level) * fx;
-    const ox = chunk.cx * cs - px,
-      oy = chunk.cy * cs - py,
-      oz = chunk.cz * cs - pz;
-    const bx = r[0] * ox + r[3] * oy + r[6] * oz;
-    const by = r[1] * ox + r[4] * oy + r[7] * oz;
-    const bz = r[2] * ox + r[5] * oy + r[8] * oz;
+    frustum.recordTransform(chunk, grid.positionStepM, t);
+    const bx = t[0]!,
+      by = t[1]!,
+      bz = t[2]!;
+    const m00 = t[3]!,
+      m01 = t[4]!,
+      m02 = t[5]!;
+    const m10 = t[6]!,
+      m11 = t[7]!,
+      m12 = t[8]!;
+    const m20 = t[9]!,
+      m21 = t[10]!,
+      m22 = t[11]!;
     for (let s = 0, o = 0; s < count; s++, o += stride) {
       const qx = data[o]!,
         qy = data[o + 1]!,

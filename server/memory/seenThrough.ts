@@ -53,29 +53,24 @@ export function pruneSeenThrough(
   const gd = guard.depth;
   const gw = guard.width;
   const frustum = new ChunkFrustum(pose, k, grid.chunkSizeM, minDepthM, maxDepthM);
-  const r = pose.rotation;
-  const [px, py, pz] = pose.position;
-  const step = grid.positionStepM;
-  const m00 = r[0] * step,
-    m01 = r[3] * step,
-    m02 = r[6] * step;
-  const m10 = r[1] * step,
-    m11 = r[4] * step,
-    m12 = r[7] * step;
-  const m20 = r[2] * step,
-    m21 = r[5] * step,
-    m22 = r[8] * step;
+  const t = new Float64Array(12);
   const marginFloor = SEEN_THROUGH_MARGIN_VOXELS * grid.voxelSizeM;
-  const cs = grid.chunkSizeM;
   let removed = 0;
   for (const chunk of grid.chunks()) {
     if (chunk.count === 0 || Number.isNaN(frustum.centreDepth(chunk))) continue;
-    const ox = chunk.cx * cs - px,
-      oy = chunk.cy * cs - py,
-      oz = chunk.cz * cs - pz;
-    const bx = r[0] * ox + r[3] * oy + r[6] * oz;
-    const by = r[1] * ox + r[4] * oy + r[7] * oz;
-    const bz = r[2] * ox + r[5] * oy + r[8] * oz;
+    frustum.recordTransform(chunk, grid.positionStepM, t);
+    const bx = t[0]!,
+      by = t[1]!,
+      bz = t[2]!;
+    const m00 = t[3]!,
+      m01 = t[4]!,
+      m02 = t[5]!;
+    const m10 = t[6]!,
+      m11 = t[7]!,
+      m12 = t[8]!;
+    const m20 = t[9]!,
+      m21 = t[10]!,
+      m22 = t[11]!;
     const d = chunk.data;
     let drop: Set<number> | undefined;
     for (let s = 0, o = 0; s < chunk.count; s++, o += STRIDE) {
