@@ -35,10 +35,11 @@ export interface FuseOptions {
 
 /**
  * How frames of a real capture are fused (imports, the real-data eval and bench). Measured on TUM
- * fr3/cabinet, 44 frames fused, 14 held out, rendered with CAPTURE_RENDER (2 cm / 1 cm voxels):
- * the play defaults 17.02 / 17.76 dB; every observation weighted alike (a 64-pixel cap let the loop's
+ * fr3/cabinet, 44 frames fused, 14 held out (2 cm / 1 cm voxels): fused with the play defaults and
+ * rendered with the consensus test 17.02 / 17.76 dB; as captures, rendered with CAPTURE_RENDER, every
+ * observation weighted alike (a 64-pixel cap let the loop's
  * last, darker frames repaint the first ones' floor) and the seen-through pruning and the edge skip
- * together 19.13 / 19.40 dB, with Open3D's TSDF at 18.67 / 19.30 dB on the same frames.
+ * together 19.06 / 19.32 dB, with Open3D's TSDF at 18.67 / 19.30 dB on the same frames.
  */
 export const CAPTURE_FUSE: FuseOptions = {
   maxMeanWeight: 65535,
