@@ -39,7 +39,7 @@ export interface FuseOptions {
  * rendered with the consensus test 17.02 / 17.76 dB; as captures, rendered with CAPTURE_RENDER, every
  * observation weighted alike (a 64-pixel cap let the loop's
  * last, darker frames repaint the first ones' floor) and the seen-through pruning and the edge skip
- * together 19.06 / 19.32 dB, with Open3D's TSDF at 18.67 / 19.30 dB on the same frames.
+ * together 19.06 / 19.31 dB, with Open3D's TSDF at 18.67 / 19.30 dB on the same frames.
  */
 export const CAPTURE_FUSE: FuseOptions = {
   maxMeanWeight: 65535,
