@@ -495,7 +495,7 @@ function blendSurfaceColours(
   const cx = (k.cx + 0.5) * scale - 0.5,
     cy = (k.cy + 0.5) * scale - 0.5;
   const frustum = new ChunkFrustum(pose, k, grid.chunkSizeM, 0, Number.POSITIVE_INFINITY);
-  const t = new Float64Array(12);
+  const transform = new Float64Array(12);
   const windowFloor = BLEND_WINDOW_VOXELS * grid.voxelSizeM;
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
@@ -505,19 +505,19 @@ function blendSurfaceColours(
     const stride = lod ? LOD_STRIDE : STRIDE;
     const count = lod ? lod.count : chunk.count;
     const radiusK = BLEND_RADIUS * grid.voxelSizeM * (1 << level) * fx;
-    frustum.recordTransform(chunk, grid.positionStepM, t);
-    const bx = t[0]!,
-      by = t[1]!,
-      bz = t[2]!;
-    const m00 = t[3]!,
-      m01 = t[4]!,
-      m02 = t[5]!;
-    const m10 = t[6]!,
-      m11 = t[7]!,
-      m12 = t[8]!;
-    const m20 = t[9]!,
-      m21 = t[10]!,
-      m22 = t[11]!;
+    frustum.recordTransform(chunk, grid.positionStepM, transform);
+    const bx = transform[0]!,
+      by = transform[1]!,
+      bz = transform[2]!;
+    const m00 = transform[3]!,
+      m01 = transform[4]!,
+      m02 = transform[5]!;
+    const m10 = transform[6]!,
+      m11 = transform[7]!,
+      m12 = transform[8]!;
+    const m20 = transform[9]!,
+      m21 = transform[10]!,
+      m22 = transform[11]!;
     for (let s = 0, o = 0; s < count; s++, o += stride) {
       const qx = data[o]!,
         qy = data[o + 1]!,
@@ -538,8 +538,8 @@ function blendSurfaceColours(
       if (y1 >= bh) y1 = bh - 1;
       if (x0 > x1 || y0 > y1) continue;
       const window = Math.max(z * BLEND_WINDOW, windowFloor);
-      // Hidden behind the surface at its own cell (the far side of what the view sees): skipped whole.
-      // Only at a silhouette could its footprint reach a cell of its own surface.
+      // Hidden behind the surface of the cell its centre falls in (rounded down; the far side of what
+      // the view sees): skipped whole. Only at a silhouette could its footprint reach its own surface.
       const ui = u < 0 ? 0 : u >= bw ? bw - 1 : u | 0;
       const vi = v < 0 ? 0 : v >= bh ? bh - 1 : v | 0;
       const f0 = front[vi * bw + ui]!;
