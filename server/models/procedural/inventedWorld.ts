@@ -168,6 +168,10 @@ export function inventWorld(
   style.entities.forEach((e, i) => {
     materials[`entity${i}`] = e;
   });
+  if (style.trees) {
+    materials.trunk = tint(style.trees.trunk, rand);
+    materials.crown = tint(style.trees.crown, rand);
+  }
   const objects: SceneShape[] = [
     { type: 'plane', point: [0, fit.floorY, 0], normal: [0, 1, 0], material: 'floor' },
   ];
@@ -211,10 +215,30 @@ export function inventWorld(
       const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const size = 0.4 + r() * 1.1;
-      const kind = Math.floor(r() * 3);
+      // Styles with trees make half their props trees (kind 3); the others draw as before.
+      const kind = style.trees && r() < 0.5 ? 3 : Math.floor(r() * 3);
       const material = `prop${Math.floor(r() * style.props.length)}`;
-      if (!clear(x, z, size) || !inside(x, z)) continue;
-      if (kind === 0) {
+      if (!clear(x, z, kind === 3 ? 1.4 : size) || !inside(x, z)) continue;
+      if (kind === 3) {
+        // A trunk standing on the floor and a crown resting on it.
+        const trunkH = 1.4 + r() * 1.6;
+        const crownR = 0.7 + r() * 0.7;
+        objects.push(
+          {
+            type: 'cylinder',
+            base: [x, fit.floorY, z],
+            radius: 0.1 + r() * 0.1,
+            height: trunkH,
+            material: 'trunk',
+          },
+          {
+            type: 'sphere',
+            center: [x, fit.floorY + trunkH + crownR * 0.6, z],
+            radius: crownR,
+            material: 'crown',
+          },
+        );
+      } else if (kind === 0) {
         const height = 0.4 + r() * 1.6;
         objects.push({
           type: 'box',

@@ -14,6 +14,10 @@ export interface WorldStyle {
   readonly sky: { zenith: Rgb; horizon: Rgb };
   /** Share of 3 m cells that hold a prop. */
   readonly propDensity: number;
+  /** Trees (a trunk and a crown) among the props: their materials; absent where the style has none. */
+  readonly trees?: { readonly trunk: SceneMaterial; readonly crown: SceneMaterial };
+  /** The prompt's modifiers applied, in order (snowy, autumn, night, …). */
+  readonly modifiers: readonly string[];
 }
 
 const m = (texture: SceneMaterial['texture'], color: Rgb, color2: Rgb, scale: number): SceneMaterial => ({
@@ -23,7 +27,7 @@ const m = (texture: SceneMaterial['texture'], color: Rgb, color2: Rgb, scale: nu
   scale,
 });
 
-const STYLES: Record<string, Omit<WorldStyle, 'name'>> = {
+const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
   courtyard: {
     indoor: false,
     floor: m('tiles', [170, 165, 150], [95, 90, 85], 1),
@@ -51,6 +55,10 @@ const STYLES: Record<string, Omit<WorldStyle, 'name'>> = {
     entities: [m('solid', [200, 160, 60], [200, 160, 60], 1), m('checker', [240, 240, 240], [40, 40, 40], 6)],
     sky: { zenith: [110, 160, 220], horizon: [210, 225, 235] },
     propDensity: 0.55,
+    trees: {
+      trunk: m('stripes', [90, 60, 40], [60, 40, 25], 20),
+      crown: m('noise', [50, 120, 40], [90, 150, 50], 4),
+    },
   },
   desert: {
     indoor: false,
@@ -71,6 +79,40 @@ const STYLES: Record<string, Omit<WorldStyle, 'name'>> = {
     entities: [m('solid', [200, 40, 40], [200, 40, 40], 1)],
     sky: { zenith: [150, 170, 200], horizon: [225, 230, 240] },
     propDensity: 0.3,
+    trees: {
+      trunk: m('stripes', [90, 60, 40], [60, 40, 25], 20),
+      crown: m('noise', [40, 80, 50], [230, 235, 240], 3),
+    },
+  },
+  beach: {
+    indoor: false,
+    floor: m('noise', [225, 205, 160], [200, 180, 135], 0.8),
+    wall: m('noise', [210, 190, 150], [180, 160, 120], 1),
+    ceiling: m('solid', [200, 200, 200], [200, 200, 200], 1),
+    props: [m('stripes', [230, 80, 60], [245, 240, 230], 6), m('noise', [150, 140, 120], [110, 100, 90], 3)],
+    entities: [m('solid', [240, 200, 60], [240, 200, 60], 1)],
+    sky: { zenith: [60, 140, 230], horizon: [200, 225, 245] },
+    propDensity: 0.12,
+  },
+  ruins: {
+    indoor: false,
+    floor: m('tiles', [140, 135, 120], [90, 88, 80], 1.2),
+    wall: m('brick', [150, 140, 120], [100, 95, 85], 2),
+    ceiling: m('solid', [200, 200, 200], [200, 200, 200], 1),
+    props: [m('brick', [155, 145, 125], [95, 90, 80], 2), m('noise', [120, 120, 110], [80, 80, 75], 3)],
+    entities: [m('solid', [200, 150, 60], [200, 150, 60], 1)],
+    sky: { zenith: [100, 140, 200], horizon: [215, 215, 210] },
+    propDensity: 0.45,
+  },
+  town: {
+    indoor: false,
+    floor: m('tiles', [120, 120, 125], [80, 80, 85], 0.8),
+    wall: m('brick', [170, 90, 70], [215, 205, 190], 1.5),
+    ceiling: m('solid', [200, 200, 200], [200, 200, 200], 1),
+    props: [m('brick', [180, 100, 75], [220, 210, 195], 2), m('stripes', [210, 200, 180], [120, 90, 70], 6)],
+    entities: [m('solid', [40, 90, 200], [40, 90, 200], 1), m('solid', [220, 50, 40], [220, 50, 40], 1)],
+    sky: { zenith: [90, 140, 210], horizon: [200, 220, 240] },
+    propDensity: 0.4,
   },
   room: {
     indoor: true,
@@ -98,16 +140,140 @@ const STYLES: Record<string, Omit<WorldStyle, 'name'>> = {
   },
 };
 
+/** Place words, first match wins (the order settles "a forest cave" and the like). */
 const KEYWORDS: [RegExp, string][] = [
-  [/\b(forest|wood(s|land)?|park|garden|jungle|meadow)\b/i, 'forest'],
-  [/\b(desert|dune|beach|sand|canyon)\b/i, 'desert'],
-  [/\b(snow|ice|winter|arctic|glacier)\b/i, 'snow'],
-  [/\b(dungeon|cave|crypt|cellar|castle hall)\b/i, 'dungeon'],
+  [/\b(dungeon|caves?|cavern|crypt|cellar|castle hall)\b/i, 'dungeon'],
+  [/\b(forests?|woods?|woodland|park|garden|jungle|meadow)\b/i, 'forest'],
+  [/\b(beach|coast|shore|seaside)\b/i, 'beach'],
+  [/\b(deserts?|dunes?|sand|canyon)\b/i, 'desert'],
+  [/\b(ruins?|ruined|ancient|temple)\b/i, 'ruins'],
+  [/\b(town|city|village|street|market)\b/i, 'town'],
+  [/\b(snowfield|glacier|arctic|tundra)\b/i, 'snow'],
   [/\b(room|house|home|office|indoor|interior|apartment|hall|museum|library|kitchen)\b/i, 'room'],
 ];
 
-/** The style a prompt asks for (first matching keyword; an outdoor courtyard otherwise). */
+type Modifier = (s: Omit<WorldStyle, 'name' | 'modifiers'>) => Omit<WorldStyle, 'name' | 'modifiers'>;
+
+const mix = (a: Rgb, b: Rgb, t: number): Rgb => [
+  Math.round(a[0] + (b[0] - a[0]) * t),
+  Math.round(a[1] + (b[1] - a[1]) * t),
+  Math.round(a[2] + (b[2] - a[2]) * t),
+];
+const scaleRgb = (a: Rgb, k: number): Rgb => [
+  Math.round(a[0] * k),
+  Math.round(a[1] * k),
+  Math.round(a[2] * k),
+];
+/** A material with both colours mapped. */
+const recolour = (mat: SceneMaterial, f: (c: Rgb) => Rgb): SceneMaterial => ({
+  ...mat,
+  color: f(mat.color as Rgb),
+  color2: f((mat.color2 ?? mat.color) as Rgb),
+});
+/** Every material and the sky mapped by one colour function. */
+const everything = (s: Omit<WorldStyle, 'name' | 'modifiers'>, f: (c: Rgb) => Rgb, sky: (c: Rgb) => Rgb) => ({
+  ...s,
+  floor: recolour(s.floor, f),
+  wall: recolour(s.wall, f),
+  ceiling: recolour(s.ceiling, f),
+  props: s.props.map((p) => recolour(p, f)),
+  trees: s.trees && { trunk: recolour(s.trees.trunk, f), crown: recolour(s.trees.crown, f) },
+  sky: { zenith: sky(s.sky.zenith), horizon: sky(s.sky.horizon) },
+});
+
+const SNOW: Rgb = [238, 242, 248];
+const GREY: Rgb = [185, 188, 192];
+
+/** Weather, season and time of day: each maps a place's look. */
+const MODIFIERS: [RegExp, string, Modifier][] = [
+  [
+    /\b(snowy|snow|snowing|winter|frozen|icy)\b/i,
+    'snowy',
+    (s) => ({
+      ...s,
+      // Snow on the ground and on every crown; walls and trunks keep a little.
+      floor: m('noise', SNOW, [205, 214, 228], 1),
+      wall: recolour(s.wall, (c) => mix(c, SNOW, 0.35)),
+      props: s.props.map((p) => recolour(p, (c) => mix(c, SNOW, 0.5))),
+      trees: s.trees && { trunk: s.trees.trunk, crown: recolour(s.trees.crown, (c) => mix(c, SNOW, 0.6)) },
+      sky: { zenith: [160, 178, 205], horizon: [228, 232, 240] },
+    }),
+  ],
+  [
+    /\b(autumn|autumnal|fall)\b/i,
+    'autumn',
+    (s) => ({
+      ...s,
+      floor: m('noise', [160, 95, 40], [120, 70, 35], 1.2),
+      props: s.props.map((p) => recolour(p, (c) => mix(c, [200, 100, 30], 0.5))),
+      trees: s.trees && { trunk: s.trees.trunk, crown: m('noise', [210, 110, 30], [170, 50, 30], 4) },
+      sky: { zenith: [120, 150, 200], horizon: [235, 215, 185] },
+    }),
+  ],
+  [
+    /\b(foggy|fog|mist|misty|hazy)\b/i,
+    'foggy',
+    (s) =>
+      everything(
+        s,
+        (c) => mix(c, GREY, 0.45),
+        () => GREY,
+      ),
+  ],
+  [
+    /\b(rainy|rain|raining|storm|stormy|wet)\b/i,
+    'rainy',
+    (s) =>
+      everything(
+        s,
+        (c) => mix(scaleRgb(c, 0.7), [70, 80, 100], 0.2),
+        (c) => mix(c, [110, 115, 125], 0.7),
+      ),
+  ],
+  [
+    /\b(neon|cyberpunk)\b/i,
+    'neon',
+    (s) => ({
+      ...everything(
+        s,
+        (c) => scaleRgb(c, 0.45),
+        () => [20, 15, 40],
+      ),
+      props: [m('stripes', [255, 40, 200], [40, 10, 60], 6), m('stripes', [30, 240, 255], [10, 30, 60], 6)],
+    }),
+  ],
+  [
+    /\b(night|nighttime|midnight|dark|moonlit)\b/i,
+    'night',
+    (s) =>
+      everything(
+        s,
+        (c) => scaleRgb(c, 0.3),
+        (c) => mix(scaleRgb(c, 0.12), [10, 14, 40], 0.5),
+      ),
+  ],
+];
+
+/**
+ * The style a prompt asks for: the first place word (an outdoor courtyard when none: an unknown
+ * word falls back to it), then every weather, season or time-of-day word in a fixed order (snowy,
+ * autumn, foggy, rainy, neon, night), each applied to the last. "a snowy forest" is the forest
+ * with snow on the ground and on the trees' crowns.
+ */
 export function styleFromPrompt(prompt: string): WorldStyle {
   const name = KEYWORDS.find(([re]) => re.test(prompt))?.[1] ?? 'courtyard';
-  return { name, ...STYLES[name]! };
+  let style = STYLES[name]!;
+  const modifiers: string[] = [];
+  for (const [re, modifier, apply] of MODIFIERS) {
+    if (!re.test(prompt)) continue;
+    style = apply(style);
+    modifiers.push(modifier);
+  }
+  return { name, modifiers, ...style };
 }
+
+/** The words styleFromPrompt understands (README), place words first. */
+export const STYLE_WORDS = {
+  places: Object.keys(STYLES),
+  modifiers: MODIFIERS.map(([, name]) => name),
+};
