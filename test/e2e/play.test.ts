@@ -3,13 +3,16 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psnr } from '../../server/metrics/imageMetrics.ts';
+import { OnnxModel } from '../../server/models/onnx/onnxModel.ts';
+import { DEFAULT_ONNX_MODEL } from '../../server/models/registry.ts';
 import { modelIntrinsics } from '../../server/models/worldModel.ts';
-import type { RunningServer } from '../../server/net/gameServer.ts';
+import { type RunningServer, startGameServer } from '../../server/net/gameServer.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
 import { WorldStore } from '../../server/store/worldStore.ts';
@@ -527,4 +530,69 @@ describe.runIf(run)('playing in headless Chromium', () => {
     },
     120_000,
   );
+  it('plays the ONNX model: after a walk and a turn the view still resembles the memory at its pose', async () => {
+    const model = await OnnxModel.load(DEFAULT_ONNX_MODEL, { provider: 'cpu' });
+    const own = await startGameServer({
+      port: 0,
+      host: '127.0.0.1',
+      model,
+      voxelSizeM: 0.02,
+      clipFrames: 1,
+      jpegQuality: 85,
+      queueFrames: 2,
+      clientDir: join(process.cwd(), 'client/dist'),
+      logger: pino({ level: 'silent' }),
+    });
+    const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
+    const logs: string[] = [];
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    try {
+      await page.goto(`${own.url}?world=room&name=onnx`);
+      await framesDrawn(page, logs);
+      await page.click('#view');
+      await page.keyboard.down('KeyW');
+      await page.waitForTimeout(1200);
+      await page.keyboard.up('KeyW');
+      await turnBy(page, 0.5);
+      // Standing still: the latest frames are generated at this pose.
+      await page.waitForTimeout(2500);
+      const st = await pageState(page);
+      const shot = await canvasRgb(page);
+      mkdirSync(OUT, { recursive: true });
+      writeFileSync(join(OUT, 'onnx-room.png'), shot.png);
+      const s = 4;
+      const k = st.joined!.intrinsics;
+      const f = Math.max((shot.width / k.width) * k.fx, (shot.height / k.height) * k.fy) / s;
+      const w = Math.floor(shot.width / s);
+      const h = Math.floor(shot.height / s);
+      const world = own.worlds.get('room')!;
+      const view = world.memory.render(poseOfCamera(st.camera!), {
+        fx: f,
+        fy: f,
+        cx: (w - 1) / 2,
+        cy: (h - 1) / 2,
+        width: w,
+        height: h,
+      });
+      const db = psnr(shrink(shot.rgb, shot.width, shot.height, s), view.rgb, view.coverage);
+      let outside = 0;
+      let voxels = 0;
+      world.memory.forEachVoxel((v) => {
+        voxels++;
+        if (Math.abs(v.x) > 4.4 || Math.abs(v.z) > 3.4 || v.y < -0.4 || v.y > 3.4) outside++;
+      });
+      console.log(
+        `onnx in the game: ${st.framesReceived} frames, PSNR ${db.toFixed(2)} dB against the memory at the camera's pose; ${outside} of ${voxels} voxels outside the room`,
+      );
+      expect(st.framesReceived).toBeGreaterThan(5);
+      expect(st.errors).toEqual([]);
+      // Measured 30.9 dB (20.0 dB when the sampler redrew the memory's pixels: the issue asks ≥ 20).
+      expect(db).toBeGreaterThanOrEqual(25);
+      expect(logs).toEqual([]);
+    } finally {
+      await page.close();
+      await own.close();
+      await model.dispose();
+    }
+  }, 120_000);
 });
