@@ -18,7 +18,7 @@ const model = new ProceduralModel({ width: W, height: H, entities: false });
 const k = model.intrinsics;
 const pose = poseFromYawPitch([0, 1.6, 0], 0.3, -0.15);
 
-async function invent(prompt: string): Promise<{ ground: number[]; mean: number }> {
+async function invent(prompt: string): Promise<{ ground: number[]; mean: number; black: number }> {
   const view = SpatialMemory.create(0.05).render(pose, k);
   const req = { clipId: 0, poses: [pose], intrinsics: k, memoryViews: [view], references: [], preceding: [] };
   let rgb: Uint8Array = new Uint8Array(0);
@@ -31,14 +31,17 @@ async function invent(prompt: string): Promise<{ ground: number[]; mean: number 
   const ground = [0, 0, 0];
   let n = 0;
   let sum = 0;
+  let black = 0;
   for (let p = 0; p < W * H; p++) {
-    sum += rgb[p * 3]! + rgb[p * 3 + 1]! + rgb[p * 3 + 2]!;
+    const v = rgb[p * 3]! + rgb[p * 3 + 1]! + rgb[p * 3 + 2]!;
+    sum += v;
+    if (v < 30) black++;
     if (Math.floor(p / W) < H * 0.75 || !(depth[p]! > 0)) continue;
     for (let c = 0; c < 3; c++) ground[c]! += rgb[p * 3 + c]!;
     n++;
   }
   expect(n).toBeGreaterThan(W * H * 0.15);
-  return { ground: ground.map((g) => g / n), mean: sum / (W * H * 3) };
+  return { ground: ground.map((g) => g / n), mean: sum / (W * H * 3), black };
 }
 
 describe('the procedural model follows the prompt', () => {
@@ -73,9 +76,13 @@ describe('the procedural model follows the prompt', () => {
     expect(ar).toBeGreaterThan(1.3 * ag);
     expect(ag).toBeGreaterThan(1.5 * ab);
     expect((await invent('a forest at night')).mean).toBeLessThan(40);
-    const fog = (await invent('a foggy beach')).ground;
+    const fogLook = await invent('a foggy beach');
+    const fog = fogLook.ground;
     expect(Math.max(...fog) - Math.min(...fog)).toBeLessThan(40);
-    expect((await invent('a rainy town')).mean).toBeLessThan(plain.mean - 30);
+    const rain = await invent('a rainy town');
+    expect(rain.mean).toBeLessThan(plain.mean - 30);
+    // Sky down to the horizon, ground up to it: no black band between them (by day).
+    for (const look of [plain, snowy, fogLook, rain]) expect(look.black).toBe(0);
   });
 
   it('every invented prop stands on the ground (a tree on its trunk)', () => {
