@@ -8,6 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MemoryView } from '../../server/memory/renderView.ts';
 import { psnr } from '../../server/metrics/imageMetrics.ts';
 import { OnnxModel } from '../../server/models/onnx/onnxModel.ts';
 import { DEFAULT_ONNX_MODEL } from '../../server/models/registry.ts';
@@ -17,6 +18,8 @@ import { renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
 import { WorldStore } from '../../server/store/worldStore.ts';
 import { type CameraState, poseOfCamera } from '../../shared/camera/controller.ts';
+import type { Intrinsics } from '../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../shared/camera/pose.ts';
 import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
 import { sceneNamed } from '../helpers/groundTruth.ts';
 import { startTestServer } from '../helpers/server.ts';
@@ -126,6 +129,38 @@ function shrink(rgb: Uint8Array, w: number, h: number, s: number): Uint8Array {
         out[(y * sw + x) * 3 + c] = Math.round(sum / (s * s));
       }
   return out;
+}
+
+/**
+ * The server's memory rendered at the page camera's pose, at 1/`s` of the canvas's resolution, and
+ * the canvas shrunk to match: the two images an e2e check compares.
+ */
+function memoryAtCanvas(
+  memory: { render: (pose: Pose, k: Intrinsics) => MemoryView },
+  st: PageState,
+  shot: { rgb: Uint8Array; width: number; height: number },
+  s: number,
+): { view: MemoryView; small: Uint8Array; w: number; h: number } {
+  const k = st.joined!.intrinsics;
+  const f = Math.max((shot.width / k.width) * k.fx, (shot.height / k.height) * k.fy) / s;
+  const w = Math.floor(shot.width / s);
+  const h = Math.floor(shot.height / s);
+  const view = memory.render(poseOfCamera(st.camera!), {
+    fx: f,
+    fy: f,
+    cx: (w - 1) / 2,
+    cy: (h - 1) / 2,
+    width: w,
+    height: h,
+  });
+  return { view, small: shrink(shot.rgb, shot.width, shot.height, s), w, h };
+}
+
+/** Holds W for `ms`. */
+async function walk(page: Page, ms: number): Promise<void> {
+  await page.keyboard.down('KeyW');
+  await page.waitForTimeout(ms);
+  await page.keyboard.up('KeyW');
 }
 
 function writeRgbPng(path: string, rgb: Uint8Array, w: number, h: number): void {
@@ -398,15 +433,10 @@ describe.runIf(run)('playing in headless Chromium', () => {
     await framesDrawn(page, logs);
     await page.click('#view');
     // Out, turn round, back: the memory now holds both directions.
-    const walk = async (ms: number): Promise<void> => {
-      await page.keyboard.down('KeyW');
-      await page.waitForTimeout(ms);
-      await page.keyboard.up('KeyW');
-    };
-    await walk(2500);
+    await walk(page, 2500);
     await turnBy(page, Math.PI);
     await page.waitForTimeout(1500);
-    await walk(2500);
+    await walk(page, 2500);
     await page.waitForTimeout(1500);
     server.pauseGeneration(true);
     try {
@@ -439,21 +469,8 @@ describe.runIf(run)('playing in headless Chromium', () => {
             clear++;
         const drawn = 1 - clear / (shot.width * shot.height);
         // The server's own memory render at that pose, at a quarter of the canvas's resolution.
-        const s = 4;
-        const k = st.joined!.intrinsics;
-        const f = Math.max((shot.width / k.width) * k.fx, (shot.height / k.height) * k.fy) / s;
-        const w = Math.floor(shot.width / s);
-        const h = Math.floor(shot.height / s);
-        const view = world.memory.render(poseOfCamera(st.camera!), {
-          fx: f,
-          fy: f,
-          cx: (w - 1) / 2,
-          cy: (h - 1) / 2,
-          width: w,
-          height: h,
-        });
+        const { view, small, w, h } = memoryAtCanvas(world.memory, st, shot, 4);
         writeRgbPng(join(OUT, `${name}-memory.png`), view.rgb, w, h);
-        const small = shrink(shot.rgb, shot.width, shot.height, s);
         const covered = view.coverage.reduce((a, b) => a + b, 0) / (w * h);
         const db = psnr(small, view.rgb, view.coverage);
         console.log(
@@ -506,9 +523,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
         const view = world.memory.render(poseOfCamera(st0.camera!), K_SMALL);
         expect(view.coverage.reduce((a, b) => a + b, 0) / view.coverage.length).toBeGreaterThan(0.8);
         await page.click('#view');
-        await page.keyboard.down('KeyW');
-        await page.waitForTimeout(1500);
-        await page.keyboard.up('KeyW');
+        await walk(page, 1500);
         await turnBy(page, 0.6);
         await page.waitForTimeout(1000);
         const st = await pageState(page);
@@ -550,9 +565,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
       await page.goto(`${own.url}?world=room&name=onnx`);
       await framesDrawn(page, logs);
       await page.click('#view');
-      await page.keyboard.down('KeyW');
-      await page.waitForTimeout(1200);
-      await page.keyboard.up('KeyW');
+      await walk(page, 1200);
       await turnBy(page, 0.5);
       // Standing still: the latest frames are generated at this pose.
       await page.waitForTimeout(2500);
@@ -560,21 +573,9 @@ describe.runIf(run)('playing in headless Chromium', () => {
       const shot = await canvasRgb(page);
       mkdirSync(OUT, { recursive: true });
       writeFileSync(join(OUT, 'onnx-room.png'), shot.png);
-      const s = 4;
-      const k = st.joined!.intrinsics;
-      const f = Math.max((shot.width / k.width) * k.fx, (shot.height / k.height) * k.fy) / s;
-      const w = Math.floor(shot.width / s);
-      const h = Math.floor(shot.height / s);
       const world = own.worlds.get('room')!;
-      const view = world.memory.render(poseOfCamera(st.camera!), {
-        fx: f,
-        fy: f,
-        cx: (w - 1) / 2,
-        cy: (h - 1) / 2,
-        width: w,
-        height: h,
-      });
-      const db = psnr(shrink(shot.rgb, shot.width, shot.height, s), view.rgb, view.coverage);
+      const { view, small } = memoryAtCanvas(world.memory, st, shot, 4);
+      const db = psnr(small, view.rgb, view.coverage);
       let outside = 0;
       let voxels = 0;
       world.memory.forEachVoxel((v) => {
