@@ -184,7 +184,7 @@ export function renderMemoryView(
     closeSurfaceGaps(zbuf, voxelRef, colour, width, height);
   }
 
-  if (opts.blendSurface) blendSurfaceColours(grid, pose, k, chunks, levels, zbuf, voxelRef, colour);
+  if (opts.blendSurface) blendSurfaceColours(grid, frustum, k, chunks, levels, zbuf, voxelRef, colour);
 
   // Resolve: colour and depth of the winning voxel per pixel.
   const rgb = new Uint8Array(n * 3);
@@ -465,7 +465,7 @@ const BLEND_DETAIL = 0.15;
  */
 function blendSurfaceColours(
   grid: VoxelGrid,
-  pose: Pose,
+  frustum: ChunkFrustum,
   k: Intrinsics,
   chunks: readonly VoxelChunk[],
   levels: readonly number[],
@@ -494,7 +494,6 @@ function blendSurfaceColours(
     fy = k.fy * scale;
   const cx = (k.cx + 0.5) * scale - 0.5,
     cy = (k.cy + 0.5) * scale - 0.5;
-  const frustum = new ChunkFrustum(pose, k, grid.chunkSizeM, 0, Number.POSITIVE_INFINITY);
   const transform = new Float64Array(12);
   const windowFloor = BLEND_WINDOW_VOXELS * grid.voxelSizeM;
   for (let i = 0; i < chunks.length; i++) {

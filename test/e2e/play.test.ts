@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
@@ -13,7 +12,7 @@ import { psnr } from '../../server/metrics/imageMetrics.ts';
 import { OnnxModel } from '../../server/models/onnx/onnxModel.ts';
 import { DEFAULT_ONNX_MODEL } from '../../server/models/registry.ts';
 import { modelIntrinsics } from '../../server/models/worldModel.ts';
-import { type RunningServer, startGameServer } from '../../server/net/gameServer.ts';
+import type { RunningServer } from '../../server/net/gameServer.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import type { Scene } from '../../server/scene/sceneFormat.ts';
 import { WorldStore } from '../../server/store/worldStore.ts';
@@ -547,17 +546,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
   );
   it('plays the ONNX model: after a walk and a turn the view still resembles the memory at its pose', async () => {
     const model = await OnnxModel.load(DEFAULT_ONNX_MODEL, { provider: 'cpu' });
-    const own = await startGameServer({
-      port: 0,
-      host: '127.0.0.1',
-      model,
-      voxelSizeM: 0.02,
-      clipFrames: 1,
-      jpegQuality: 85,
-      queueFrames: 2,
-      clientDir: join(process.cwd(), 'client/dist'),
-      logger: pino({ level: 'silent' }),
-    });
+    const own = await startTestServer({ model, clientDir: join(process.cwd(), 'client/dist') });
     const page = await browser.newPage({ viewport: { width: 960, height: 540 } });
     const logs: string[] = [];
     page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
