@@ -14,12 +14,38 @@ export interface GroundTruthFrame {
   readonly dynamicMask: Uint8Array;
 }
 
+/** Primitive kinds (numbers: the per-pixel switch compares small integers). */
+const PLANE = 0;
+const SPHERE = 1;
+const CYLINDER = 2;
+const BOX = 3;
+
+/**
+ * One shape placed for a frame, flattened: every primitive has the same fields (one hidden class),
+ * so the per-pixel intersection reads them without the megamorphic lookups that the scene's
+ * differently shaped objects cost (the ray caster spent half its time in them).
+ */
 interface Primitive {
-  readonly shape: Exclude<SceneShape, { type: 'plane' }> | Extract<SceneShape, { type: 'plane' }>;
+  readonly kind: number;
+  readonly shape: SceneShape;
   readonly material: SceneMaterial;
   readonly dynamic: boolean;
+  /** Anchor: plane point, sphere or box centre, cylinder base centre. */
+  readonly ax: number;
+  readonly ay: number;
+  readonly az: number;
   /** World offset added to the shape (entities' current path position). */
-  readonly offset: Vec3;
+  readonly offX: number;
+  readonly offY: number;
+  readonly offZ: number;
+  /** Plane normal (as given) or box half-size. */
+  readonly vx: number;
+  readonly vy: number;
+  readonly vz: number;
+  /** Sphere or cylinder radius; a plane's normal length. */
+  readonly radius: number;
+  /** Cylinder height. */
+  readonly height: number;
   readonly cosY: number;
   readonly sinY: number;
 }
@@ -53,6 +79,8 @@ export function entityPosition(e: SceneEntity, timeS: number): Vec3 {
   return pts[0]!;
 }
 
+const KINDS = { plane: PLANE, sphere: SPHERE, cylinder: CYLINDER, box: BOX } as const;
+
 function primitivesAt(
   scene: Scene,
   timeS: number,
@@ -62,11 +90,30 @@ function primitivesAt(
   const out: Primitive[] = [];
   const mk = (shape: SceneShape, dynamic: boolean, offset: Vec3): Primitive => {
     const rot = shape.type === 'box' ? (shape.rotationYDeg * Math.PI) / 180 : 0;
+    const anchor =
+      shape.type === 'plane' ? shape.point : shape.type === 'cylinder' ? shape.base : shape.center;
+    const v: Vec3 =
+      shape.type === 'plane'
+        ? shape.normal
+        : shape.type === 'box'
+          ? [shape.size[0] / 2, shape.size[1] / 2, shape.size[2] / 2]
+          : [0, 0, 0];
     return {
+      kind: KINDS[shape.type],
       shape,
       material: scene.materials[shape.material]!,
       dynamic,
-      offset,
+      ax: anchor[0],
+      ay: anchor[1],
+      az: anchor[2],
+      offX: offset[0],
+      offY: offset[1],
+      offZ: offset[2],
+      vx: v[0],
+      vy: v[1],
+      vz: v[2],
+      radius: shape.type === 'plane' ? Math.hypot(v[0], v[1], v[2]) : shape.type === 'box' ? 0 : shape.radius,
+      height: shape.type === 'cylinder' ? shape.height : 0,
       cosY: Math.cos(rot),
       sinY: Math.sin(rot),
     };
@@ -123,31 +170,33 @@ function intersect(
   tMin: number,
   fill: boolean,
 ): number {
-  const s = p.shape;
-  switch (s.type) {
-    case 'plane': {
-      const n = s.normal;
-      const denom = dx * n[0] + dy * n[1] + dz * n[2];
+  switch (p.kind) {
+    case PLANE: {
+      const nx = p.vx,
+        ny = p.vy,
+        nz = p.vz;
+      const denom = dx * nx + dy * ny + dz * nz;
       if (Math.abs(denom) < 1e-12) return Infinity;
-      const t = ((s.point[0] - ox) * n[0] + (s.point[1] - oy) * n[1] + (s.point[2] - oz) * n[2]) / denom;
+      const t = ((p.ax - ox) * nx + (p.ay - oy) * ny + (p.az - oz) * nz) / denom;
       if (t <= tMin) return Infinity;
       if (!fill) return t;
       hitLocal[0] = ox + dx * t;
       hitLocal[1] = oy + dy * t;
       hitLocal[2] = oz + dz * t;
-      const nl = Math.hypot(n[0], n[1], n[2]);
-      hitNormal[0] = n[0] / nl;
-      hitNormal[1] = n[1] / nl;
-      hitNormal[2] = n[2] / nl;
+      const nl = p.radius;
+      hitNormal[0] = nx / nl;
+      hitNormal[1] = ny / nl;
+      hitNormal[2] = nz / nl;
       return t;
     }
-    case 'sphere': {
-      const cx = ox - s.center[0] - p.offset[0];
-      const cy = oy - s.center[1] - p.offset[1];
-      const cz = oz - s.center[2] - p.offset[2];
+    case SPHERE: {
+      const cx = ox - p.ax - p.offX;
+      const cy = oy - p.ay - p.offY;
+      const cz = oz - p.az - p.offZ;
+      const radius = p.radius;
       const a = dx * dx + dy * dy + dz * dz;
       const b = cx * dx + cy * dy + cz * dz;
-      const c = cx * cx + cy * cy + cz * cz - s.radius * s.radius;
+      const c = cx * cx + cy * cy + cz * cz - radius * radius;
       const disc = b * b - a * c;
       if (disc < 0) return Infinity;
       const sq = Math.sqrt(disc);
@@ -158,43 +207,45 @@ function intersect(
       hitLocal[0] = cx + dx * t;
       hitLocal[1] = cy + dy * t;
       hitLocal[2] = cz + dz * t;
-      hitNormal[0] = hitLocal[0] / s.radius;
-      hitNormal[1] = hitLocal[1] / s.radius;
-      hitNormal[2] = hitLocal[2] / s.radius;
+      hitNormal[0] = hitLocal[0] / radius;
+      hitNormal[1] = hitLocal[1] / radius;
+      hitNormal[2] = hitLocal[2] / radius;
       return t;
     }
-    case 'cylinder': {
-      const cx = ox - s.base[0] - p.offset[0];
-      const cy = oy - s.base[1] - p.offset[1];
-      const cz = oz - s.base[2] - p.offset[2];
+    case CYLINDER: {
+      const cx = ox - p.ax - p.offX;
+      const cy = oy - p.ay - p.offY;
+      const cz = oz - p.az - p.offZ;
+      const radius = p.radius;
+      const height = p.height;
       let best = Infinity;
       const a = dx * dx + dz * dz;
       if (a > 1e-12) {
         const b = cx * dx + cz * dz;
-        const c = cx * cx + cz * cz - s.radius * s.radius;
+        const c = cx * cx + cz * cz - radius * radius;
         const disc = b * b - a * c;
         if (disc >= 0) {
           const sq = Math.sqrt(disc);
           for (let side = 0; side < 2; side++) {
             const t = (-b + (side === 0 ? -sq : sq)) / a;
             const y = cy + dy * t;
-            if (t > tMin && t < best && y >= 0 && y <= s.height) {
+            if (t > tMin && t < best && y >= 0 && y <= height) {
               best = t;
-              hitNormal[0] = (cx + dx * t) / s.radius;
+              hitNormal[0] = (cx + dx * t) / radius;
               hitNormal[1] = 0;
-              hitNormal[2] = (cz + dz * t) / s.radius;
+              hitNormal[2] = (cz + dz * t) / radius;
             }
           }
         }
       }
       if (Math.abs(dy) > 1e-12) {
         for (let cap = 0; cap < 2; cap++) {
-          const capY = cap === 0 ? 0 : s.height;
+          const capY = cap === 0 ? 0 : height;
           const t = (capY - cy) / dy;
           if (t > tMin && t < best) {
             const x = cx + dx * t;
             const z = cz + dz * t;
-            if (x * x + z * z <= s.radius * s.radius) {
+            if (x * x + z * z <= radius * radius) {
               best = t;
               hitNormal[0] = 0;
               hitNormal[1] = capY === 0 ? -1 : 1;
@@ -210,20 +261,20 @@ function intersect(
       }
       return best;
     }
-    case 'box': {
-      // Into the box frame: translate, then rotate by −rotationY about +y.
-      const tx = ox - s.center[0] - p.offset[0];
-      const ty = oy - s.center[1] - p.offset[1];
-      const tz = oz - s.center[2] - p.offset[2];
+    default: {
+      // A box. Into the box frame: translate, then rotate by −rotationY about +y.
+      const tx = ox - p.ax - p.offX;
+      const ty = oy - p.ay - p.offY;
+      const tz = oz - p.az - p.offZ;
       const c = p.cosY;
       const sn = p.sinY;
       const lx = c * tx - sn * tz;
       const lz = sn * tx + c * tz;
       const ldx = c * dx - sn * dz;
       const ldz = sn * dx + c * dz;
-      const hx = s.size[0] / 2;
-      const hy = s.size[1] / 2;
-      const hz = s.size[2] / 2;
+      const hx = p.vx;
+      const hy = p.vy;
+      const hz = p.vz;
       // Slab test per local axis; remember which face was entered last (the hit face).
       box[0] = Number.NEGATIVE_INFINITY;
       box[1] = Number.POSITIVE_INFINITY;
@@ -289,7 +340,7 @@ const TILE = 16;
 /** Bounding sphere of a primitive (centre x, y, z, radius), or undefined for unbounded planes. */
 function boundingSphere(p: Primitive): [number, number, number, number] | undefined {
   const s = p.shape;
-  const o = p.offset;
+  const o: Vec3 = [p.offX, p.offY, p.offZ];
   switch (s.type) {
     case 'plane':
       return undefined;
@@ -310,6 +361,74 @@ function boundingSphere(p: Primitive): [number, number, number, number] | undefi
         Math.hypot(s.size[0], s.size[1], s.size[2]) / 2,
       ];
   }
+}
+
+/** Edges of a box as pairs of corner indices (corner bits: x, y, z). */
+const BOX_EDGES = [0, 1, 2, 3, 4, 5, 6, 7, 0, 2, 1, 3, 4, 6, 5, 7, 0, 4, 1, 5, 2, 6, 3, 7];
+const boxCorners = new Float64Array(24);
+
+/**
+ * Pixel bounds [u0, u1, v0, v1] of a box's (or a cylinder's bounding box's) part in front of the
+ * camera, or undefined when none of it is: the part is the box clipped by the plane z = EPS, a
+ * convex hull of the corners in front and the edges' crossings of that plane, and its image lies
+ * within the images of those points. Rounded outwards by a pixel.
+ */
+function boxExtent(p: Primitive, pose: Pose, k: Intrinsics): [number, number, number, number] | undefined {
+  const r = pose.rotation;
+  const [px, py, pz] = pose.position;
+  const cylinder = p.kind === CYLINDER;
+  // Centre and half-extents in the box's frame (a cylinder: the box around it, axis +y).
+  const cx = p.ax + p.offX,
+    cy = (cylinder ? p.ay + p.height / 2 : p.ay) + p.offY,
+    cz = p.az + p.offZ;
+  const hx = cylinder ? p.radius : p.vx,
+    hy = cylinder ? p.height / 2 : p.vy,
+    hz = cylinder ? p.radius : p.vz;
+  const c = p.cosY,
+    sn = p.sinY;
+  for (let i = 0; i < 8; i++) {
+    const lx = i & 1 ? hx : -hx;
+    const ly = i & 2 ? hy : -hy;
+    const lz = i & 4 ? hz : -hz;
+    // Box frame to world: rotate by +rotationY about +y (the inverse of intersect's).
+    const wx = cx + c * lx + sn * lz - px;
+    const wy = cy + ly - py;
+    const wz = cz - sn * lx + c * lz - pz;
+    boxCorners[i * 3] = r[0] * wx + r[3] * wy + r[6] * wz;
+    boxCorners[i * 3 + 1] = r[1] * wx + r[4] * wy + r[7] * wz;
+    boxCorners[i * 3 + 2] = r[2] * wx + r[5] * wy + r[8] * wz;
+  }
+  let u0 = Number.POSITIVE_INFINITY,
+    u1 = Number.NEGATIVE_INFINITY,
+    v0 = Number.POSITIVE_INFINITY,
+    v1 = Number.NEGATIVE_INFINITY;
+  const add = (x: number, y: number, z: number) => {
+    const u = (k.fx * x) / z + k.cx;
+    const v = (k.fy * y) / z + k.cy;
+    if (u < u0) u0 = u;
+    if (u > u1) u1 = u;
+    if (v < v0) v0 = v;
+    if (v > v1) v1 = v;
+  };
+  for (let i = 0; i < 8; i++) {
+    const z = boxCorners[i * 3 + 2]!;
+    if (z > EPS) add(boxCorners[i * 3]!, boxCorners[i * 3 + 1]!, z);
+  }
+  for (let e = 0; e < BOX_EDGES.length; e += 2) {
+    const a = BOX_EDGES[e]! * 3;
+    const b = BOX_EDGES[e + 1]! * 3;
+    const za = boxCorners[a + 2]!;
+    const zb = boxCorners[b + 2]!;
+    if (za > EPS === zb > EPS) continue;
+    const f = (EPS - za) / (zb - za);
+    add(
+      boxCorners[a]! + (boxCorners[b]! - boxCorners[a]!) * f,
+      boxCorners[a + 1]! + (boxCorners[b + 1]! - boxCorners[a + 1]!) * f,
+      EPS,
+    );
+  }
+  if (u0 > u1) return undefined;
+  return [Math.floor(u0) - 1, Math.ceil(u1) + 1, Math.floor(v0) - 1, Math.ceil(v1) + 1];
 }
 
 /**
@@ -353,6 +472,16 @@ function tileLists(
       v0 = Math.floor(k.fy * (y / z - rad / zn) + k.cy);
       v1 = Math.ceil(k.fy * (y / z + rad / zn) + k.cy);
       if (u1 < 0 || v1 < 0 || u0 >= k.width || v0 >= k.height) continue;
+    }
+    // Boxes and cylinders: their own outline is far tighter than their sphere's (a room's wall, a trunk).
+    if (p.kind === BOX || p.kind === CYLINDER) {
+      const e = boxExtent(p, pose, k);
+      if (e === undefined) continue; // wholly behind the camera
+      u0 = Math.max(u0, e[0]);
+      u1 = Math.min(u1, e[1]);
+      v0 = Math.max(v0, e[2]);
+      v1 = Math.min(v1, e[3]);
+      if (u1 < 0 || v1 < 0 || u0 >= k.width || v0 >= k.height || u0 > u1 || v0 > v1) continue;
     }
     const t0x = Math.max(0, Math.floor(u0 / TILE));
     const t1x = Math.min(tilesX - 1, Math.floor(u1 / TILE));
@@ -406,16 +535,35 @@ export function renderScene(
   const albedo = new Float64Array(3);
   const nLocal = new Float64Array(3);
   const pLocal = new Float64Array(3);
+  // Locals for what every pixel reads (property loads are not free in the per-pixel loop).
+  const r0 = r[0],
+    r1 = r[1],
+    r2 = r[2],
+    r3 = r[3],
+    r4 = r[4],
+    r5 = r[5],
+    r6 = r[6],
+    r7 = r[7],
+    r8 = r[8];
+  const { fx, fy, cx, cy } = k;
+  const [zr, zg, zb] = scene.sky.zenith;
+  const [hr, hg, hb] = scene.sky.horizon;
+  const { ambient, diffuse } = scene.light;
   for (let row = 0; row < height; row++) {
-    const cyr = (row - k.cy) / k.fy;
+    const cyr = (row - cy) / fy;
+    const tileRow = ((row / TILE) | 0) * tilesX;
     for (let col = 0; col < width; col++) {
       const i = row * width + col;
       if (pixelMask !== undefined && pixelMask[i] === 0) continue;
-      const cxr = (col - k.cx) / k.fx;
+      const ti = tileRow + ((col / TILE) | 0);
+      const tile = tiles[ti]!;
+      // Nothing to hit and no sky to paint (the entities' pass over tiles without one).
+      if (!drawSky && tile.length === 0 && always.length === 0) continue;
+      const cxr = (col - cx) / fx;
       // Camera ray (cxr, cyr, 1) in world: its parameter t is the camera depth z directly.
-      const dx = r[0] * cxr + r[1] * cyr + r[2];
-      const dy = r[3] * cxr + r[4] * cyr + r[5];
-      const dz = r[6] * cxr + r[7] * cyr + r[8];
+      const dx = r0 * cxr + r1 * cyr + r2;
+      const dy = r3 * cxr + r4 * cyr + r5;
+      const dz = r6 * cxr + r7 * cyr + r8;
       let best = maxDepth;
       let hit: Primitive | undefined;
       const tMin = minDepth === undefined ? EPS : Math.max(EPS, minDepth[i]!);
@@ -426,8 +574,6 @@ export function renderScene(
           hit = always[j]!;
         }
       }
-      const ti = ((row / TILE) | 0) * tilesX + ((col / TILE) | 0);
-      const tile = tiles[ti]!;
       const near = tileNear[ti]!;
       for (let j = 0; j < tile.length; j++) {
         if (near[j]! >= best) break; // this one and the rest lie beyond the hit
@@ -452,11 +598,9 @@ export function renderScene(
         if (drawSky === false) continue;
         const len = Math.sqrt(dx * dx + dy * dy + dz * dz);
         const up = Math.max(0, dy / len);
-        const z0 = scene.sky.zenith;
-        const h0 = scene.sky.horizon;
-        rgb[i * 3] = h0[0] + (z0[0] - h0[0]) * up;
-        rgb[i * 3 + 1] = h0[1] + (z0[1] - h0[1]) * up;
-        rgb[i * 3 + 2] = h0[2] + (z0[2] - h0[2]) * up;
+        rgb[i * 3] = hr + (zr - hr) * up;
+        rgb[i * 3 + 1] = hg + (zg - hg) * up;
+        rgb[i * 3 + 2] = hb + (zb - hb) * up;
         continue;
       }
       depth[i] = best;
@@ -465,7 +609,7 @@ export function renderScene(
       let ldx = dx;
       const ldy = dy;
       let ldz = dz;
-      if (hit.shape.type === 'box') {
+      if (hit.kind === BOX) {
         ldx = hit.cosY * dx - hit.sinY * dz;
         ldz = hit.sinY * dx + hit.cosY * dz;
       }
@@ -488,12 +632,12 @@ export function renderScene(
       // One pixel's footprint on the surface: grows with distance and with grazing angles.
       const dl = Math.sqrt(dx * dx + dy * dy + dz * dz); // not Math.hypot: several times slower in V8
       const cosIncidence = Math.abs(nLocal[0]! * ldx + nLocal[1]! * ldy + nLocal[2]! * ldz) / dl;
-      const footprint = (best * dl) / k.fx / Math.max(0.3, cosIncidence);
+      const footprint = (best * dl) / fx / Math.max(0.3, cosIncidence);
       sampleMaterial(hit.material, u, v, albedo, footprint);
       // World normal (boxes rotate about y); face it towards the camera for two-sided lighting.
       let nx = nLocal[0]!;
       let nz = nLocal[2]!;
-      if (hit.shape.type === 'box') {
+      if (hit.kind === BOX) {
         const wx = hit.cosY * nx + hit.sinY * nz;
         const wz = -hit.sinY * nx + hit.cosY * nz;
         nx = wx;
@@ -505,7 +649,7 @@ export function renderScene(
         ny = -ny;
         nz = -nz;
       }
-      const shade = scene.light.ambient + scene.light.diffuse * Math.max(0, nx * lx + ny * ly + nz * lz);
+      const shade = ambient + diffuse * Math.max(0, nx * lx + ny * ly + nz * lz);
       rgb[i * 3] = Math.min(255, albedo[0]! * shade);
       rgb[i * 3 + 1] = Math.min(255, albedo[1]! * shade);
       rgb[i * 3 + 2] = Math.min(255, albedo[2]! * shade);

@@ -1,5 +1,9 @@
-import { cellUnit } from '../../shared/math/random.ts';
+import { cellUnit as importedCellUnit } from '../../shared/math/random.ts';
 import type { SceneMaterial } from './sceneFormat.ts';
+
+// A module-local copy: imported bindings can compile to getter calls (tsx, vitest), which the
+// per-pixel noise must not pay for.
+const cellUnit = importedCellUnit;
 
 /** Smooth 2D value noise in [0, 1). */
 function valueNoise(x: number, y: number, seed = 0): number {
