@@ -32,6 +32,28 @@ function fbm(x: number, y: number, seed = 0): number {
 const frac = (x: number): number => x - Math.floor(x);
 
 /**
+ * Each texture's average blend factor towards `color2` (what its pattern fades to when too fine to
+ * show; the fine grain averages out).
+ */
+const PATTERN_MEAN = {
+  solid: 0,
+  checker: 0.5,
+  stripes: 0.5,
+  noise: 0.5,
+  brick: 0.2,
+  wood: 0.3,
+  tiles: 0.2,
+} as const satisfies Record<SceneMaterial['texture'], number>;
+
+/** A material's average albedo (0–255 per channel), as seen from afar. */
+export function meanAlbedo(m: SceneMaterial): [number, number, number] {
+  const t = PATTERN_MEAN[m.texture];
+  const c1 = m.color;
+  const c2 = m.color2 ?? m.color;
+  return [c1[0] + (c2[0] - c1[0]) * t, c1[1] + (c2[1] - c1[1]) * t, c1[2] + (c2[2] - c1[2]) * t];
+}
+
+/**
  * How much of a pattern with `cyclesPerM` survives a pixel footprint of `footprintM` metres: 1 well
  * below the Nyquist limit, fading to 0 at it, so distant detail turns into its average instead of
  * aliasing (the ground truth would otherwise change with every sub-pixel camera move).
@@ -65,15 +87,15 @@ export function sampleMaterial(
       break;
     case 'checker':
       t = (Math.floor(u * s) + Math.floor(v * s)) & 1;
-      mean = 0.5;
+      mean = PATTERN_MEAN.checker;
       break;
     case 'stripes':
       t = Math.floor(u * s) & 1;
-      mean = 0.5;
+      mean = PATTERN_MEAN.stripes;
       break;
     case 'noise':
       t = fbm(u * s, v * s, 7);
-      mean = 0.5;
+      mean = PATTERN_MEAN.noise;
       cycles = s * 2;
       break;
     case 'brick': {
@@ -81,14 +103,14 @@ export function sampleMaterial(
       const bu = frac(u * s + (row & 1 ? 0.5 : 0));
       const bv = frac(v * s * 2);
       t = bu < 0.05 || bv < 0.1 ? 1 : 0.15 * cellUnit(Math.floor(u * s + (row & 1 ? 0.5 : 0)), row, 3);
-      mean = 0.2;
+      mean = PATTERN_MEAN.brick;
       cycles = s * 4; // thin mortar lines: fade earlier than the bricks' own period
       break;
     }
     case 'wood': {
       const ring = frac(u * s + 1.5 * fbm(u * 0.7, v * 3, 11));
       t = ring < 0.25 ? 0.8 : 0.2 * fbm(u * 20, v * 2, 5);
-      mean = 0.3;
+      mean = PATTERN_MEAN.wood;
       cycles = s * 2;
       break;
     }
@@ -96,7 +118,7 @@ export function sampleMaterial(
       const fu = frac(u * s);
       const fv = frac(v * s);
       t = fu < 0.05 || fv < 0.05 ? 1 : 0.2 * cellUnit(Math.floor(u * s), Math.floor(v * s), 9);
-      mean = 0.2;
+      mean = PATTERN_MEAN.tiles;
       cycles = s * 6; // thin grout lines: fade earlier than the tiles' own period
       break;
     }

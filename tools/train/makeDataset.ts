@@ -45,6 +45,7 @@ function inventedScene(i: number): Scene {
       : undefined,
     samples: 0,
     noPropCells: new Set<string>(),
+    walls: [],
   };
   return inventWorld(style, fit, [poseFromYawPitch([0, 1.6, 0], 0, 0)], 1000 + i, 77 + i);
 }

@@ -4,7 +4,18 @@ import { cellHash, mulberry32 } from '../../../shared/math/random.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
 import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
 import type { ConditioningFrame, MemoryViewImage } from '../worldModel.ts';
+import {
+  continueMaterial,
+  distanceToWall,
+  type FittedWall,
+  fitWalls,
+  floorColour,
+  meanColourWhere,
+  type RememberedPoints,
+} from './continuation.ts';
 import type { WorldStyle } from './style.ts';
+
+type Rgb = [number, number, number];
 
 /** What the model reads off the memory views before inventing: the surfaces it should extend. */
 export interface SceneFit {
@@ -25,6 +36,12 @@ export interface SceneFit {
    * space (the memory's known free space below prop height): the model puts no prop there.
    */
   readonly noPropCells: ReadonlySet<string>;
+  /** Outdoors: the walls the memory shows, continued (see continuation.ts). */
+  readonly walls: readonly FittedWall[];
+  /** The remembered floor's mean colour, where the conditioning shows enough of it. */
+  readonly floorColour?: Rgb;
+  /** Indoors: each room wall's (−x, +x, −z, +z) and the ceiling's remembered mean colour, where seen. */
+  readonly roomColours?: { readonly walls: readonly (Rgb | undefined)[]; readonly ceiling?: Rgb };
 }
 
 const EYE_HEIGHT_M = 1.6;
@@ -54,8 +71,10 @@ export function fitScene(
   const xs: number[] = [];
   const ys: number[] = [];
   const zs: number[] = [];
-  const collect = (pose: Pose, fk: Intrinsics, depth: Float32Array, step: number): void => {
+  const pts: RememberedPoints = { x: xs, y: ys, z: zs, r: [], g: [], b: [] };
+  const collect = (pose: Pose, fk: Intrinsics, depth: Float32Array, rgb: Uint8Array, step: number): void => {
     const r = pose.rotation;
+    const [rs, gs, bs] = [pts.r as number[], pts.g as number[], pts.b as number[]];
     for (let p = 0; p < depth.length; p += step) {
       const d = depth[p]!;
       if (!(d > 0)) continue;
@@ -64,10 +83,13 @@ export function fitScene(
       xs.push(r[0] * cx + r[1] * cy + r[2] * d + pose.position[0]);
       ys.push(r[3] * cx + r[4] * cy + r[5] * d + pose.position[1]);
       zs.push(r[6] * cx + r[7] * cy + r[8] * d + pose.position[2]);
+      rs.push(rgb[p * 3]!);
+      gs.push(rgb[p * 3 + 1]!);
+      bs.push(rgb[p * 3 + 2]!);
     }
   };
   views.forEach((v, i) => {
-    collect(poses[i]!, k, v.depth, 37);
+    collect(poses[i]!, k, v.depth, v.rgb, 37);
   });
   // Known free space: where each ray's free stretch ends must stay inside any room, and no prop may
   // stand on the way (sampled every metre below prop height).
@@ -98,7 +120,7 @@ export function fitScene(
     }
   });
   // Reference and preceding frames show ground the target views may not (behind an obstacle, out of frame).
-  for (const f of frames) if (f.depth) collect(f.pose, f.intrinsics, f.depth, 53);
+  for (const f of frames) if (f.depth) collect(f.pose, f.intrinsics, f.depth, f.rgb, 53);
   const anchor = poses[0]!.position;
   const rand = mulberry32(seed ^ 0x5bd1e995);
   const samples = ys.length;
@@ -111,7 +133,12 @@ export function fitScene(
   for (let i = 0; i < freeAlong.length; i += 3)
     if (freeAlong[i + 1]! < floorY + MAX_PROP_HEIGHT_M)
       noPropCells.add(propCellKey(freeAlong[i]!, freeAlong[i + 2]!));
-  if (!indoor) return { floorY, samples, noPropCells };
+  const seenFloor = samples >= MIN_FIT_SAMPLES ? floorColour(pts, floorY) : undefined;
+  const floorSeen = seenFloor ? { floorColour: seenFloor } : {};
+  if (!indoor) {
+    const walls = samples >= MIN_FIT_SAMPLES ? fitWalls(pts, floorY, [anchor[0], anchor[2]]) : [];
+    return { floorY, samples, noPropCells, walls, ...floorSeen };
+  }
   const sx = Float64Array.from(xs).sort();
   const sz = Float64Array.from(zs).sort();
   const half = () => 3 + rand() * 3;
@@ -124,8 +151,40 @@ export function fitScene(
   const minZ = Math.min(seen ? percentile(sz, 0.01) : anchor[2] - half(), anchor[2] - 2, free.minZ - m);
   const maxZ = Math.max(seen ? percentile(sz, 0.99) : anchor[2] + half(), anchor[2] + 2, free.maxZ + m);
   const ceilingY = Math.max(seen ? percentile(sy, 0.995) : floorY + 3, anchor[1] + 0.6, free.maxY + m);
-  return { floorY, room: { minX, maxX, minZ, maxZ, ceilingY }, samples, noPropCells };
+  // The colours of the remembered walls (points above the floor within ROOM_FACE_M of each face) and ceiling.
+  const wallPoint = (i: number) => ys[i]! > floorY + 0.6 && ys[i]! < ceilingY - 0.3;
+  const near = (v: number, face: number) => Math.abs(v - face) <= ROOM_FACE_M;
+  const roomColours = seen
+    ? {
+        walls: [
+          meanColourWhere(pts, (i) => wallPoint(i) && near(xs[i]!, minX)),
+          meanColourWhere(pts, (i) => wallPoint(i) && near(xs[i]!, maxX)),
+          meanColourWhere(pts, (i) => wallPoint(i) && near(zs[i]!, minZ)),
+          meanColourWhere(pts, (i) => wallPoint(i) && near(zs[i]!, maxZ)),
+        ],
+        ...optional(
+          'ceiling',
+          meanColourWhere(pts, (i) => ys[i]! >= ceilingY - ROOM_FACE_M),
+        ),
+      }
+    : undefined;
+  return {
+    floorY,
+    room: { minX, maxX, minZ, maxZ, ceilingY },
+    samples,
+    noPropCells,
+    walls: [],
+    ...floorSeen,
+    ...optional('roomColours', roomColours),
+  };
 }
+
+/** A remembered point within this of a fitted room face belongs to it (colours). */
+const ROOM_FACE_M = 0.3;
+
+/** `{ [key]: value }`, or nothing when value is undefined (optional fields stay absent). */
+const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 const propCellKey = (x: number, z: number): string =>
   `${Math.floor(x / PROP_CELL_M)},${Math.floor(z / PROP_CELL_M)}`;
@@ -138,6 +197,19 @@ function tint(mat: SceneMaterial, rand: () => number): SceneMaterial {
   };
   return { ...mat, color: f(mat.color), color2: f(mat.color2 ?? mat.color) };
 }
+
+/** The light every invented world is shaded with. */
+const INVENTED_LIGHT = { direction: [0.4, 1, 0.3] as [number, number, number], ambient: 0.5, diffuse: 0.55 };
+
+/** The ray caster's shading factor for a surface facing (nx, ny, nz) under INVENTED_LIGHT. */
+function shadeOf(nx: number, ny: number, nz: number): number {
+  const [lx, ly, lz] = INVENTED_LIGHT.direction;
+  const l = Math.hypot(lx, ly, lz);
+  return INVENTED_LIGHT.ambient + INVENTED_LIGHT.diffuse * Math.max(0, (nx * lx + ny * ly + nz * lz) / l);
+}
+
+/** Thickness of a continued outdoor wall (behind its face). */
+const CONTINUED_WALL_THICKNESS_M = 0.3;
 
 const PROP_CELL_M = 3;
 const ENTITY_CELL_M = 10;
@@ -162,6 +234,9 @@ export function inventWorld(
     wall: tint(style.wall, rand),
     ceiling: tint(style.ceiling, rand),
   };
+  // What the memory shows keeps its colour: the style's pattern, the remembered average.
+  if (fit.floorColour)
+    materials.floor = continueMaterial(materials.floor!, fit.floorColour, shadeOf(0, 1, 0));
   style.props.forEach((p, i) => {
     materials[`prop${i}`] = tint(p, rand);
   });
@@ -184,6 +259,21 @@ export function inventWorld(
     const d = room.maxZ - room.minZ;
     const t = 0.1;
     const y = fit.floorY + h / 2;
+    // Each face seen in the memory gets its own colour; faces lit towards the camera (normals inwards).
+    const faces = ['wallMinX', 'wallMaxX', 'wallMinZ', 'wallMaxZ'] as const;
+    const inward: [number, number][] = [
+      [1, 0],
+      [-1, 0],
+      [0, 1],
+      [0, -1],
+    ];
+    faces.forEach((face, i) => {
+      const seen = fit.roomColours?.walls[i];
+      const [nx, nz] = inward[i]!;
+      materials[face] = seen ? continueMaterial(materials.wall!, seen, shadeOf(nx, 0, nz)) : materials.wall!;
+    });
+    const ceilingSeen = fit.roomColours?.ceiling;
+    if (ceilingSeen) materials.ceiling = continueMaterial(materials.ceiling!, ceilingSeen, shadeOf(0, -1, 0));
     objects.push(
       {
         type: 'box',
@@ -192,12 +282,59 @@ export function inventWorld(
         rotationYDeg: 0,
         material: 'ceiling',
       },
-      { type: 'box', center: [room.minX - t / 2, y, cz], size: [t, h, d], rotationYDeg: 0, material: 'wall' },
-      { type: 'box', center: [room.maxX + t / 2, y, cz], size: [t, h, d], rotationYDeg: 0, material: 'wall' },
-      { type: 'box', center: [cx, y, room.minZ - t / 2], size: [w, h, t], rotationYDeg: 0, material: 'wall' },
-      { type: 'box', center: [cx, y, room.maxZ + t / 2], size: [w, h, t], rotationYDeg: 0, material: 'wall' },
+      {
+        type: 'box',
+        center: [room.minX - t / 2, y, cz],
+        size: [t, h, d],
+        rotationYDeg: 0,
+        material: 'wallMinX',
+      },
+      {
+        type: 'box',
+        center: [room.maxX + t / 2, y, cz],
+        size: [t, h, d],
+        rotationYDeg: 0,
+        material: 'wallMaxX',
+      },
+      {
+        type: 'box',
+        center: [cx, y, room.minZ - t / 2],
+        size: [w, h, t],
+        rotationYDeg: 0,
+        material: 'wallMinZ',
+      },
+      {
+        type: 'box',
+        center: [cx, y, room.maxZ + t / 2],
+        size: [w, h, t],
+        rotationYDeg: 0,
+        material: 'wallMaxZ',
+      },
     );
   }
+  // Outdoors, the walls the memory shows go on past where it saw them, as high and coloured alike.
+  fit.walls.forEach((wall, i) => {
+    const material = `continuedWall${i}`;
+    materials[material] = continueMaterial(materials.wall!, wall.colour, shadeOf(wall.nx, 0, wall.nz));
+    const length = Math.hypot(wall.x1 - wall.x0, wall.z1 - wall.z0);
+    const height = wall.topY - fit.floorY;
+    // The box's local x runs along the face; it lies behind the face (away from the cameras).
+    const tx = (wall.x1 - wall.x0) / length;
+    const tz = (wall.z1 - wall.z0) / length;
+    objects.push({
+      type: 'box',
+      center: [
+        (wall.x0 + wall.x1) / 2 - (wall.nx * CONTINUED_WALL_THICKNESS_M) / 2,
+        fit.floorY + height / 2,
+        (wall.z0 + wall.z1) / 2 - (wall.nz * CONTINUED_WALL_THICKNESS_M) / 2,
+      ],
+      size: [length, height, CONTINUED_WALL_THICKNESS_M],
+      rotationYDeg: (Math.atan2(-tz, tx) * 180) / Math.PI,
+      material,
+    });
+  });
+  const clearOfWalls = (x: number, z: number, r: number): boolean =>
+    fit.walls.every((w) => distanceToWall(w, x, z) > r + 0.3);
   const anchor: Vec3 = poses[0]!.position;
   const clear = (x: number, z: number, r: number): boolean =>
     poses.every((p) => Math.hypot(p.position[0] - x, p.position[2] - z) > r + 1);
@@ -218,7 +355,8 @@ export function inventWorld(
       // Styles with trees make half their props trees (kind 3); the others draw as before.
       const kind = style.trees && r() < 0.5 ? 3 : Math.floor(r() * 3);
       const material = `prop${Math.floor(r() * style.props.length)}`;
-      if (!clear(x, z, kind === 3 ? 1.4 : size) || !inside(x, z)) continue;
+      const footprint = kind === 3 ? 1.4 : size;
+      if (!clear(x, z, footprint) || !inside(x, z) || !clearOfWalls(x, z, footprint)) continue;
       if (kind === 3) {
         // A trunk standing on the floor and a crown resting on it.
         const trunkH = 1.4 + r() * 1.6;
@@ -299,7 +437,7 @@ export function inventWorld(
     name: `invented-${style.name}-${seed}`,
     description: 'procedural invention',
     sky: style.sky,
-    light: { direction: [0.4, 1, 0.3], ambient: 0.5, diffuse: 0.55 },
+    light: INVENTED_LIGHT,
     materials,
     objects,
     entities,
