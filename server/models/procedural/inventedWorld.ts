@@ -13,6 +13,7 @@ import {
   meanColourWhere,
   type RememberedPoints,
 } from './continuation.ts';
+import { propReach, propShapes } from './props.ts';
 import type { WorldStyle } from './style.ts';
 
 type Rgb = [number, number, number];
@@ -208,6 +209,32 @@ function shadeOf(nx: number, ny: number, nz: number): number {
   return INVENTED_LIGHT.ambient + INVENTED_LIGHT.diffuse * Math.max(0, (nx * lx + ny * ly + nz * lz) / l);
 }
 
+/** Windows and lamps: the sky's reflection by day, warm light when the style's lights are on. */
+const DAY_WINDOW: SceneMaterial = {
+  texture: 'solid',
+  color: [120, 160, 195],
+  color2: [120, 160, 195],
+  scale: 1,
+};
+const LIT_WINDOW: SceneMaterial = {
+  texture: 'solid',
+  color: [255, 215, 130],
+  color2: [255, 215, 130],
+  scale: 1,
+};
+const DAY_LAMP: SceneMaterial = {
+  texture: 'solid',
+  color: [225, 225, 215],
+  color2: [225, 225, 215],
+  scale: 1,
+};
+const LIT_LAMP: SceneMaterial = {
+  texture: 'solid',
+  color: [255, 235, 170],
+  color2: [255, 235, 170],
+  scale: 1,
+};
+
 /** Thickness of a continued outdoor wall (behind its face). */
 const CONTINUED_WALL_THICKNESS_M = 0.3;
 
@@ -247,6 +274,16 @@ export function inventWorld(
     materials.trunk = tint(style.trees.trunk, rand);
     materials.crown = tint(style.trees.crown, rand);
   }
+  // Built props (after the others: their tints do not move the draws above).
+  const st = style.structures;
+  materials.houseWall = tint(style.wall, rand);
+  materials.roof = tint(st.roof, rand);
+  materials.door = tint(st.door, rand);
+  materials.fence = tint(st.fence, rand);
+  materials.pole = st.pole;
+  materials.rock = tint(st.rock, rand);
+  materials.window = style.lit ? LIT_WINDOW : DAY_WINDOW;
+  materials.lampHead = style.lit ? LIT_LAMP : DAY_LAMP;
   const objects: SceneShape[] = [
     { type: 'plane', point: [0, fit.floorY, 0], normal: [0, 1, 0], material: 'floor' },
   ];
@@ -352,50 +389,12 @@ export function inventWorld(
       const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const size = 0.4 + r() * 1.1;
-      // Styles with trees make half their props trees (kind 3); the others draw as before.
-      const kind = style.trees && r() < 0.5 ? 3 : Math.floor(r() * 3);
+      // Styles with trees make half their props trees; the others are drawn from the style's kinds.
+      const kind = style.trees && r() < 0.5 ? 'tree' : style.kinds[Math.floor(r() * style.kinds.length)]!;
       const material = `prop${Math.floor(r() * style.props.length)}`;
-      const footprint = kind === 3 ? 1.4 : size;
-      if (!clear(x, z, footprint) || !inside(x, z) || !clearOfWalls(x, z, footprint)) continue;
-      if (kind === 3) {
-        // A trunk standing on the floor and a crown resting on it.
-        const trunkH = 1.4 + r() * 1.6;
-        const crownR = 0.7 + r() * 0.7;
-        objects.push(
-          {
-            type: 'cylinder',
-            base: [x, fit.floorY, z],
-            radius: 0.1 + r() * 0.1,
-            height: trunkH,
-            material: 'trunk',
-          },
-          {
-            type: 'sphere',
-            center: [x, fit.floorY + trunkH + crownR * 0.6, z],
-            radius: crownR,
-            material: 'crown',
-          },
-        );
-      } else if (kind === 0) {
-        const height = 0.4 + r() * 1.6;
-        objects.push({
-          type: 'box',
-          center: [x, fit.floorY + height / 2, z],
-          size: [size, height, size * (0.6 + r() * 0.8)],
-          rotationYDeg: r() * 90,
-          material,
-        });
-      } else if (kind === 1) {
-        objects.push({
-          type: 'cylinder',
-          base: [x, fit.floorY, z],
-          radius: size / 2,
-          height: 0.5 + r() * 2.5,
-          material,
-        });
-      } else {
-        objects.push({ type: 'sphere', center: [x, fit.floorY + size / 2, z], radius: size / 2, material });
-      }
+      const reach = propReach(kind, size);
+      if (!clear(x, z, reach) || !inside(x, z) || !clearOfWalls(x, z, reach)) continue;
+      objects.push(...propShapes(kind, x, fit.floorY, z, size, material, r));
     }
   }
   const entities: SceneEntity[] = [];

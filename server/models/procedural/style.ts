@@ -16,9 +16,30 @@ export interface WorldStyle {
   readonly propDensity: number;
   /** Trees (a trunk and a crown) among the props: their materials; absent where the style has none. */
   readonly trees?: { readonly trunk: SceneMaterial; readonly crown: SceneMaterial };
+  /**
+   * What the props are, drawn uniformly per prop (a kind listed twice comes twice as often); trees
+   * come on top of these where the style has them (half the props).
+   */
+  readonly kinds: readonly PropKind[];
+  /** Materials of the built props: houses' roofs and doors, fences, lamp poles, rocks. */
+  readonly structures: {
+    readonly roof: SceneMaterial;
+    readonly door: SceneMaterial;
+    readonly fence: SceneMaterial;
+    readonly pole: SceneMaterial;
+    readonly rock: SceneMaterial;
+  };
+  /** Lights are on (night, neon): windows and lamps glow instead of reflecting the day. */
+  readonly lit: boolean;
   /** The prompt's modifiers applied, in order (snowy, autumn, night, …). */
   readonly modifiers: readonly string[];
 }
+
+/**
+ * Props the model invents: a crate (box), a pillar (cylinder), a ball, a rock (a sphere sunk in the
+ * ground), a street lamp, a fence panel, a small house with a door, windows and a roof.
+ */
+export type PropKind = 'crate' | 'pillar' | 'ball' | 'rock' | 'lamp' | 'fence' | 'house';
 
 const m = (texture: SceneMaterial['texture'], color: Rgb, color2: Rgb, scale: number): SceneMaterial => ({
   texture,
@@ -27,7 +48,20 @@ const m = (texture: SceneMaterial['texture'], color: Rgb, color2: Rgb, scale: nu
   scale,
 });
 
-const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
+const SNOW_ROOF: Rgb = [232, 236, 244];
+
+/** Built props' materials most places share (a style may give its own). */
+const STRUCTURES: WorldStyle['structures'] = {
+  roof: m('tiles', [120, 60, 45], [70, 40, 35], 3),
+  door: m('wood', [110, 70, 40], [70, 45, 25], 6),
+  fence: m('stripes', [150, 110, 70], [80, 55, 35], 8),
+  pole: m('solid', [55, 58, 62], [55, 58, 62], 1),
+  rock: m('noise', [130, 128, 120], [85, 84, 80], 3),
+};
+
+type StyleLook = Omit<WorldStyle, 'name' | 'modifiers' | 'lit'>;
+
+const STYLES: Record<string, StyleLook> = {
   courtyard: {
     indoor: false,
     floor: m('tiles', [170, 165, 150], [95, 90, 85], 1),
@@ -40,6 +74,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     ],
     entities: [m('solid', [220, 50, 40], [220, 50, 40], 1), m('stripes', [40, 150, 220], [20, 60, 120], 6)],
     sky: { zenith: [90, 140, 210], horizon: [200, 220, 240] },
+    kinds: ['crate', 'pillar', 'ball'],
+    structures: STRUCTURES,
     propDensity: 0.35,
   },
   forest: {
@@ -54,6 +90,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     ],
     entities: [m('solid', [200, 160, 60], [200, 160, 60], 1), m('checker', [240, 240, 240], [40, 40, 40], 6)],
     sky: { zenith: [110, 160, 220], horizon: [210, 225, 235] },
+    kinds: ['rock', 'rock', 'fence', 'ball'],
+    structures: STRUCTURES,
     propDensity: 0.55,
     trees: {
       trunk: m('stripes', [90, 60, 40], [60, 40, 25], 20),
@@ -68,6 +106,12 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('noise', [190, 150, 100], [150, 110, 70], 2), m('stripes', [90, 140, 70], [60, 100, 50], 8)],
     entities: [m('solid', [120, 80, 50], [120, 80, 50], 1)],
     sky: { zenith: [70, 130, 220], horizon: [230, 215, 190] },
+    kinds: ['rock', 'rock', 'pillar', 'house'],
+    structures: {
+      ...STRUCTURES,
+      roof: m('noise', [190, 150, 105], [160, 120, 80], 2),
+      rock: m('noise', [200, 150, 100], [160, 110, 70], 2),
+    },
     propDensity: 0.15,
   },
   snow: {
@@ -78,6 +122,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('noise', [40, 80, 50], [230, 235, 240], 3), m('stripes', [90, 60, 40], [60, 40, 25], 20)],
     entities: [m('solid', [200, 40, 40], [200, 40, 40], 1)],
     sky: { zenith: [150, 170, 200], horizon: [225, 230, 240] },
+    kinds: ['rock', 'ball', 'house'],
+    structures: { ...STRUCTURES, roof: m('noise', SNOW_ROOF, [205, 214, 228], 2) },
     propDensity: 0.3,
     trees: {
       trunk: m('stripes', [90, 60, 40], [60, 40, 25], 20),
@@ -92,6 +138,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('stripes', [230, 80, 60], [245, 240, 230], 6), m('noise', [150, 140, 120], [110, 100, 90], 3)],
     entities: [m('solid', [240, 200, 60], [240, 200, 60], 1)],
     sky: { zenith: [60, 140, 230], horizon: [200, 225, 245] },
+    kinds: ['rock', 'ball', 'lamp'],
+    structures: STRUCTURES,
     propDensity: 0.12,
   },
   ruins: {
@@ -102,6 +150,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('brick', [155, 145, 125], [95, 90, 80], 2), m('noise', [120, 120, 110], [80, 80, 75], 3)],
     entities: [m('solid', [200, 150, 60], [200, 150, 60], 1)],
     sky: { zenith: [100, 140, 200], horizon: [215, 215, 210] },
+    kinds: ['pillar', 'pillar', 'rock', 'crate'],
+    structures: { ...STRUCTURES, rock: m('noise', [150, 140, 120], [100, 95, 85], 3) },
     propDensity: 0.45,
   },
   town: {
@@ -112,6 +162,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('brick', [180, 100, 75], [220, 210, 195], 2), m('stripes', [210, 200, 180], [120, 90, 70], 6)],
     entities: [m('solid', [40, 90, 200], [40, 90, 200], 1), m('solid', [220, 50, 40], [220, 50, 40], 1)],
     sky: { zenith: [90, 140, 210], horizon: [200, 220, 240] },
+    kinds: ['house', 'house', 'lamp', 'fence', 'crate'],
+    structures: STRUCTURES,
     propDensity: 0.4,
   },
   room: {
@@ -126,6 +178,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     ],
     entities: [m('checker', [250, 220, 30], [30, 30, 30], 6), m('stripes', [40, 160, 220], [20, 60, 120], 6)],
     sky: { zenith: [90, 140, 210], horizon: [200, 220, 240] },
+    kinds: ['crate', 'pillar', 'ball'],
+    structures: STRUCTURES,
     propDensity: 0.3,
   },
   dungeon: {
@@ -136,6 +190,8 @@ const STYLES: Record<string, Omit<WorldStyle, 'name' | 'modifiers'>> = {
     props: [m('wood', [120, 80, 45], [70, 45, 25], 5), m('noise', [130, 125, 120], [80, 78, 75], 3)],
     entities: [m('solid', [230, 140, 40], [230, 140, 40], 1)],
     sky: { zenith: [30, 30, 40], horizon: [60, 60, 70] },
+    kinds: ['crate', 'pillar', 'rock'],
+    structures: { ...STRUCTURES, rock: m('noise', [110, 105, 100], [70, 68, 65], 3) },
     propDensity: 0.35,
   },
 };
@@ -152,7 +208,7 @@ const KEYWORDS: [RegExp, string][] = [
   [/\b(room|house|home|office|indoor|interior|apartment|hall|museum|library|kitchen)\b/i, 'room'],
 ];
 
-type Modifier = (s: Omit<WorldStyle, 'name' | 'modifiers'>) => Omit<WorldStyle, 'name' | 'modifiers'>;
+type Modifier = (s: StyleLook & { lit: boolean }) => StyleLook & { lit: boolean };
 
 const mix = (a: Rgb, b: Rgb, t: number): Rgb => [
   Math.round(a[0] + (b[0] - a[0]) * t),
@@ -171,14 +227,25 @@ const recolour = (mat: SceneMaterial, f: (c: Rgb) => Rgb): SceneMaterial => ({
   color2: f((mat.color2 ?? mat.color) as Rgb),
 });
 /** Every material and the sky mapped by one colour function. */
-const everything = (s: Omit<WorldStyle, 'name' | 'modifiers'>, f: (c: Rgb) => Rgb, sky: (c: Rgb) => Rgb) => ({
+const everything = <S extends StyleLook>(s: S, f: (c: Rgb) => Rgb, sky: (c: Rgb) => Rgb): S => ({
   ...s,
   floor: recolour(s.floor, f),
   wall: recolour(s.wall, f),
   ceiling: recolour(s.ceiling, f),
   props: s.props.map((p) => recolour(p, f)),
   trees: s.trees && { trunk: recolour(s.trees.trunk, f), crown: recolour(s.trees.crown, f) },
+  structures: structuresMapped(s.structures, (mat) => recolour(mat, f)),
   sky: { zenith: sky(s.sky.zenith), horizon: sky(s.sky.horizon) },
+});
+const structuresMapped = (
+  st: WorldStyle['structures'],
+  f: (m: SceneMaterial) => SceneMaterial,
+): WorldStyle['structures'] => ({
+  roof: f(st.roof),
+  door: f(st.door),
+  fence: f(st.fence),
+  pole: f(st.pole),
+  rock: f(st.rock),
 });
 
 const SNOW: Rgb = [238, 242, 248];
@@ -196,6 +263,11 @@ const MODIFIERS: [RegExp, string, Modifier][] = [
       wall: recolour(s.wall, (c) => mix(c, SNOW, 0.35)),
       props: s.props.map((p) => recolour(p, (c) => mix(c, SNOW, 0.5))),
       trees: s.trees && { trunk: s.trees.trunk, crown: recolour(s.trees.crown, (c) => mix(c, SNOW, 0.6)) },
+      structures: {
+        ...s.structures,
+        roof: recolour(s.structures.roof, (c) => mix(c, SNOW, 0.7)),
+        rock: recolour(s.structures.rock, (c) => mix(c, SNOW, 0.65)),
+      },
       sky: { zenith: [160, 178, 205], horizon: [228, 232, 240] },
     }),
   ],
@@ -240,17 +312,20 @@ const MODIFIERS: [RegExp, string, Modifier][] = [
         () => [20, 15, 40],
       ),
       props: [m('stripes', [255, 40, 200], [40, 10, 60], 6), m('stripes', [30, 240, 255], [10, 30, 60], 6)],
+      lit: true,
     }),
   ],
   [
     /\b(night|nighttime|midnight|dark|moonlit)\b/i,
     'night',
-    (s) =>
-      everything(
+    (s) => ({
+      ...everything(
         s,
         (c) => scaleRgb(c, 0.3),
         (c) => mix(scaleRgb(c, 0.12), [10, 14, 40], 0.5),
       ),
+      lit: true,
+    }),
   ],
 ];
 
@@ -262,7 +337,7 @@ const MODIFIERS: [RegExp, string, Modifier][] = [
  */
 export function styleFromPrompt(prompt: string): WorldStyle {
   const name = KEYWORDS.find(([re]) => re.test(prompt))?.[1] ?? 'courtyard';
-  let style = STYLES[name]!;
+  let style = { ...STYLES[name]!, lit: false };
   const modifiers: string[] = [];
   for (const [re, modifier, apply] of MODIFIERS) {
     if (!re.test(prompt)) continue;
