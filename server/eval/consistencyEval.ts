@@ -155,7 +155,8 @@ export async function turnBack(
 }
 
 export interface DriveOptions {
-  readonly scene: Scene;
+  /** The world's scene (its ground truth seeds the memory); without one, everything is invented. */
+  readonly scene?: Scene;
   readonly model: WorldModel;
   readonly poses: readonly Pose[];
   readonly director?: DirectorOptions;
@@ -177,8 +178,10 @@ export interface DriveOptions {
 export async function drive(opts: DriveOptions): Promise<{ director: Director; frames: DirectedFrame[] }> {
   const info = opts.model.describe();
   const memory = opts.memory ?? SpatialMemory.create(opts.voxelSizeM ?? DEFAULT_VOXEL_SIZE_M);
-  const director = new Director(memory, opts.model, { prompt: promptForScene(opts.scene), ...opts.director });
-  if (opts.seedWithGroundTruth ?? true) seedFromScene(director, opts.scene, opts.poses[0]!, 0);
+  const prompt = opts.scene ? promptForScene(opts.scene) : '';
+  const director = new Director(memory, opts.model, { prompt, worldSeed: opts.seed ?? 1, ...opts.director });
+  if (opts.scene && (opts.seedWithGroundTruth ?? true))
+    seedFromScene(director, opts.scene, opts.poses[0]!, 0);
   opts.afterSeed?.(director);
   const frames: DirectedFrame[] = [];
   for (const plan of trajectoryClips(opts.poses, info.framesPerClip, info.fps, opts.seed ?? 1))

@@ -28,3 +28,38 @@ export function hstack(images: readonly Uint8Array[], width: number, height: num
   });
   return out;
 }
+
+/**
+ * A contact sheet: RGB images of one size, each shrunk by an integer `shrink` (box filter), laid
+ * out `columns` to a row with a 2-pixel white gutter. Returns the sheet and its size.
+ */
+export function contactSheet(
+  images: readonly Uint8Array[],
+  width: number,
+  height: number,
+  columns: number,
+  shrink: number,
+): { rgb: Uint8Array; width: number; height: number } {
+  const GUTTER = 2;
+  const tw = Math.floor(width / shrink);
+  const th = Math.floor(height / shrink);
+  const rows = Math.ceil(images.length / columns);
+  const sw = columns * tw + (columns + 1) * GUTTER;
+  const sh = rows * th + (rows + 1) * GUTTER;
+  const out = new Uint8Array(sw * sh * 3).fill(255);
+  const area = shrink * shrink;
+  images.forEach((img, i) => {
+    const ox = GUTTER + (i % columns) * (tw + GUTTER);
+    const oy = GUTTER + Math.floor(i / columns) * (th + GUTTER);
+    for (let y = 0; y < th; y++)
+      for (let x = 0; x < tw; x++)
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          for (let dy = 0; dy < shrink; dy++)
+            for (let dx = 0; dx < shrink; dx++)
+              sum += img[((y * shrink + dy) * width + x * shrink + dx) * 3 + c]!;
+          out[((oy + y) * sw + ox + x) * 3 + c] = Math.round(sum / area);
+        }
+  });
+  return { rgb: out, width: sw, height: sh };
+}

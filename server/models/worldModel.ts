@@ -59,6 +59,12 @@ export interface ClipRequest {
   readonly prompt: string;
   /** 32-bit unsigned seed: the same request and seed give the same frames. */
   readonly seed: number;
+  /**
+   * The world's own seed (uint32; default 0): what a model invents for a place may depend on it and
+   * on the place, not on the clip, so that a place half seen in one clip is completed alike in the
+   * next and two worlds with one prompt still differ.
+   */
+  readonly worldSeed?: number;
   /** World time of the first frame, seconds (moves dynamic content). */
   readonly timeS: number;
   readonly signal?: AbortSignal;
@@ -193,6 +199,12 @@ export function validateClipRequest(req: ClipRequest, info: WorldModelInfo): voi
     Number.isInteger(req.seed) && req.seed >= 0 && req.seed <= 0xffffffff,
     'INVALID_ARGUMENT',
     `seed must be a uint32, got ${req.seed}`,
+  );
+  check(
+    req.worldSeed === undefined ||
+      (Number.isInteger(req.worldSeed) && req.worldSeed >= 0 && req.worldSeed <= 0xffffffff),
+    'INVALID_ARGUMENT',
+    `worldSeed must be a uint32, got ${req.worldSeed}`,
   );
   check(Number.isFinite(req.timeS), 'INVALID_ARGUMENT', `timeS must be finite, got ${req.timeS}`);
 }

@@ -115,6 +115,7 @@ runTool(USAGE, async () => {
       preceding: wire.preceding.map(conditioning),
       prompt: wire.prompt,
       seed: wire.seed,
+      ...(wire.worldSeed === undefined ? {} : { worldSeed: wire.worldSeed }),
       timeS: wire.timeS,
       signal: abort.signal,
     };

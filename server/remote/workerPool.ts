@@ -388,6 +388,7 @@ export class RemoteWorkerPool implements WorldModel {
       preceding: req.preceding.map(wireFrame),
       prompt: req.prompt,
       seed: req.seed,
+      ...(req.worldSeed === undefined ? {} : { worldSeed: req.worldSeed }),
       timeS: req.timeS + from / this.info.fps,
     };
     const stallMs = this.o.stallMs ?? WORKER_POOL_DEFAULTS.stallMs;

@@ -663,7 +663,14 @@ export function renderScene(
  * `shrinkM` on every side (so surfaces touching it do not count; a negative `shrinkM` grows it).
  * A plane's inside is the half-space behind it.
  */
-function insideShape(shape: SceneShape, offset: Vec3, x: number, y: number, z: number, shrinkM = 0): boolean {
+export function insideShape(
+  shape: SceneShape,
+  offset: Vec3,
+  x: number,
+  y: number,
+  z: number,
+  shrinkM = 0,
+): boolean {
   switch (shape.type) {
     case 'plane': {
       const [nx, ny, nz] = shape.normal;

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { SpatiaError } from '../../shared/errors.ts';
 import { drive } from '../eval/consistencyEval.ts';
-import { encodeRgbPng } from '../io/png.ts';
+import { contactSheet, encodeRgbPng } from '../io/png.ts';
 import { loadTrajectoryFile } from '../io/trajectoryFile.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
@@ -13,13 +13,21 @@ import { promptForScene } from '../scene/prompts.ts';
 import { sampleTrajectory } from '../world/trajectory.ts';
 import { intArg, runTool, sceneArg } from './cli.ts';
 
-const USAGE = `usage: npm run render -- --scene NAME|FILE.json --trajectory FILE.json --out DIR
+const USAGE = `usage: npm run render -- (--scene NAME|FILE.json | --prompt TEXT) --trajectory FILE.json --out DIR
                        [--model ${MODEL_NAMES.join('|')}] [--prompt TEXT] [--seed N] [--k N]
-                       [--no-memory] [--voxel METRES]
+                       [--no-memory] [--voxel METRES] [--contact-sheet FILE.png]
 
 Generates a clip sequence along the trajectory, headless, and writes every frame as DIR/NNNNN.png.
-The world starts from the scene's ground truth at the first pose (the initial image); the model
-invents the rest, conditioned on the spatial memory (unless --no-memory). Formats: docs/formats.md.`;
+With --scene the world starts from the scene's ground truth at the first pose (the initial image)
+and the model invents the rest; with only --prompt it starts empty and the model invents every
+pixel from the prompt. Either way it is conditioned on the spatial memory (unless --no-memory).
+--contact-sheet also writes 12 frames evenly spaced along the walk, half size, 4 to a row.
+Formats: docs/formats.md.`;
+
+/** Frames on a contact sheet, to a row, and how much each is shrunk. */
+const SHEET_FRAMES = 12;
+const SHEET_COLUMNS = 4;
+const SHEET_SHRINK = 2;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -34,6 +42,7 @@ async function main(): Promise<void> {
       k: { type: 'string', default: '7' },
       voxel: { type: 'string', default: String(DEFAULT_VOXEL_SIZE_M) },
       'no-memory': { type: 'boolean', default: false },
+      'contact-sheet': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -42,21 +51,27 @@ async function main(): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (!values.scene || !values.trajectory || !values.out)
-    throw new SpatiaError('INVALID_ARGUMENT', '--scene, --trajectory and --out are required');
-  const scene = sceneArg(values.scene);
+  if (!(values.scene || values.prompt) || !values.trajectory || !values.out)
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      '--trajectory, --out and --scene or --prompt (or both) are required',
+    );
+  const scene = values.scene ? sceneArg(values.scene) : undefined;
+  const sheetPath = values['contact-sheet'];
+  if (sheetPath !== undefined && !sheetPath.endsWith('.png'))
+    throw new SpatiaError('INVALID_ARGUMENT', `--contact-sheet must name a .png file, got "${sheetPath}"`);
   const trajectory = loadTrajectoryFile(resolve(values.trajectory));
   const seed = intArg('seed', values.seed, 0, 0xffffffff);
   const k = intArg('k', values.k, 0, 64);
   const voxelSizeM = Number(values.voxel);
   validateVoxelSize(voxelSizeM);
-  const model = await loadModel(values.model, { scene });
+  const model = await loadModel(values.model, scene ? { scene } : {});
   const info = model.describe();
   const poses = sampleTrajectory(trajectory, info.fps);
   const outDir = resolve(values.out);
   mkdirSync(outDir, { recursive: true });
   process.stdout.write(
-    `rendering ${poses.length - 1} frames of "${scene.name}" with ${info.name} (${info.width}×${info.height}, ${info.device}), memory ${values['no-memory'] ? 'off' : 'on'}\n`,
+    `rendering ${poses.length - 1} frames of ${scene ? `"${scene.name}"` : 'an empty world'} with ${info.name} (${info.width}×${info.height}, ${info.device}), memory ${values['no-memory'] ? 'off' : 'on'}\n`,
   );
   const bar = new SingleBar({
     format: 'render [{bar}] {value}/{total} frames | {fps} fps | {voxels} voxels | ETA {eta_formatted}',
@@ -65,14 +80,25 @@ async function main(): Promise<void> {
   bar.start(poses.length - 1, 0, { fps: '-', voxels: 0 });
   const t0 = performance.now();
   const memory = SpatialMemory.create(voxelSizeM);
+  const frameCount = poses.length - 1;
+  // The frames the contact sheet shows (1-based, as onFrame counts), evenly spaced from first to last.
+  const sheetAt = new Set(
+    Array.from(
+      { length: Math.min(SHEET_FRAMES, frameCount) },
+      (_v, j) => 1 + Math.round((j * (frameCount - 1)) / Math.max(1, Math.min(SHEET_FRAMES, frameCount) - 1)),
+    ),
+  );
+  const sheet: Uint8Array[] = [];
+  const prompt = values.prompt ?? (scene ? promptForScene(scene) : '');
   await drive({
-    scene,
+    ...(scene ? { scene } : {}),
     model,
     poses,
     memory,
     seed,
-    director: { memory: !values['no-memory'], k, prompt: values.prompt ?? promptForScene(scene) },
+    director: { memory: !values['no-memory'], k, prompt },
     onFrame: (f, i) => {
+      if (sheetPath !== undefined && sheetAt.has(i)) sheet.push(f.rgb.slice());
       writeFileSync(
         join(outDir, `${String(i).padStart(5, '0')}.png`),
         encodeRgbPng(f.rgb, info.width, info.height),
@@ -85,6 +111,12 @@ async function main(): Promise<void> {
   });
   bar.stop();
   await model.dispose();
+  if (sheetPath !== undefined) {
+    const c = contactSheet(sheet, info.width, info.height, SHEET_COLUMNS, SHEET_SHRINK);
+    writeFileSync(resolve(sheetPath), encodeRgbPng(c.rgb, c.width, c.height));
+    process.stdout.write(`wrote a contact sheet of ${sheet.length} frames to ${resolve(sheetPath)}
+`);
+  }
   process.stdout.write(
     `wrote ${poses.length - 1} frames to ${outDir} (memory: ${memory.voxelCount} voxels)\n`,
   );

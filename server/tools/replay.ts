@@ -35,7 +35,9 @@ runTool(USAGE, async () => {
   const { id, session } = sessionArg(store, values.store, positionals);
   const memory = SpatialMemory.load(session.startSnapshot);
   const model = await loadModel(session.model, { width: session.width, height: session.height });
-  const director = new Director(memory, model, { prompt: session.prompt });
+  // The world's seed places what the model invents (ClipRequest.worldSeed): the world's row has it.
+  const worldSeed = store.getWorld(session.worldId)?.seed ?? 0;
+  const director = new Director(memory, model, { prompt: session.prompt, worldSeed });
   // The world's erased regions at the start, then every edit where the recording put it.
   const edits = new EditLog(memory.grid, erasedAtStart(session.erased ?? []));
   if (session.seededFrom) {

@@ -38,6 +38,8 @@ export interface DirectorOptions {
   /** Fuse every n-th generated frame (consecutive frames overlap almost entirely). */
   readonly fuseEvery?: number;
   readonly prompt?: string;
+  /** The world's seed, passed to the model with every clip (ClipRequest.worldSeed; default 0). */
+  readonly worldSeed?: number;
   /** Frames kept as `preceding` for the next clip. */
   readonly precedingFrames?: number;
   /**
@@ -112,6 +114,7 @@ export class Director {
       fuseEvery: opts.fuseEvery ?? 1,
       keyframeEvery: opts.keyframeEvery ?? 16,
       prompt: opts.prompt ?? '',
+      worldSeed: opts.worldSeed ?? 0,
       precedingFrames: opts.precedingFrames ?? 2,
       dynamicMasking: opts.dynamicMasking ?? 'model',
     };
@@ -225,6 +228,7 @@ export class Director {
       preceding: this.preceding.map((f) => this.withoutErased(f)),
       prompt: this.opts.prompt,
       seed: clip.seed >>> 0,
+      worldSeed: this.opts.worldSeed,
       timeS: clip.timeS,
       signal: clip.signal,
     });

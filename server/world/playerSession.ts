@@ -121,6 +121,7 @@ export class PlayerSession implements WorldMember {
     const info = settings.model.describe();
     this.id = `p${index}`;
     this.director = new Director(world.memory, settings.model, {
+      worldSeed: world.seed,
       prompt: world.prompt,
       views: settings.views,
     });

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { fnv1a } from '../../shared/math/random.ts';
 import type { ErrorCode } from '../../shared/protocol/events.ts';
 import type { ServerLimits } from '../limits.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
@@ -178,7 +179,8 @@ export class WorldRegistry {
     const w = new World({
       id,
       prompt: prompt ?? (scene ? promptForScene(scene) : DEFAULT_WORLD_PROMPT),
-      seed: seed ?? 1,
+      // Without a seed, the id's hash: two worlds with one prompt still invent different places.
+      seed: seed ?? fnv1a(id),
       voxelSizeM: this.voxelSizeM,
       scene,
       inviteToken,

@@ -46,6 +46,8 @@ export interface WireClipRequest {
   readonly preceding: WireConditioningFrame[];
   readonly prompt: string;
   readonly seed: number;
+  /** The world's seed (ClipRequest.worldSeed); absent from older servers (0). */
+  readonly worldSeed?: number;
   readonly timeS: number;
 }
 

@@ -44,7 +44,7 @@ function inventedScene(i: number): Scene {
       ? { minX: -r(4, 7), maxX: r(4, 7), minZ: -r(4, 7), maxZ: r(4, 7), ceilingY: r(2.6, 3.5) }
       : undefined,
     samples: 0,
-    noPropCells: new Set<string>(),
+    shownEmpty: new Map(),
     walls: [],
   };
   return inventWorld(style, fit, [poseFromYawPitch([0, 1.6, 0], 0, 0)], 1000 + i, 77 + i);

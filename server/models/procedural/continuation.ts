@@ -20,12 +20,19 @@ export interface RememberedPoints {
   readonly b: readonly number[];
 }
 
+/**
+ * Whether the conditioning saw the world point (x, y, z): it lies inside one of its frames, not
+ * behind the surface that frame shows there. A wall whose end was seen stops there (the memory
+ * knows what comes after it: a corner, an opening, the sky); only an end nobody saw goes on.
+ */
+export type SeenTest = (x: number, y: number, z: number) => boolean;
+
 /** A vertical wall the memory shows: its face, continued along its line. */
 export interface FittedWall {
   /** Unit normal of the face in xz, towards the cameras that saw it. */
   readonly nx: number;
   readonly nz: number;
-  /** The face's ends (x, z), the seen part lengthened by WALL_CONTINUE_M on each side. */
+  /** The face's ends (x, z): the seen part, lengthened by up to WALL_CONTINUE_M where nobody saw its line. */
   readonly x0: number;
   readonly z0: number;
   readonly x1: number;
@@ -50,6 +57,8 @@ const WALL_COLUMN_M = 0.5;
 const WALL_MIN_COLUMN_SHARE = 0.6;
 /** How far an invented wall continues past each end of the part the memory shows. */
 export const WALL_CONTINUE_M = 8;
+/** The steps in which a wall's end is continued (each probed for having been seen). */
+const END_PROBE_M = 0.5;
 /** Orientation and offset resolution of the wall search (a Hough transform over xz). */
 const ANGLES = 90;
 const BIN_M = 0.25;
@@ -81,6 +90,7 @@ export function fitWalls(
   pts: RememberedPoints,
   floorY: number,
   viewer: readonly [number, number],
+  seen: SeenTest = () => false,
 ): FittedWall[] {
   const voters: number[] = [];
   for (let i = 0; i < pts.y.length; i++) if (pts.y[i]! > floorY + WALL_MIN_HEIGHT_M) voters.push(i);
@@ -117,7 +127,7 @@ export function fitWalls(
       const r = (pts.x[i]! - vx) * cos[a]! + (pts.z[i]! - vz) * sin[a]!;
       return Math.abs(r - rho) <= INLIER_M;
     });
-    const wall = inliers.length >= minVotes ? describeWall(pts, inliers, a, floorY, viewer) : undefined;
+    const wall = inliers.length >= minVotes ? describeWall(pts, inliers, a, floorY, viewer, seen) : undefined;
     if (wall === undefined) {
       votes[best] = 0;
       continue;
@@ -138,6 +148,7 @@ function describeWall(
   angle: number,
   floorY: number,
   viewer: readonly [number, number],
+  seen: SeenTest,
 ): FittedWall | undefined {
   const theta = (angle * Math.PI) / ANGLES;
   let nx = Math.cos(theta);
@@ -185,8 +196,17 @@ function describeWall(
     colour[2] += pts.b[i]!;
   }
   const n = inliers.length;
-  const a0 = s0 - WALL_CONTINUE_M;
-  const a1 = s1 + WALL_CONTINUE_M;
+  // Each end continues, step by step, up to where somebody saw the wall's line (knee or head
+  // height): what comes after a seen end is known (a corner, an opening, the sky).
+  const seenAt = (s: number) =>
+    [floorY + 0.5, floorY + 1.7].some((y) => seen(rho * nx + s * tx, y, rho * nz + s * tz));
+  const reach = (end: number, dir: number): number => {
+    let s = end;
+    while (Math.abs(s - end) < WALL_CONTINUE_M && !seenAt(s + dir * END_PROBE_M)) s += dir * END_PROBE_M;
+    return s;
+  };
+  const a0 = reach(s0, -1);
+  const a1 = reach(s1, 1);
   return {
     nx,
     nz,

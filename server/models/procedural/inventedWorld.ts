@@ -2,6 +2,7 @@ import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import { cellHash, mulberry32 } from '../../../shared/math/random.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
+import { insideShape } from '../../scene/rayCaster.ts';
 import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
 import type { ConditioningFrame, MemoryViewImage } from '../worldModel.ts';
 import {
@@ -33,10 +34,11 @@ export interface SceneFit {
   /** How many memory points the fit used (0 = nothing seen: defaults from the camera). */
   readonly samples: number;
   /**
-   * Prop cells (PROP_CELL_M grid, key `x,z`) the conditioning shows to be bare floor or empty
-   * space (the memory's known free space below prop height): the model puts no prop there.
+   * Points the conditioning shows to be bare floor or empty space (the memory's known free space
+   * below prop height), flat x, y, z, by EVIDENCE_CELL_M cell (key `x,z`): a prop that would
+   * contain one is not invented.
    */
-  readonly noPropCells: ReadonlySet<string>;
+  readonly shownEmpty: ReadonlyMap<string, readonly number[]>;
   /** Outdoors: the walls the memory shows, continued (see continuation.ts). */
   readonly walls: readonly FittedWall[];
   /** The remembered floor's mean colour, where the conditioning shows enough of it. */
@@ -127,18 +129,35 @@ export function fitScene(
   const samples = ys.length;
   const sy = Float64Array.from(ys).sort();
   const floorY = samples >= MIN_FIT_SAMPLES ? percentile(sy, 0.03) : anchor[1] - EYE_HEIGHT_M;
-  const noPropCells = new Set<string>();
-  for (let i = 0; i < samples; i++) {
-    if (ys[i]! < floorY + 0.3) noPropCells.add(propCellKey(xs[i]!, zs[i]!));
-  }
+  const shownEmpty = new Map<string, number[]>();
+  const evidence = (x: number, y: number, z: number): void => {
+    const key = evidenceCellKey(x, z);
+    const list = shownEmpty.get(key);
+    if (list) list.push(x, y, z);
+    else shownEmpty.set(key, [x, y, z]);
+  };
+  // Floor seen is tested a little above it: inside whatever would stand there.
+  for (let i = 0; i < samples; i++)
+    if (ys[i]! < floorY + FLOOR_EVIDENCE_M) evidence(xs[i]!, floorY + FLOOR_TEST_HEIGHT_M, zs[i]!);
   for (let i = 0; i < freeAlong.length; i += 3)
     if (freeAlong[i + 1]! < floorY + MAX_PROP_HEIGHT_M)
-      noPropCells.add(propCellKey(freeAlong[i]!, freeAlong[i + 2]!));
+      evidence(freeAlong[i]!, freeAlong[i + 1]!, freeAlong[i + 2]!);
   const seenFloor = samples >= MIN_FIT_SAMPLES ? floorColour(pts, floorY) : undefined;
   const floorSeen = seenFloor ? { floorColour: seenFloor } : {};
   if (!indoor) {
-    const walls = samples >= MIN_FIT_SAMPLES ? fitWalls(pts, floorY, [anchor[0], anchor[2]]) : [];
-    return { floorY, samples, noPropCells, walls, ...floorSeen };
+    // A memory view's uncovered pixel is unknown; a frame's pixel without depth is sky, seen empty.
+    const seenBy = [
+      ...views.map((v, i) => ({ pose: poses[i]!, k, depth: v.depth, skyIsSeen: false })),
+      ...frames.flatMap((f) =>
+        f.depth ? [{ pose: f.pose, k: f.intrinsics, depth: f.depth, skyIsSeen: true }] : [],
+      ),
+    ];
+    // Seen: inside a frame and not hidden there, or shown empty (a free ray passed close by).
+    const seen = (x: number, y: number, z: number) =>
+      seenBy.some((f) => seesPoint(f.pose, f.k, f.depth, f.skyIsSeen, x, y, z)) ||
+      shownEmptyNear(shownEmpty, x, y, z);
+    const walls = samples >= MIN_FIT_SAMPLES ? fitWalls(pts, floorY, [anchor[0], anchor[2]], seen) : [];
+    return { floorY, samples, shownEmpty, walls, ...floorSeen };
   }
   const sx = Float64Array.from(xs).sort();
   const sz = Float64Array.from(zs).sort();
@@ -173,12 +192,81 @@ export function fitScene(
     floorY,
     room: { minX, maxX, minZ, maxZ, ceilingY },
     samples,
-    noPropCells,
+    shownEmpty,
     walls: [],
     ...floorSeen,
     ...optional('roomColours', roomColours),
   };
 }
+
+/**
+ * Whether a frame saw world point (x, y, z): it projects inside the image (SEEN_MARGIN_PX from its
+ * edges), in front of the camera, and not behind the surface the frame shows at that pixel; a pixel
+ * without depth saw the point where it is sky (`skyIsSeen`: a frame), not where it is unknown (a
+ * memory view).
+ */
+function seesPoint(
+  pose: Pose,
+  k: Intrinsics,
+  depth: Float32Array,
+  skyIsSeen: boolean,
+  x: number,
+  y: number,
+  z: number,
+): boolean {
+  const r = pose.rotation;
+  const dx = x - pose.position[0];
+  const dy = y - pose.position[1];
+  const dz = z - pose.position[2];
+  const cz = r[2] * dx + r[5] * dy + r[8] * dz;
+  if (cz < 0.1) return false;
+  const u = Math.round((k.fx * (r[0] * dx + r[3] * dy + r[6] * dz)) / cz + k.cx);
+  const v = Math.round((k.fy * (r[1] * dx + r[4] * dy + r[7] * dz)) / cz + k.cy);
+  if (
+    u < SEEN_MARGIN_PX ||
+    v < SEEN_MARGIN_PX ||
+    u >= k.width - SEEN_MARGIN_PX ||
+    v >= k.height - SEEN_MARGIN_PX
+  )
+    return false;
+  const d = depth[v * k.width + u]!;
+  return d > 0 ? d > cz - SEEN_BEHIND_M : skyIsSeen;
+}
+const SEEN_MARGIN_PX = 4;
+
+/** Whether empty-space evidence lies within EMPTY_NEAR_M across and EMPTY_NEAR_Y_M up or down of a point. */
+function shownEmptyNear(
+  shownEmpty: ReadonlyMap<string, readonly number[]>,
+  x: number,
+  y: number,
+  z: number,
+): boolean {
+  for (
+    let cx = Math.floor((x - EMPTY_NEAR_M) / EVIDENCE_CELL_M);
+    cx <= Math.floor((x + EMPTY_NEAR_M) / EVIDENCE_CELL_M);
+    cx++
+  )
+    for (
+      let cz = Math.floor((z - EMPTY_NEAR_M) / EVIDENCE_CELL_M);
+      cz <= Math.floor((z + EMPTY_NEAR_M) / EVIDENCE_CELL_M);
+      cz++
+    ) {
+      const list = shownEmpty.get(`${cx},${cz}`);
+      if (!list) continue;
+      for (let i = 0; i < list.length; i += 3)
+        if (
+          Math.abs(list[i]! - x) <= EMPTY_NEAR_M &&
+          Math.abs(list[i + 2]! - z) <= EMPTY_NEAR_M &&
+          Math.abs(list[i + 1]! - y) <= EMPTY_NEAR_Y_M
+        )
+          return true;
+    }
+  return false;
+}
+const EMPTY_NEAR_M = 0.35;
+const EMPTY_NEAR_Y_M = 0.6;
+/** A point this far behind the surface a frame shows was hidden from it. */
+const SEEN_BEHIND_M = 0.3;
 
 /** A remembered point within this of a fitted room face belongs to it (colours). */
 const ROOM_FACE_M = 0.3;
@@ -187,10 +275,75 @@ const ROOM_FACE_M = 0.3;
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } =>
   (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
-const propCellKey = (x: number, z: number): string =>
-  `${Math.floor(x / PROP_CELL_M)},${Math.floor(z / PROP_CELL_M)}`;
+const evidenceCellKey = (x: number, z: number): string =>
+  `${Math.floor(x / EVIDENCE_CELL_M)},${Math.floor(z / EVIDENCE_CELL_M)}`;
 
-/** Tints a material's colours by up to ±12% (seeded), so each seed dresses its inventions a little differently. */
+/** Evidence points are kept in cells this wide, for finding those under a prop. */
+const EVIDENCE_CELL_M = 1;
+/** A remembered point this close to the floor is floor (a rock's flank a few centimetres up is not). */
+const FLOOR_EVIDENCE_M = 0.05;
+/** Where the floor was seen, this high above it must be empty. */
+const FLOOR_TEST_HEIGHT_M = 0.12;
+/** Evidence must lie this far inside a prop to rule it out (the memory's points are a few centimetres off). */
+const EVIDENCE_INSIDE_M = 0.05;
+/** Props keep this far from every target camera. */
+const CAMERA_CLEARANCE_M = 0.5;
+
+/**
+ * Whether a prop's shapes may be invented: no target camera within CAMERA_CLEARANCE_M of them and
+ * nothing the conditioning shows to be floor or empty space inside them. The test is per shape, not
+ * per 3 m cell: a cell's floor seen beside a rock used to take the rock out of the next clip while
+ * the memory kept the half already seen.
+ */
+function mayInvent(shapes: readonly SceneShape[], fit: SceneFit, poses: readonly Pose[]): boolean {
+  const still: Vec3 = [0, 0, 0];
+  for (const shape of shapes) {
+    for (const p of poses) {
+      const [x, y, z] = p.position;
+      if (insideShape(shape, still, x, y, z, -CAMERA_CLEARANCE_M)) return false;
+    }
+    const [lo, hi] = shapeBounds(shape);
+    for (let cx = Math.floor(lo[0] / EVIDENCE_CELL_M); cx <= Math.floor(hi[0] / EVIDENCE_CELL_M); cx++)
+      for (let cz = Math.floor(lo[2] / EVIDENCE_CELL_M); cz <= Math.floor(hi[2] / EVIDENCE_CELL_M); cz++) {
+        const list = fit.shownEmpty.get(`${cx},${cz}`);
+        if (!list) continue;
+        for (let i = 0; i < list.length; i += 3)
+          if (insideShape(shape, still, list[i]!, list[i + 1]!, list[i + 2]!, EVIDENCE_INSIDE_M))
+            return false;
+      }
+  }
+  return true;
+}
+
+/** An axis-aligned box around a shape (x, z as placed; boxes by their diagonal). */
+function shapeBounds(s: SceneShape): [Vec3, Vec3] {
+  switch (s.type) {
+    case 'sphere':
+      return [
+        [s.center[0] - s.radius, s.center[1] - s.radius, s.center[2] - s.radius],
+        [s.center[0] + s.radius, s.center[1] + s.radius, s.center[2] + s.radius],
+      ];
+    case 'cylinder':
+      return [
+        [s.base[0] - s.radius, s.base[1], s.base[2] - s.radius],
+        [s.base[0] + s.radius, s.base[1] + s.height, s.base[2] + s.radius],
+      ];
+    case 'box': {
+      const r = Math.hypot(s.size[0], s.size[2]) / 2;
+      return [
+        [s.center[0] - r, s.center[1] - s.size[1] / 2, s.center[2] - r],
+        [s.center[0] + r, s.center[1] + s.size[1] / 2, s.center[2] + r],
+      ];
+    }
+    case 'plane':
+      return [
+        [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY],
+        [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY],
+      ];
+  }
+}
+
+/** Tints a material's colours by up to ±12% (seeded), so each prompt dresses its inventions a little differently. */
 function tint(mat: SceneMaterial, rand: () => number): SceneMaterial {
   const f = (c: readonly number[]): [number, number, number] => {
     const k = 0.88 + rand() * 0.24;
@@ -244,9 +397,10 @@ const INVENT_RADIUS_M = 24;
 
 /**
  * The world the model invents for one clip, as a scene in Spatia's own scene format: the fitted
- * floor (and room), seeded props in 3 m cells around the player, and moving entities anchored to
- * 10 m cells whose motion depends only on the prompt and world time (so they move continuously
- * from clip to clip). Props keep 1 m clear of every target camera.
+ * floor (and room), walls continued from the memory, props in 3 m cells around the player placed by
+ * the prompt (the same in every clip; left out where the conditioning shows the space empty or a
+ * target camera is within CAMERA_CLEARANCE_M), and moving entities anchored to 10 m cells whose
+ * motion depends only on the prompt and world time (so they move continuously from clip to clip).
  */
 export function inventWorld(
   style: WorldStyle,
@@ -254,8 +408,13 @@ export function inventWorld(
   poses: readonly Pose[],
   seed: number,
   promptHash: number,
+  worldSeed = 0,
 ): Scene {
-  const rand = mulberry32(seed);
+  // Props and their colours are placed by the world (its seed and prompt), not the clip's seed: a
+  // prop half seen in one clip is whole in the next (with a seed per clip, the memory kept halves of
+  // props the next clip did not invent: half crowns, cut rocks).
+  const place = cellHash(promptHash, worldSeed, 0x2545f491);
+  const rand = mulberry32(place);
   const materials: Record<string, SceneMaterial> = {
     floor: tint(style.floor, rand),
     wall: tint(style.wall, rand),
@@ -373,8 +532,6 @@ export function inventWorld(
   const clearOfWalls = (x: number, z: number, r: number): boolean =>
     fit.walls.every((w) => distanceToWall(w, x, z) > r + 0.3);
   const anchor: Vec3 = poses[0]!.position;
-  const clear = (x: number, z: number, r: number): boolean =>
-    poses.every((p) => Math.hypot(p.position[0] - x, p.position[2] - z) > r + 1);
   const inside = (x: number, z: number): boolean =>
     !room || (x > room.minX + 0.5 && x < room.maxX - 0.5 && z > room.minZ + 0.5 && z < room.maxZ - 0.5);
   const c0x = Math.floor((anchor[0] - INVENT_RADIUS_M) / PROP_CELL_M);
@@ -383,8 +540,8 @@ export function inventWorld(
   const c1z = Math.floor((anchor[2] + INVENT_RADIUS_M) / PROP_CELL_M);
   for (let gx = c0x; gx <= c1x; gx++) {
     for (let gz = c0z; gz <= c1z; gz++) {
-      const h = cellHash(gx, gz, seed);
-      if (h / 4294967296 >= style.propDensity || fit.noPropCells.has(`${gx},${gz}`)) continue;
+      const h = cellHash(gx, gz, place);
+      if (h / 4294967296 >= style.propDensity) continue;
       const r = mulberry32(h);
       const x = (gx + 0.2 + 0.6 * r()) * PROP_CELL_M;
       const z = (gz + 0.2 + 0.6 * r()) * PROP_CELL_M;
@@ -393,8 +550,9 @@ export function inventWorld(
       const kind = style.trees && r() < 0.5 ? 'tree' : style.kinds[Math.floor(r() * style.kinds.length)]!;
       const material = `prop${Math.floor(r() * style.props.length)}`;
       const reach = propReach(kind, size);
-      if (!clear(x, z, reach) || !inside(x, z) || !clearOfWalls(x, z, reach)) continue;
-      objects.push(...propShapes(kind, x, fit.floorY, z, size, material, r));
+      if (!inside(x, z) || !clearOfWalls(x, z, reach)) continue;
+      const shapes = propShapes(kind, x, fit.floorY, z, size, material, r);
+      if (mayInvent(shapes, fit, poses)) objects.push(...shapes);
     }
   }
   const entities: SceneEntity[] = [];

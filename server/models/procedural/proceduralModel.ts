@@ -26,7 +26,7 @@ export interface ProceduralModelOptions extends ModelFrameOptions {
  * The embedded default world model (CPU). A stateless stand-in for a neural video model: where
  * the memory views cover a pixel it reproduces them; where they do not it first reprojects the
  * reference keyframes, then invents: a floor (and, indoors, walls and ceiling) fitted to the
- * memory, props seeded by the request's seed, textures styled by the prompt. It adds moving
+ * memory, walls the memory shows continued, props placed by the prompt, textures styled by it. It adds moving
  * entities (flagged in the dynamic mask, depth-tested against everything else) and outputs depth.
  * Nothing survives between `generate` calls: consistency can only come from the request.
  */
@@ -50,7 +50,7 @@ export class ProceduralModel implements WorldModel {
     const style = styleFromPrompt(req.prompt);
     const context = [...req.references, ...req.preceding];
     const fit = fitScene(req.poses, k, req.memoryViews, style.indoor, req.seed, context);
-    const invented = inventWorld(style, fit, req.poses, req.seed, fnv1a(req.prompt));
+    const invented = inventWorld(style, fit, req.poses, req.seed, fnv1a(req.prompt), req.worldSeed ?? 0);
     const world = this.entities ? invented : { ...invented, entities: [] };
     for (let i = 0; i < req.poses.length; i++) {
       if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);

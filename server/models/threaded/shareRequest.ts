@@ -49,6 +49,7 @@ export function sharedRequest(req: Omit<ClipRequest, 'signal'>): Omit<ClipReques
     preceding: req.preceding.map(sharedConditioning),
     prompt: req.prompt,
     seed: req.seed,
+    ...(req.worldSeed === undefined ? {} : { worldSeed: req.worldSeed }),
     timeS: req.timeS,
   };
 }

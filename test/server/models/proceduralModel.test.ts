@@ -56,11 +56,16 @@ describe('procedural world model', () => {
     }
   });
 
-  it('reproduces the memory where it covers the frame and invents seeded content where it does not', async () => {
+  it('reproduces the memory where it covers the frame and invents what the prompt places where it does not', async () => {
     const req1 = roomRequest(1);
-    const req2 = roomRequest(2);
     const a = await collect(new ProceduralModel({ width: W, height: H }), req1);
-    const b = await collect(new ProceduralModel({ width: W, height: H }), req2);
+    // Another clip seed invents the same (props are placed by the prompt), another prompt does not.
+    const again = await collect(new ProceduralModel({ width: W, height: H }), roomRequest(2));
+    for (let i = 0; i < 4; i++) expect(again[i]!.rgb).toEqual(a[i]!.rgb);
+    const b = await collect(
+      new ProceduralModel({ width: W, height: H }),
+      roomRequest(1, { prompt: 'a room in a dungeon' }),
+    );
     // Frame 0 looks where the memory is: static covered pixels are the memory view's, whatever the seed.
     const view = req1.memoryViews[0]!;
     let covered = 0;
@@ -72,7 +77,7 @@ describe('procedural world model', () => {
     }
     expect(covered).toBeGreaterThan(W * H * 0.5);
     expect(same / covered).toBeGreaterThan(0.99);
-    // The last frame looks 1.8 rad away, mostly at nothing remembered: the seeds invent different content.
+    // The last frame looks 1.8 rad away, mostly at nothing remembered: the prompts invent different content.
     const last = req1.memoryViews[3]!;
     let empty = 0;
     let differ = 0;

@@ -194,7 +194,11 @@ describe('recording does not copy the world', () => {
       height: 144,
       prompt: 'a sunny courtyard',
     });
-    const player = new Director(memory, model, { prompt: 'a sunny courtyard' });
+    // As a player's director: the world's seed places what the model invents (replay reads it from the world's row).
+    const player = new Director(memory, model, {
+      prompt: 'a sunny courtyard',
+      worldSeed: world('court').seed,
+    });
     let frames = 0;
     for (let i = 0; i < 30; i++) {
       const pose = poseFromYawPitch([1 - i * 0.1, 1.6, 2 + i * 0.05], -i * 0.12, 0);
