@@ -50,8 +50,8 @@ const WALL_MIN_HEIGHT_M = 0.6;
 /** A wall reaches down to within this of the floor and up to at least WALL_MIN_TOP_M above it. */
 const WALL_REACHES_DOWN_M = 1.2;
 const WALL_MIN_TOP_M = 1.8;
-/** A wall's seen face is at least this long (a pillar or a trunk is not a wall). */
-const WALL_MIN_LENGTH_M = 1.5;
+/** A wall's seen face is at least this long (a pillar, a trunk or a small house's side is not a wall). */
+const WALL_MIN_LENGTH_M = 4;
 /** A wall's face is checked in columns this wide; this share of them must span its height. */
 const WALL_COLUMN_M = 0.5;
 const WALL_MIN_COLUMN_SHARE = 0.6;
@@ -70,6 +70,8 @@ const MAX_VOTERS = 6000;
 /** A wall needs this many votes, and this share of the voters. */
 const MIN_WALL_VOTES = 30;
 const MIN_WALL_SHARE = 0.04;
+/** A remembered colour this close (RGB distance) to a material's own, lit, keeps the material's. */
+const CONTINUE_ABOVE = 16;
 /** Floor points: within this of the fitted floor height. */
 const FLOOR_BAND_M = 0.08;
 /** A colour is taken from at least this many points, or not at all. */
@@ -246,6 +248,10 @@ export function meanColourWhere(pts: RememberedPoints, keep: (i: number) => bool
  */
 export function continueMaterial(mat: SceneMaterial, seen: Rgb, shade: number): SceneMaterial {
   const mean = meanAlbedo(mat);
+  // Close enough already (an invented world remembering its own floor): the style's own colours,
+  // which do not drift from clip to clip with what each clip's view averages over.
+  const off = Math.hypot(seen[0] - mean[0] * shade, seen[1] - mean[1] * shade, seen[2] - mean[2] * shade);
+  if (off < CONTINUE_ABOVE) return mat;
   const gain = [0, 1, 2].map((c) => Math.min(4, Math.max(0.2, seen[c]! / shade / Math.max(1, mean[c]!))));
   const scale = (c: readonly number[]): Rgb => [
     Math.min(255, c[0]! * gain[0]!),
