@@ -4,7 +4,9 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { type Intrinsics, intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
+import type { Pose } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
+import { reprojectInto } from '../procedural/proceduralModel.ts';
 import {
   type ClipRequest,
   type ConditioningFrame,
@@ -198,7 +200,7 @@ export class OnnxModel implements WorldModel {
         gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
         this.steps,
         (xt, t) => this.velocity(xt, t, cond, free),
-        knownFromMemory(req.memoryViews[i]!, n),
+        knownFromMemory(req.memoryViews[i]!, n, pose, k, req.references),
       );
       const rgb = new Uint8Array(n * 3);
       const depth = new Float32Array(n);
@@ -240,17 +242,68 @@ function cudaProviderInstalled(): boolean {
  * network redrew covered pixels as a blur, the blur was fused, and a few steps into the game the
  * whole view and the memory were a blur too (issue 18).
  */
-function knownFromMemory(view: MemoryViewImage, n: number): KnownValues {
+function knownFromMemory(
+  view: MemoryViewImage,
+  n: number,
+  pose: Pose,
+  k: Intrinsics,
+  references: readonly ConditioningFrame[],
+): KnownValues {
   const values = new Float32Array(4 * n);
   const weight = new Float32Array(4 * n);
-  for (let p = 0; p < n; p++) {
-    if (view.coverage[p] !== 1) continue;
+  const keep = (p: number, rgb: Uint8Array, q: number, depthM: number) => {
     for (let c = 0; c < 3; c++) {
-      values[c * n + p] = (view.rgb[p * 3 + c]! / 255) * 2 - 1;
+      values[c * n + p] = (rgb[q * 3 + c]! / 255) * 2 - 1;
       weight[c * n + p] = 1;
     }
-    values[3 * n + p] = (Math.min(view.depth[p]!, MAX_DEPTH_M) / MAX_DEPTH_M) * 2 - 1;
+    values[3 * n + p] = (Math.min(depthM, MAX_DEPTH_M) / MAX_DEPTH_M) * 2 - 1;
     weight[3 * n + p] = 1;
+  };
+  let uncovered = 0;
+  for (let p = 0; p < n; p++) {
+    if (view.coverage[p] === 1) keep(p, view.rgb, p, view.depth[p]!);
+    else uncovered++;
+  }
+  if (uncovered === 0 || references.length === 0) return { values, weight };
+  // What the retrieved keyframes saw is known too: their surfaces warped into the gaps (as the
+  // procedural model does), and their sky, which lies at infinity and so moves with rotation only.
+  const rgb = new Uint8Array(n * 3);
+  const depth = new Float32Array(n);
+  const warped = new Uint8Array(view.coverage);
+  for (const ref of references) if (ref.depth) reprojectInto(ref, pose, k, rgb, depth, warped);
+  for (let p = 0; p < n; p++) if (view.coverage[p] !== 1 && warped[p] === 1) keep(p, rgb, p, depth[p]!);
+  for (let p = 0; p < n; p++) {
+    if (warped[p] === 1) continue;
+    for (const ref of references) {
+      const q = skyPixelSeenBy(ref, pose, k, p % k.width, Math.floor(p / k.width));
+      if (q < 0) continue;
+      keep(p, ref.rgb, q, 0);
+      break;
+    }
   }
   return { values, weight };
+}
+
+/**
+ * The pixel of `ref` whose ray is target pixel (u, v)'s ray turned into its camera, when that pixel
+ * shows sky (no depth): a direction at infinity is the same from any position. −1 otherwise.
+ */
+function skyPixelSeenBy(ref: ConditioningFrame, pose: Pose, k: Intrinsics, u: number, v: number): number {
+  if (!ref.depth) return -1;
+  const a = pose.rotation;
+  const b = ref.pose.rotation;
+  const x = (u - k.cx) / k.fx;
+  const y = (v - k.cy) / k.fy;
+  // World direction, then into the reference camera (its rotation transposed).
+  const wx = a[0] * x + a[1] * y + a[2];
+  const wy = a[3] * x + a[4] * y + a[5];
+  const wz = a[6] * x + a[7] * y + a[8];
+  const rz = b[2] * wx + b[5] * wy + b[8] * wz;
+  if (!(rz > 1e-6)) return -1;
+  const rk = ref.intrinsics;
+  const ru = Math.round((rk.fx * (b[0] * wx + b[3] * wy + b[6] * wz)) / rz + rk.cx);
+  const rv = Math.round((rk.fy * (b[1] * wx + b[4] * wy + b[7] * wz)) / rz + rk.cy);
+  if (ru < 0 || rv < 0 || ru >= rk.width || rv >= rk.height) return -1;
+  const q = rv * rk.width + ru;
+  return ref.depth[q]! > 0 ? -1 : q;
 }
