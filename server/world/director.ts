@@ -194,7 +194,10 @@ export class Director {
     const depth = dynamicMask ? image.depth.map((d, p) => (dynamicMask[p] ? 0 : d)) : image.depth;
     if (this.opts.memory) {
       this.memory.fuse(image, pose, this.k, { excludeMask: dynamicMask });
-      this.memory.addKeyframe({ ...image, depth }, pose, this.k);
+      // Its signature from the view retrieval queries with (SIGNATURE_SCALE): a full-resolution
+      // signature sees more cells than a query ever does, and at 128×72 the seed keyframe scored an
+      // IoU of 0.07 from its own pose, under minIoU, so the ONNX model never had a reference.
+      this.memory.addKeyframe({ ...image, depth }, pose, this.k, this.quarterView(pose));
     }
     this.preceding = [{ pose, intrinsics: this.k, rgb: image.rgb, depth }];
   }

@@ -29,6 +29,12 @@ const cardSchema = z.object({
   condChannels: z.literal(COND_CHANNELS),
   maxDepthM: z.literal(MAX_DEPTH_M),
   sampler: z.object({ steps: z.number().int().min(1).max(100) }).optional(),
+  /**
+   * Whether the network's depth is worth fusing where it invents (default true). False: invented
+   * pixels get no depth, so the memory keeps only what it was shown (the bundled tiny model's depth
+   * is noise: see MIN_INVENTED_DEPTH_M).
+   */
+  inventedDepth: z.boolean().optional(),
 });
 
 export interface OnnxModelOptions {
@@ -56,6 +62,7 @@ export class OnnxModel implements WorldModel {
     private readonly info: WorldModelInfo,
     private readonly steps: number,
     readonly intrinsics: Intrinsics,
+    private readonly inventedDepth: boolean,
   ) {
     this.takesFreeDepth = session.inputNames.includes(FREE_DEPTH_INPUT);
   }
@@ -144,6 +151,7 @@ export class OnnxModel implements WorldModel {
       },
       opts.steps ?? card.sampler?.steps ?? 3,
       intrinsicsFromFov(width, height, MODEL_FOV_DEG),
+      card.inventedDepth ?? true,
     );
     // One trial step with zeros: a model whose shapes do not fit fails now, at start-up.
     try {
@@ -196,11 +204,12 @@ export class OnnxModel implements WorldModel {
       const free = new Float32Array(n);
       const known = req.memoryViews[i]!.freeDepth;
       if (known) for (let p = 0; p < n; p++) free[p] = Math.min(known[p]!, MAX_DEPTH_M) / MAX_DEPTH_M;
+      const knownKept = knownFromMemory(req.memoryViews[i]!, n, pose, k, req.references);
       const x = await eulerSample(
         gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
         this.steps,
         (xt, t) => this.velocity(xt, t, cond, free),
-        knownFromMemory(req.memoryViews[i]!, n, pose, k, req.references),
+        knownKept,
       );
       const rgb = new Uint8Array(n * 3);
       const depth = new Float32Array(n);
@@ -208,7 +217,11 @@ export class OnnxModel implements WorldModel {
         for (let c = 0; c < 3; c++)
           rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, (x[c * n + p]! + 1) / 2)) * 255);
         const d = ((x[3 * n + p]! + 1) / 2) * MAX_DEPTH_M;
-        depth[p] = d > 0.05 ? Math.min(d, MAX_DEPTH_M) : 0;
+        // An invented pixel's depth this near is the network's sky (D ≈ −1) plus noise: none; and
+        // none at all from a network whose card says its invented depth is not worth fusing.
+        const kept = knownKept.weight[3 * n + p] === 1;
+        const nearest = kept ? 0.05 : this.inventedDepth ? MIN_INVENTED_DEPTH_M : Number.POSITIVE_INFINITY;
+        depth[p] = d > nearest ? Math.min(d, MAX_DEPTH_M) : 0;
       }
       preceding = [{ pose, intrinsics: k, rgb, depth }];
       yield { index: i, rgb, depth, generateMs: performance.now() - t0 };
@@ -242,6 +255,13 @@ function cudaProviderInstalled(): boolean {
  * network redrew covered pixels as a blur, the blur was fused, and a few steps into the game the
  * whole view and the memory were a blur too (issue 18).
  */
+/**
+ * Invented pixels nearer than this get no depth. The network draws sky as depth 0 (D = −1) and its
+ * noise lifts it to a few centimetres to metres from the eye: fused, those were the "fan of points
+ * along the camera rays" a walk left in the memory. Kept pixels keep their depth.
+ */
+const MIN_INVENTED_DEPTH_M = 0.6;
+
 function knownFromMemory(
   view: MemoryViewImage,
   n: number,
