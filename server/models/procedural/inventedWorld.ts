@@ -362,31 +362,13 @@ function shadeOf(nx: number, ny: number, nz: number): number {
   return INVENTED_LIGHT.ambient + INVENTED_LIGHT.diffuse * Math.max(0, (nx * lx + ny * ly + nz * lz) / l);
 }
 
+/** A plain material of one colour. */
+const solid = (color: Rgb): SceneMaterial => ({ texture: 'solid', color, color2: color, scale: 1 });
 /** Windows and lamps: the sky's reflection by day, warm light when the style's lights are on. */
-const DAY_WINDOW: SceneMaterial = {
-  texture: 'solid',
-  color: [120, 160, 195],
-  color2: [120, 160, 195],
-  scale: 1,
-};
-const LIT_WINDOW: SceneMaterial = {
-  texture: 'solid',
-  color: [255, 215, 130],
-  color2: [255, 215, 130],
-  scale: 1,
-};
-const DAY_LAMP: SceneMaterial = {
-  texture: 'solid',
-  color: [225, 225, 215],
-  color2: [225, 225, 215],
-  scale: 1,
-};
-const LIT_LAMP: SceneMaterial = {
-  texture: 'solid',
-  color: [255, 235, 170],
-  color2: [255, 235, 170],
-  scale: 1,
-};
+const DAY_WINDOW = solid([120, 160, 195]);
+const LIT_WINDOW = solid([255, 215, 130]);
+const DAY_LAMP = solid([225, 225, 215]);
+const LIT_LAMP = solid([255, 235, 170]);
 
 /** Thickness of a continued outdoor wall (behind its face). */
 const CONTINUED_WALL_THICKNESS_M = 0.3;
