@@ -42,8 +42,10 @@ interface Primitive {
   readonly vx: number;
   readonly vy: number;
   readonly vz: number;
-  /** Sphere or cylinder radius; a plane's normal length. */
+  /** Sphere or cylinder radius. */
   readonly radius: number;
+  /** A plane's normal length (its normal need not be unit). */
+  readonly normalLength: number;
   /** Cylinder height. */
   readonly height: number;
   readonly cosY: number;
@@ -112,7 +114,8 @@ function primitivesAt(
       vx: v[0],
       vy: v[1],
       vz: v[2],
-      radius: shape.type === 'plane' ? Math.hypot(v[0], v[1], v[2]) : shape.type === 'box' ? 0 : shape.radius,
+      radius: shape.type === 'sphere' || shape.type === 'cylinder' ? shape.radius : 0,
+      normalLength: shape.type === 'plane' ? Math.hypot(v[0], v[1], v[2]) : 0,
       height: shape.type === 'cylinder' ? shape.height : 0,
       cosY: Math.cos(rot),
       sinY: Math.sin(rot),
@@ -183,7 +186,7 @@ function intersect(
       hitLocal[0] = ox + dx * t;
       hitLocal[1] = oy + dy * t;
       hitLocal[2] = oz + dz * t;
-      const nl = p.radius;
+      const nl = p.normalLength;
       hitNormal[0] = nx / nl;
       hitNormal[1] = ny / nl;
       hitNormal[2] = nz / nl;
@@ -319,6 +322,16 @@ function intersect(
   }
 }
 
+/**
+ * The ray caster's shading factor for a surface facing (nx, ny, nz) (unit, towards the camera)
+ * under `light`: ambient plus Lambert diffuse (renderScene inlines the same per pixel).
+ */
+export function lightShade(light: Scene['light'], nx: number, ny: number, nz: number): number {
+  const [lx, ly, lz] = light.direction;
+  const l = Math.hypot(lx, ly, lz);
+  return light.ambient + light.diffuse * Math.max(0, nx * (lx / l) + ny * (ly / l) + nz * (lz / l));
+}
+
 /** Options of `renderScene`. */
 export interface RenderSceneOptions {
   /** Scene time in seconds (positions moving entities). */
@@ -433,7 +446,8 @@ function boxExtent(p: Primitive, pose: Pose, k: Intrinsics): [number, number, nu
 
 /**
  * Screen-tile culling: for each 16×16 tile, the bounded primitives whose projected bounding sphere
- * may touch it; planes go to `always`. Cuts per-pixel work from all primitives to the few nearby.
+ * (and, for boxes and cylinders, the outline of their part in front of the camera: boxExtent) may
+ * touch it; planes go to `always`. Cuts per-pixel work from all primitives to the few nearby.
  */
 function tileLists(
   prims: readonly Primitive[],

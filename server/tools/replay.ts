@@ -9,6 +9,7 @@ import { WorldStore } from '../store/worldStore.ts';
 import { frameChecksum, playClip, seedFromScene } from '../world/clipLoop.ts';
 import { Director } from '../world/director.ts';
 import { EditLog, erasedAtStart } from '../world/editLog.ts';
+import { defaultWorldSeed } from '../world/world.ts';
 import { runTool, sceneArg, sessionArg } from './cli.ts';
 
 const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite]
@@ -35,8 +36,9 @@ runTool(USAGE, async () => {
   const { id, session } = sessionArg(store, values.store, positionals);
   const memory = SpatialMemory.load(session.startSnapshot);
   const model = await loadModel(session.model, { width: session.width, height: session.height });
-  // The world's seed places what the model invents (ClipRequest.worldSeed): the world's row has it.
-  const worldSeed = store.getWorld(session.worldId)?.seed ?? 0;
+  // The world's seed places what the model invents (ClipRequest.worldSeed): the world's row has it
+  // (a world whose row is gone had the default of its id).
+  const worldSeed = store.getWorld(session.worldId)?.seed ?? defaultWorldSeed(session.worldId);
   const director = new Director(memory, model, { prompt: session.prompt, worldSeed });
   // The world's erased regions at the start, then every edit where the recording put it.
   const edits = new EditLog(memory.grid, erasedAtStart(session.erased ?? []));

@@ -130,6 +130,11 @@ export class Director {
       `ε must be in [0, 1], got ${this.opts.minIoU}`,
     );
     check(
+      Number.isInteger(this.opts.worldSeed) && this.opts.worldSeed >= 0 && this.opts.worldSeed <= 0xffffffff,
+      'INVALID_ARGUMENT',
+      `worldSeed must be a uint32, got ${this.opts.worldSeed}`,
+    );
+    check(
       Number.isInteger(this.opts.fuseEvery) && this.opts.fuseEvery >= 1,
       'INVALID_ARGUMENT',
       'fuseEvery must be an integer ≥ 1',

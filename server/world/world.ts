@@ -7,6 +7,7 @@ import {
   editBounds,
   type LoggedEditOp,
 } from '../../shared/edit/editOps.ts';
+import { fnv1a } from '../../shared/math/random.ts';
 import type { Vec3 } from '../../shared/math/vec3.ts';
 import type { WorldStats } from '../../shared/protocol/events.ts';
 import { encodeRgbPng } from '../io/png.ts';
@@ -15,6 +16,9 @@ import { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import type { CommitStats, WorldMeta, WorldStore } from '../store/worldStore.ts';
 import { type EditAuthor, type EditEvent, EditLog, storedEdit } from './editLog.ts';
+
+/** The seed of a world created without one: its id's hash, so two worlds with one prompt invent different places. */
+export const defaultWorldSeed = (id: string): number => fnv1a(id);
 
 /** Someone in a world, as the world and the other members see them. */
 export interface WorldMember {

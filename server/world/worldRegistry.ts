@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
-import { fnv1a } from '../../shared/math/random.ts';
 import type { ErrorCode } from '../../shared/protocol/events.ts';
 import type { ServerLimits } from '../limits.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
 import { promptForScene } from '../scene/prompts.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
 import type { WorldMeta, WorldStore } from '../store/worldStore.ts';
-import { RESIDENT_RADIUS_M, spawnIn, tokenHash, World } from './world.ts';
+import { defaultWorldSeed, RESIDENT_RADIUS_M, spawnIn, tokenHash, World } from './world.ts';
 
 /** The prompt of a world created without one and without a bundled scene. */
 const DEFAULT_WORLD_PROMPT = 'a sunny courtyard outdoors';
@@ -179,8 +178,7 @@ export class WorldRegistry {
     const w = new World({
       id,
       prompt: prompt ?? (scene ? promptForScene(scene) : DEFAULT_WORLD_PROMPT),
-      // Without a seed, the id's hash: two worlds with one prompt still invent different places.
-      seed: seed ?? fnv1a(id),
+      seed: seed ?? defaultWorldSeed(id),
       voxelSizeM: this.voxelSizeM,
       scene,
       inviteToken,

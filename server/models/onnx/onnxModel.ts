@@ -250,18 +250,21 @@ function cudaProviderInstalled(): boolean {
 }
 
 /**
- * What the sample keeps (eulerSample's inpainting): the memory view where it covers the pixel, in
- * the network's value range (RGB and depth / MAX_DEPTH_M mapped to [−1, 1]). Without it the tiny
- * network redrew covered pixels as a blur, the blur was fused, and a few steps into the game the
- * whole view and the memory were a blur too (issue 18).
- */
-/**
  * Invented pixels nearer than this get no depth. The network draws sky as depth 0 (D = −1) and its
  * noise lifts it to a few centimetres to metres from the eye: fused, those were the "fan of points
  * along the camera rays" a walk left in the memory. Kept pixels keep their depth.
  */
 const MIN_INVENTED_DEPTH_M = 0.6;
 
+/**
+ * What the sample keeps (eulerSample's inpainting), in the network's value range (RGB and
+ * depth / MAX_DEPTH_M mapped to [−1, 1]): the memory view where it covers the pixel; else what a
+ * retrieved keyframe saw there, its surfaces warped into the target and its sky (a pixel without
+ * depth whose ray points above the horizon) turned with the camera. Without the memory's pixels the
+ * tiny network redrew them as a blur, the blur was fused, and a few steps into the game the whole
+ * view and the memory were a blur too (issue 18). A keyframe's pixel without depth may also be one
+ * a moving thing or an erased region took the depth from; above the horizon that is rare.
+ */
 function knownFromMemory(
   view: MemoryViewImage,
   n: number,
@@ -304,9 +307,13 @@ function knownFromMemory(
   return { values, weight };
 }
 
+/** A ray is sky only this far above the horizon (sine of its elevation). */
+const SKY_ABOVE_HORIZON = 0.02;
+
 /**
  * The pixel of `ref` whose ray is target pixel (u, v)'s ray turned into its camera, when that pixel
- * shows sky (no depth): a direction at infinity is the same from any position. −1 otherwise.
+ * shows sky (no depth, above the horizon): a direction at infinity is the same from any position.
+ * −1 otherwise.
  */
 function skyPixelSeenBy(ref: ConditioningFrame, pose: Pose, k: Intrinsics, u: number, v: number): number {
   if (!ref.depth) return -1;
@@ -318,6 +325,8 @@ function skyPixelSeenBy(ref: ConditioningFrame, pose: Pose, k: Intrinsics, u: nu
   const wx = a[0] * x + a[1] * y + a[2];
   const wy = a[3] * x + a[4] * y + a[5];
   const wz = a[6] * x + a[7] * y + a[8];
+  // Sky is above the horizon (world +y up); a pixel without depth below it is something else.
+  if (!(wy > SKY_ABOVE_HORIZON * Math.hypot(wx, wy, wz))) return -1;
   const rz = b[2] * wx + b[5] * wy + b[8] * wz;
   if (!(rz > 1e-6)) return -1;
   const rk = ref.intrinsics;

@@ -1,5 +1,6 @@
 import type { SceneMaterial } from '../../scene/sceneFormat.ts';
 import { meanAlbedo } from '../../scene/textures.ts';
+import type { Rgb } from './style.ts';
 
 /**
  * What the memory already shows, carried into the invention: walls found in the remembered points
@@ -7,8 +8,6 @@ import { meanAlbedo } from '../../scene/textures.ts';
  * colour is the remembered one, so the invented floor and walls meet the memory without a seam.
  * Pure: points in, shapes and materials out.
  */
-
-type Rgb = [number, number, number];
 
 /** Remembered surface points in world coordinates, with their colours (0–255). */
 export interface RememberedPoints {
@@ -77,10 +76,17 @@ const FLOOR_BAND_M = 0.08;
 /** A colour is taken from at least this many points, or not at all. */
 const MIN_COLOUR_POINTS = 20;
 
-function quantile(values: number[], q: number): number {
-  const s = values.slice().sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.floor(q * (s.length - 1))))]!;
+/** The q-quantile (0–1) of sorted values, nearest rank below; NaN when there are none. */
+export function percentile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * (sorted.length - 1))))]!;
 }
+
+const quantile = (values: readonly number[], q: number): number =>
+  percentile(
+    values.slice().sort((a, b) => a - b),
+    q,
+  );
 
 /**
  * The vertical walls among the remembered points, largest first: a Hough transform of the points

@@ -2,7 +2,7 @@ import type { Intrinsics } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import { cellHash, mulberry32 } from '../../../shared/math/random.ts';
 import type { Vec3 } from '../../../shared/math/vec3.ts';
-import { insideShape } from '../../scene/rayCaster.ts';
+import { insideShape, lightShade } from '../../scene/rayCaster.ts';
 import type { Scene, SceneEntity, SceneMaterial, SceneShape } from '../../scene/sceneFormat.ts';
 import type { ConditioningFrame, MemoryViewImage } from '../worldModel.ts';
 import {
@@ -12,12 +12,11 @@ import {
   fitWalls,
   floorColour,
   meanColourWhere,
+  percentile,
   type RememberedPoints,
 } from './continuation.ts';
-import { propReach, propShapes } from './props.ts';
-import type { WorldStyle } from './style.ts';
-
-type Rgb = [number, number, number];
+import { propShapes } from './props.ts';
+import { lightMaterials, type Rgb, type WorldStyle } from './style.ts';
 
 /** What the model reads off the memory views before inventing: the surfaces it should extend. */
 export interface SceneFit {
@@ -48,15 +47,11 @@ export interface SceneFit {
 }
 
 const EYE_HEIGHT_M = 1.6;
-/** The tallest prop the model invents (box 2 m, cylinder 3 m, sphere 1.5 m) with a margin. */
-const MAX_PROP_HEIGHT_M = 3.2;
+/** Above the tallest prop the model invents (a tree: up to 5.3 m) empty space rules nothing out. */
+const MAX_PROP_HEIGHT_M = 6;
 /** How far beyond the known free space invented walls stand (a free-space cell and a bit). */
 const WALL_BEYOND_FREE_M = 0.25;
 const MIN_FIT_SAMPLES = 200;
-
-function percentile(sorted: Float64Array, q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * (sorted.length - 1))))]!;
-}
 
 /**
  * Fits the floor (and, indoors, the walls and ceiling) to the memory points visible in the clip's
@@ -303,16 +298,31 @@ function mayInvent(shapes: readonly SceneShape[], fit: SceneFit, poses: readonly
       if (insideShape(shape, still, x, y, z, -CAMERA_CLEARANCE_M)) return false;
     }
     const [lo, hi] = shapeBounds(shape);
+    // A fence panel or a lamp pole is thinner than the margin: half its own thickness instead.
+    const shrink = Math.min(EVIDENCE_INSIDE_M, thinnestHalf(shape) / 2);
     for (let cx = Math.floor(lo[0] / EVIDENCE_CELL_M); cx <= Math.floor(hi[0] / EVIDENCE_CELL_M); cx++)
       for (let cz = Math.floor(lo[2] / EVIDENCE_CELL_M); cz <= Math.floor(hi[2] / EVIDENCE_CELL_M); cz++) {
         const list = fit.shownEmpty.get(`${cx},${cz}`);
         if (!list) continue;
         for (let i = 0; i < list.length; i += 3)
-          if (insideShape(shape, still, list[i]!, list[i + 1]!, list[i + 2]!, EVIDENCE_INSIDE_M))
-            return false;
+          if (insideShape(shape, still, list[i]!, list[i + 1]!, list[i + 2]!, shrink)) return false;
       }
   }
   return true;
+}
+
+/** Half the thinnest dimension of a shape (planes: infinite). */
+function thinnestHalf(s: SceneShape): number {
+  switch (s.type) {
+    case 'box':
+      return Math.min(...s.size) / 2;
+    case 'cylinder':
+      return Math.min(s.radius, s.height / 2);
+    case 'sphere':
+      return s.radius;
+    case 'plane':
+      return Number.POSITIVE_INFINITY;
+  }
 }
 
 /** An axis-aligned box around a shape (x, z as placed; boxes by their diagonal). */
@@ -356,19 +366,7 @@ function tint(mat: SceneMaterial, rand: () => number): SceneMaterial {
 const INVENTED_LIGHT = { direction: [0.4, 1, 0.3] as [number, number, number], ambient: 0.5, diffuse: 0.55 };
 
 /** The ray caster's shading factor for a surface facing (nx, ny, nz) under INVENTED_LIGHT. */
-function shadeOf(nx: number, ny: number, nz: number): number {
-  const [lx, ly, lz] = INVENTED_LIGHT.direction;
-  const l = Math.hypot(lx, ly, lz);
-  return INVENTED_LIGHT.ambient + INVENTED_LIGHT.diffuse * Math.max(0, (nx * lx + ny * ly + nz * lz) / l);
-}
-
-/** A plain material of one colour. */
-const solid = (color: Rgb): SceneMaterial => ({ texture: 'solid', color, color2: color, scale: 1 });
-/** Windows and lamps: the sky's reflection by day, warm light when the style's lights are on. */
-const DAY_WINDOW = solid([120, 160, 195]);
-const LIT_WINDOW = solid([255, 215, 130]);
-const DAY_LAMP = solid([225, 225, 215]);
-const LIT_LAMP = solid([255, 235, 170]);
+const shadeOf = (nx: number, ny: number, nz: number): number => lightShade(INVENTED_LIGHT, nx, ny, nz);
 
 /** Thickness of a continued outdoor wall (behind its face). */
 const CONTINUED_WALL_THICKNESS_M = 0.3;
@@ -423,8 +421,9 @@ export function inventWorld(
   materials.fence = tint(st.fence, rand);
   materials.pole = st.pole;
   materials.rock = tint(st.rock, rand);
-  materials.window = style.lit ? LIT_WINDOW : DAY_WINDOW;
-  materials.lampHead = style.lit ? LIT_LAMP : DAY_LAMP;
+  const lights = lightMaterials(style.lit);
+  materials.window = lights.window;
+  materials.lampHead = lights.lampHead;
   const objects: SceneShape[] = [
     { type: 'plane', point: [0, fit.floorY, 0], normal: [0, 1, 0], material: 'floor' },
   ];
@@ -531,10 +530,16 @@ export function inventWorld(
       // Styles with trees make half their props trees; the others are drawn from the style's kinds.
       const kind = style.trees && r() < 0.5 ? 'tree' : style.kinds[Math.floor(r() * style.kinds.length)]!;
       const material = `prop${Math.floor(r() * style.props.length)}`;
-      const reach = propReach(kind, size);
-      if (!inside(x, z) || !clearOfWalls(x, z, reach)) continue;
       const shapes = propShapes(kind, x, fit.floorY, z, size, material, r);
-      if (mayInvent(shapes, fit, poses)) objects.push(...shapes);
+      // How far the prop reaches from its centre across the floor (a roof's corner, a crown's edge).
+      const reach = Math.max(
+        ...shapes.map((s) => {
+          const [lo, hi] = shapeBounds(s);
+          return Math.max(x - lo[0], hi[0] - x, z - lo[2], hi[2] - z);
+        }),
+      );
+      if (!inside(x, z) || !clearOfWalls(x, z, reach) || !mayInvent(shapes, fit, poses)) continue;
+      objects.push(...shapes);
     }
   }
   const entities: SceneEntity[] = [];

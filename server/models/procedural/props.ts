@@ -9,24 +9,6 @@ import type { PropKind } from './style.ts';
  * houseWall, roof, door, window, fence, pole, lampHead, rock), which inventWorld registers.
  */
 
-/** How far from its centre a prop reaches (metres), for keeping it clear of cameras and walls; `size` where it depends on it. */
-export function propReach(kind: PropKind | 'tree', size: number): number {
-  switch (kind) {
-    case 'tree':
-      return 1.4;
-    case 'house':
-      return 2;
-    case 'fence':
-      return 1.3;
-    case 'lamp':
-      return 0.3;
-    case 'rock':
-      return size * 0.6;
-    default:
-      return size;
-  }
-}
-
 export function propShapes(
   kind: PropKind | 'tree',
   x: number,

@@ -1,6 +1,6 @@
 import type { SceneMaterial } from '../../scene/sceneFormat.ts';
 
-type Rgb = [number, number, number];
+export type Rgb = [number, number, number];
 
 /** How the procedural model dresses what it invents, chosen from the prompt. */
 export interface WorldStyle {
@@ -49,6 +49,19 @@ const m = (texture: SceneMaterial['texture'], color: Rgb, color2: Rgb, scale: nu
 });
 
 const SNOW_ROOF: Rgb = [232, 236, 244];
+
+/** Windows and lamp heads: the sky's reflection by day, warm light when the style's lights are on. */
+export function lightMaterials(lit: boolean): { window: SceneMaterial; lampHead: SceneMaterial } {
+  return lit
+    ? {
+        window: m('solid', [255, 215, 130], [255, 215, 130], 1),
+        lampHead: m('solid', [255, 235, 170], [255, 235, 170], 1),
+      }
+    : {
+        window: m('solid', [120, 160, 195], [120, 160, 195], 1),
+        lampHead: m('solid', [225, 225, 215], [225, 225, 215], 1),
+      };
+}
 
 /** Built props' materials most places share (a style may give its own). */
 const STRUCTURES: WorldStyle['structures'] = {
