@@ -29,8 +29,24 @@ export function hstack(images: readonly Uint8Array[], width: number, height: num
   return out;
 }
 
+/** RGB shrunk by an integer factor `s`: the mean of each s×s block (a box filter). */
+export function shrinkRgb(rgb: Uint8Array, width: number, height: number, s: number): Uint8Array {
+  const sw = Math.floor(width / s);
+  const sh = Math.floor(height / s);
+  const out = new Uint8Array(sw * sh * 3);
+  for (let y = 0; y < sh; y++)
+    for (let x = 0; x < sw; x++)
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let dy = 0; dy < s; dy++)
+          for (let dx = 0; dx < s; dx++) sum += rgb[((y * s + dy) * width + x * s + dx) * 3 + c]!;
+        out[(y * sw + x) * 3 + c] = Math.round(sum / (s * s));
+      }
+  return out;
+}
+
 /**
- * A contact sheet: RGB images of one size, each shrunk by an integer `shrink` (box filter), laid
+ * A contact sheet: RGB images of one size, each shrunk by an integer `shrink` (shrinkRgb), laid
  * out `columns` to a row with a 2-pixel white gutter. Returns the sheet and its size.
  */
 export function contactSheet(
@@ -47,19 +63,12 @@ export function contactSheet(
   const sw = columns * tw + (columns + 1) * GUTTER;
   const sh = rows * th + (rows + 1) * GUTTER;
   const out = new Uint8Array(sw * sh * 3).fill(255);
-  const area = shrink * shrink;
   images.forEach((img, i) => {
+    const thumb = shrinkRgb(img, width, height, shrink);
     const ox = GUTTER + (i % columns) * (tw + GUTTER);
     const oy = GUTTER + Math.floor(i / columns) * (th + GUTTER);
     for (let y = 0; y < th; y++)
-      for (let x = 0; x < tw; x++)
-        for (let c = 0; c < 3; c++) {
-          let sum = 0;
-          for (let dy = 0; dy < shrink; dy++)
-            for (let dx = 0; dx < shrink; dx++)
-              sum += img[((y * shrink + dy) * width + x * shrink + dx) * 3 + c]!;
-          out[((oy + y) * sw + ox + x) * 3 + c] = Math.round(sum / area);
-        }
+      out.set(thumb.subarray(y * tw * 3, (y + 1) * tw * 3), ((oy + y) * sw + ox) * 3);
   });
   return { rgb: out, width: sw, height: sh };
 }

@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { shrinkRgb } from '../../server/io/png.ts';
 import type { MemoryView } from '../../server/memory/renderView.ts';
 import { psnr } from '../../server/metrics/imageMetrics.ts';
 import { OnnxModel } from '../../server/models/onnx/onnxModel.ts';
@@ -114,22 +115,6 @@ function horizontal(o: Scene['objects'][number]): [number, number] {
   return [at[0]!, at[2]!];
 }
 
-/** Mean of each s×s block. */
-function shrink(rgb: Uint8Array, w: number, h: number, s: number): Uint8Array {
-  const sw = Math.floor(w / s);
-  const sh = Math.floor(h / s);
-  const out = new Uint8Array(sw * sh * 3);
-  for (let y = 0; y < sh; y++)
-    for (let x = 0; x < sw; x++)
-      for (let c = 0; c < 3; c++) {
-        let sum = 0;
-        for (let dy = 0; dy < s; dy++)
-          for (let dx = 0; dx < s; dx++) sum += rgb[((y * s + dy) * w + x * s + dx) * 3 + c]!;
-        out[(y * sw + x) * 3 + c] = Math.round(sum / (s * s));
-      }
-  return out;
-}
-
 /**
  * The server's memory rendered at the page camera's pose, at 1/`s` of the canvas's resolution, and
  * the canvas shrunk to match: the two images an e2e check compares.
@@ -152,7 +137,7 @@ function memoryAtCanvas(
     width: w,
     height: h,
   });
-  return { view, small: shrink(shot.rgb, shot.width, shot.height, s), w, h };
+  return { view, small: shrinkRgb(shot.rgb, shot.width, shot.height, s), w, h };
 }
 
 /** Holds W for `ms`. */
@@ -357,7 +342,7 @@ describe.runIf(run)('playing in headless Chromium', () => {
       };
       const shrunk = async (): Promise<Uint8Array> => {
         const shot = await canvasRgb(page);
-        return shrink(shot.rgb, shot.width, shot.height, shot.width / K_SMALL.width);
+        return shrinkRgb(shot.rgb, shot.width, shot.height, shot.width / K_SMALL.width);
       };
       const before = await shrunk();
       mkdirSync(OUT, { recursive: true });

@@ -13,6 +13,24 @@ export const COND_CHANNELS = 15;
 /** Depth is normalised as min(d, MAX_DEPTH_M) / MAX_DEPTH_M. */
 export const MAX_DEPTH_M = 20;
 
+/** Frames warped into a target camera: what they show there, and where (known = 1). */
+export interface WarpedFrames {
+  readonly rgb: Uint8Array;
+  readonly depth: Float32Array;
+  readonly known: Uint8Array;
+}
+
+/** `frames` (those with depth) forward-warped into the camera at `pose`, nearest first (reprojectInto). */
+export function warpFrames(frames: readonly ConditioningFrame[], pose: Pose, k: Intrinsics): WarpedFrames {
+  const n = k.width * k.height;
+  const warped = { rgb: new Uint8Array(n * 3), depth: new Float32Array(n), known: new Uint8Array(n) };
+  for (const f of frames) if (f.depth) reprojectInto(f, pose, k, warped.rgb, warped.depth, warped.known);
+  return warped;
+}
+
+/**
+ * `warpedReferences`: the references already warped (warpFrames), for a caller that needs them too.
+ */
 export function buildConditioning(
   pose: Pose,
   k: Intrinsics,
@@ -20,19 +38,15 @@ export function buildConditioning(
   references: readonly ConditioningFrame[],
   preceding: readonly ConditioningFrame[],
   out: Float32Array = new Float32Array(COND_CHANNELS * k.width * k.height),
+  warpedReferences: WarpedFrames = warpFrames(references, pose, k),
 ): Float32Array {
   const n = k.width * k.height;
   writeImage(out, 0, n, view.rgb, view.coverage, view.depth);
-  for (const [group, frames] of [
-    [1, references],
-    [2, preceding],
-  ] as const) {
-    const rgb = new Uint8Array(n * 3);
-    const depth = new Float32Array(n);
-    const known = new Uint8Array(n);
-    for (const f of frames) if (f.depth) reprojectInto(f, pose, k, rgb, depth, known);
-    writeImage(out, group * 5, n, rgb, known, depth);
-  }
+  for (const [group, w] of [
+    [1, warpedReferences],
+    [2, warpFrames(preceding, pose, k)],
+  ] as const)
+    writeImage(out, group * 5, n, w.rgb, w.known, w.depth);
   return out;
 }
 

@@ -6,7 +6,6 @@ import { z } from 'zod';
 import { type Intrinsics, intrinsicsFromFov } from '../../../shared/camera/intrinsics.ts';
 import type { Pose } from '../../../shared/camera/pose.ts';
 import { SpatiaError } from '../../../shared/errors.ts';
-import { reprojectInto } from '../procedural/proceduralModel.ts';
 import {
   type ClipRequest,
   type ConditioningFrame,
@@ -18,7 +17,13 @@ import {
   type WorldModel,
   type WorldModelInfo,
 } from '../worldModel.ts';
-import { buildConditioning, COND_CHANNELS, MAX_DEPTH_M } from './conditioning.ts';
+import {
+  buildConditioning,
+  COND_CHANNELS,
+  MAX_DEPTH_M,
+  type WarpedFrames,
+  warpFrames,
+} from './conditioning.ts';
 import { eulerSample, gaussianNoise, type KnownValues } from './sampler.ts';
 
 /** The model card written beside the .onnx file by tools/train/train.py. */
@@ -200,11 +205,13 @@ export class OnnxModel implements WorldModel {
       if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
       const t0 = performance.now();
       const pose = req.poses[i]!;
-      buildConditioning(pose, k, req.memoryViews[i]!, req.references, preceding, cond);
+      // The references warped once: the conditioning shows them, the sample keeps them (knownFromMemory).
+      const warpedReferences = warpFrames(req.references, pose, k);
+      buildConditioning(pose, k, req.memoryViews[i]!, req.references, preceding, cond, warpedReferences);
       const free = new Float32Array(n);
       const known = req.memoryViews[i]!.freeDepth;
       if (known) for (let p = 0; p < n; p++) free[p] = Math.min(known[p]!, MAX_DEPTH_M) / MAX_DEPTH_M;
-      const knownKept = knownFromMemory(req.memoryViews[i]!, n, pose, k, req.references);
+      const knownKept = knownFromMemory(req.memoryViews[i]!, n, pose, k, req.references, warpedReferences);
       const x = await eulerSample(
         gaussianNoise(4 * n, (req.seed + i * 0x9e3779b1) >>> 0),
         this.steps,
@@ -271,6 +278,7 @@ function knownFromMemory(
   pose: Pose,
   k: Intrinsics,
   references: readonly ConditioningFrame[],
+  warped: WarpedFrames,
 ): KnownValues {
   const values = new Float32Array(4 * n);
   const weight = new Float32Array(4 * n);
@@ -290,13 +298,12 @@ function knownFromMemory(
   if (uncovered === 0 || references.length === 0) return { values, weight };
   // What the retrieved keyframes saw is known too: their surfaces warped into the gaps (as the
   // procedural model does), and their sky, which lies at infinity and so moves with rotation only.
-  const rgb = new Uint8Array(n * 3);
-  const depth = new Float32Array(n);
-  const warped = new Uint8Array(view.coverage);
-  for (const ref of references) if (ref.depth) reprojectInto(ref, pose, k, rgb, depth, warped);
-  for (let p = 0; p < n; p++) if (view.coverage[p] !== 1 && warped[p] === 1) keep(p, rgb, p, depth[p]!);
   for (let p = 0; p < n; p++) {
-    if (warped[p] === 1) continue;
+    if (view.coverage[p] === 1) continue;
+    if (warped.known[p] === 1) {
+      keep(p, warped.rgb, p, warped.depth[p]!);
+      continue;
+    }
     for (const ref of references) {
       const q = skyPixelSeenBy(ref, pose, k, p % k.width, Math.floor(p / k.width));
       if (q < 0) continue;

@@ -40,8 +40,6 @@ export interface FittedWall {
   readonly topY: number;
   /** Mean remembered colour of the face, as shaded in the frames (0–255). */
   readonly colour: Rgb;
-  /** Points that voted for it. */
-  readonly points: number;
 }
 
 /** Points lower than this above the floor are floor, kerbs and benches, not wall. */
@@ -197,13 +195,6 @@ function describeWall(
     if (columnLow[c]! <= floorY + WALL_REACHES_DOWN_M && columnHigh[c]! >= floorY + WALL_MIN_TOP_M)
       wallColumns++;
   if (wallColumns < WALL_MIN_COLUMN_SHARE * columns) return undefined;
-  const colour: Rgb = [0, 0, 0];
-  for (const i of inliers) {
-    colour[0] += pts.r[i]!;
-    colour[1] += pts.g[i]!;
-    colour[2] += pts.b[i]!;
-  }
-  const n = inliers.length;
   // Each end continues, step by step, up to where somebody saw the wall's line (knee or head
   // height): what comes after a seen end is known (a corner, an opening, the sky).
   const seenAt = (s: number) =>
@@ -223,8 +214,7 @@ function describeWall(
     x1: rho * nx + a1 * tx,
     z1: rho * nz + a1 * tz,
     topY: top,
-    colour: [colour[0] / n, colour[1] / n, colour[2] / n],
-    points: n,
+    colour: meanColour(pts, inliers),
   };
 }
 
@@ -235,16 +225,21 @@ export function floorColour(pts: RememberedPoints, floorY: number): Rgb | undefi
 
 /** Mean colour of the remembered points `keep` selects, or undefined with too few of them. */
 export function meanColourWhere(pts: RememberedPoints, keep: (i: number) => boolean): Rgb | undefined {
+  const chosen: number[] = [];
+  for (let i = 0; i < pts.y.length; i++) if (keep(i)) chosen.push(i);
+  return chosen.length < MIN_COLOUR_POINTS ? undefined : meanColour(pts, chosen);
+}
+
+/** Mean colour of the points `indices` names (at least one). */
+function meanColour(pts: RememberedPoints, indices: readonly number[]): Rgb {
   const sum: Rgb = [0, 0, 0];
-  let n = 0;
-  for (let i = 0; i < pts.y.length; i++) {
-    if (!keep(i)) continue;
+  for (const i of indices) {
     sum[0] += pts.r[i]!;
     sum[1] += pts.g[i]!;
     sum[2] += pts.b[i]!;
-    n++;
   }
-  return n < MIN_COLOUR_POINTS ? undefined : [sum[0] / n, sum[1] / n, sum[2] / n];
+  const n = indices.length;
+  return [sum[0] / n, sum[1] / n, sum[2] / n];
 }
 
 /**

@@ -236,25 +236,33 @@ function shownEmptyNear(
   y: number,
   z: number,
 ): boolean {
-  for (
-    let cx = Math.floor((x - EMPTY_NEAR_M) / EVIDENCE_CELL_M);
-    cx <= Math.floor((x + EMPTY_NEAR_M) / EVIDENCE_CELL_M);
-    cx++
-  )
-    for (
-      let cz = Math.floor((z - EMPTY_NEAR_M) / EVIDENCE_CELL_M);
-      cz <= Math.floor((z + EMPTY_NEAR_M) / EVIDENCE_CELL_M);
-      cz++
-    ) {
+  return anyEvidenceIn(
+    shownEmpty,
+    x - EMPTY_NEAR_M,
+    z - EMPTY_NEAR_M,
+    x + EMPTY_NEAR_M,
+    z + EMPTY_NEAR_M,
+    (ex, ey, ez) =>
+      Math.abs(ex - x) <= EMPTY_NEAR_M &&
+      Math.abs(ez - z) <= EMPTY_NEAR_M &&
+      Math.abs(ey - y) <= EMPTY_NEAR_Y_M,
+  );
+}
+
+/** Whether `test` holds for an evidence point in the cells that cover [x0, x1] × [z0, z1]. */
+function anyEvidenceIn(
+  shownEmpty: ReadonlyMap<string, readonly number[]>,
+  x0: number,
+  z0: number,
+  x1: number,
+  z1: number,
+  test: (x: number, y: number, z: number) => boolean,
+): boolean {
+  for (let cx = Math.floor(x0 / EVIDENCE_CELL_M); cx <= Math.floor(x1 / EVIDENCE_CELL_M); cx++)
+    for (let cz = Math.floor(z0 / EVIDENCE_CELL_M); cz <= Math.floor(z1 / EVIDENCE_CELL_M); cz++) {
       const list = shownEmpty.get(`${cx},${cz}`);
       if (!list) continue;
-      for (let i = 0; i < list.length; i += 3)
-        if (
-          Math.abs(list[i]! - x) <= EMPTY_NEAR_M &&
-          Math.abs(list[i + 2]! - z) <= EMPTY_NEAR_M &&
-          Math.abs(list[i + 1]! - y) <= EMPTY_NEAR_Y_M
-        )
-          return true;
+      for (let i = 0; i < list.length; i += 3) if (test(list[i]!, list[i + 1]!, list[i + 2]!)) return true;
     }
   return false;
 }
@@ -300,13 +308,12 @@ function mayInvent(shapes: readonly SceneShape[], fit: SceneFit, poses: readonly
     const [lo, hi] = shapeBounds(shape);
     // A fence panel or a lamp pole is thinner than the margin: half its own thickness instead.
     const shrink = Math.min(EVIDENCE_INSIDE_M, thinnestHalf(shape) / 2);
-    for (let cx = Math.floor(lo[0] / EVIDENCE_CELL_M); cx <= Math.floor(hi[0] / EVIDENCE_CELL_M); cx++)
-      for (let cz = Math.floor(lo[2] / EVIDENCE_CELL_M); cz <= Math.floor(hi[2] / EVIDENCE_CELL_M); cz++) {
-        const list = fit.shownEmpty.get(`${cx},${cz}`);
-        if (!list) continue;
-        for (let i = 0; i < list.length; i += 3)
-          if (insideShape(shape, still, list[i]!, list[i + 1]!, list[i + 2]!, shrink)) return false;
-      }
+    if (
+      anyEvidenceIn(fit.shownEmpty, lo[0], lo[2], hi[0], hi[2], (x, y, z) =>
+        insideShape(shape, still, x, y, z, shrink),
+      )
+    )
+      return false;
   }
   return true;
 }
