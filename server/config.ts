@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { SpatiaError } from '../shared/errors.ts';
+import { DEFAULT_LEASE_MS } from './cluster/worldDirectory.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
@@ -53,6 +54,17 @@ const serverConfigSchema = z.strictObject({
   mirrorKbps: z.coerce.number().int().min(0).max(1_000_000),
   keyframeRamMib: z.coerce.number().min(0).max(1_000_000),
   recordingCapMib: z.coerce.number().min(1).max(1_000_000),
+  redis: z
+    .string()
+    .max(2048)
+    .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  nodeUrl: z
+    .string()
+    .max(2048)
+    .regex(/^https?:\/\/[^\s/]+\/?$/, 'must be an http(s)://HOST:PORT/ URL')
+    .optional(),
+  leaseMs: z.coerce.number().int().min(500).max(600_000),
 });
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
@@ -62,6 +74,7 @@ export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--mod
                  [--threads N|auto] [--view-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
                  [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--edits-per-minute N] [--unresponsive-ms MS]
                  [--mirror-kbps N] [--keyframe-ram-mib N] [--recording-cap-mib N]
+                 [--redis URL [--node-url URL] [--lease-ms MS]]
 
 Serves the Babylon.js client and the socket.io endpoint on one port and prints the URL.
 Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_FRAMES,
@@ -81,7 +94,12 @@ the procedural model and of remote workers (default ${MODEL_DEFAULTS.width}x${MO
 workers started with --model onnx). The limits that protect the server (players per world ${DEFAULT_LIMITS.playersPerWorld},
 worlds in RAM ${DEFAULT_LIMITS.loadedWorlds}, idle unload after ${DEFAULT_LIMITS.worldIdleS} s, ${DEFAULT_LIMITS.worldsPerMinute} new worlds and ${DEFAULT_LIMITS.promptsPerMinute} prompts and ${DEFAULT_LIMITS.editsPerMinute} edits a minute per connection,
 viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped, ${DEFAULT_LIMITS.mirrorKbps} kbit/s of memory mirror per player (0: none), ${DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20} MiB of keyframe images per world in RAM,
-${DEFAULT_RECORDING_CAP_BYTES / 2 ** 20} MiB per recorded session) and their SPATIA_* variables: docs/operations.md.`;
+${DEFAULT_RECORDING_CAP_BYTES / 2 ** 20} MiB per recorded session) and their SPATIA_* variables: docs/operations.md.
+--redis URL (SPATIA_REDIS) makes this server one node of a cluster: each world is served by one node
+at a time, which holds its lease in Redis (renewed every third of --lease-ms, default ${DEFAULT_LEASE_MS}); a player
+who joins a world another node serves is sent there. Every node opens the same --store (one machine).
+--node-url is the address players reach this node at (default http://HOST:PORT/; needs a fixed
+--port). npm run cluster starts a local cluster: docs/deploy.md.`;
 
 const DEFAULTS: Record<string, string> = {
   port: '8080',
@@ -106,6 +124,7 @@ const DEFAULTS: Record<string, string> = {
   mirrorKbps: String(DEFAULT_LIMITS.mirrorKbps),
   keyframeRamMib: String(DEFAULT_KEYFRAME_RAM_BYTES / 2 ** 20),
   recordingCapMib: String(DEFAULT_RECORDING_CAP_BYTES / 2 ** 20),
+  leaseMs: String(DEFAULT_LEASE_MS),
 };
 const FLAG_OF: Record<string, string> = {
   workerToken: 'worker-token',
@@ -125,6 +144,8 @@ const FLAG_OF: Record<string, string> = {
   keyframeRamMib: 'keyframe-ram-mib',
   recordingCapMib: 'recording-cap-mib',
   viewThreads: 'view-threads',
+  nodeUrl: 'node-url',
+  leaseMs: 'lease-ms',
 };
 const ENV_OF = (key: string): string => `SPATIA_${(FLAG_OF[key] ?? key).toUpperCase().replace(/-/g, '_')}`;
 
@@ -159,6 +180,9 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       'mirror-kbps': { type: 'string' },
       'keyframe-ram-mib': { type: 'string' },
       'recording-cap-mib': { type: 'string' },
+      redis: { type: 'string' },
+      'node-url': { type: 'string' },
+      'lease-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -173,6 +197,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
   raw.workerToken = values['worker-token'] ?? env.SPATIA_WORKER_TOKEN;
   raw.onnxModel = values['onnx-model'] ?? env.SPATIA_ONNX_MODEL;
   raw.size = values.size ?? env.SPATIA_SIZE;
+  raw.redis = values.redis ?? env.SPATIA_REDIS;
+  raw.nodeUrl = values['node-url'] ?? env.SPATIA_NODE_URL;
   const r = serverConfigSchema.safeParse(raw);
   if (!r.success) {
     const i = r.error.issues[0]!;
@@ -182,6 +208,16 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
       `--${FLAG_OF[key] ?? key} / ${ENV_OF(key)} = "${raw[key]}": ${i.message}`,
     );
   }
+  if (r.data.redis && !r.data.nodeUrl && r.data.port === 0)
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      '--redis needs a fixed --port or a --node-url: other nodes send players to this address',
+    );
+  if (r.data.redis && r.data.store === 'none')
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      '--redis needs a --store: a world moves between nodes through the store they share',
+    );
   if (r.data.model === 'scene' && !r.data.scene)
     throw new SpatiaError('INVALID_ARGUMENT', '--model scene needs --scene NAME|FILE (the scene it renders)');
   return r.data;

@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { WorldDirectory } from './cluster/worldDirectory.ts';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createLogger } from './logger.ts';
 import { autoModelThreads, loadModel } from './models/registry.ts';
@@ -44,8 +47,16 @@ runTool(SERVER_USAGE, async () => {
     });
     logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
   }
+  let directory: WorldDirectory | undefined;
+  if (cfg.redis) {
+    const url = cfg.nodeUrl ?? `http://${cfg.host === '0.0.0.0' ? hostname() : cfg.host}:${cfg.port}/`;
+    const node = { id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, url };
+    directory = await WorldDirectory.open({ url: cfg.redis, node, leaseMs: cfg.leaseMs, logger });
+    logger.info({ node: node.id, url, redis: cfg.redis, leaseMs: directory.leaseMs }, 'cluster node ready');
+  }
   const views = cfg.viewThreads > 0 ? new ViewThreads(cfg.viewThreads) : undefined;
   const server = await startGameServer({
+    directory,
     views,
     store,
     workers: model instanceof RemoteWorkerPool ? model : undefined,
@@ -73,8 +84,10 @@ runTool(SERVER_USAGE, async () => {
     `\nSpatia is running: open ${server.url}?world=room (ground-truth seeded room) or ${server.url}?world=my-world&prompt=a%20snowy%20forest\n\n`,
   );
   const stop = (): void => {
-    void server.close().then(() => {
+    void server.close().then(async () => {
+      // Leases go last: the next node to take a world must find every commit in the store.
       store?.close();
+      await directory?.close();
       void views?.dispose();
       process.exit(0);
     });

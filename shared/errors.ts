@@ -14,6 +14,7 @@ export type SpatiaErrorCode =
   | 'UNKNOWN_MODEL'
   | 'STORE'
   | 'WORKER_UNAVAILABLE'
+  | 'CLUSTER'
   | 'MODEL_FILE';
 
 /** An error with a machine-readable code and a message a person can act on. */

@@ -14,6 +14,7 @@ import {
   helloSchema,
   inputSchema,
   type Joined,
+  type JoinRequest,
   joinSchema,
   lockEditingSchema,
   MAX_CLIENT_MESSAGE_BYTES,
@@ -22,9 +23,11 @@ import {
   PROTOCOL_VERSION,
   promptSchema,
   rotateInviteSchema,
+  type ServerError,
   type ServerToClientEvents,
   validate,
 } from '../../shared/protocol/events.ts';
+import type { WorldDirectory } from '../cluster/worldDirectory.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from '../limits.ts';
 import type { WorldModel } from '../models/worldModel.ts';
 import type { RemoteWorkerPool } from '../remote/workerPool.ts';
@@ -64,6 +67,11 @@ export interface GameServerOptions {
   readonly frameAckTimeoutMs?: number;
   /** Renders memory views off the main thread (`ViewThreads`); the caller disposes it. */
   readonly views?: ViewRenderer;
+  /**
+   * Clustered mode: which node serves which world (Redis leases). A join for a world another node
+   * serves is answered WORLD_ELSEWHERE with that node's URL. The caller closes it after the store.
+   */
+  readonly directory?: WorldDirectory;
 }
 
 export interface RunningServer {
@@ -101,7 +109,22 @@ const room = (world: World): string => `world:${world.id}`;
 export async function startGameServer(o: GameServerOptions): Promise<RunningServer> {
   const log = o.logger;
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
-  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits);
+  const directory = o.directory;
+  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, (id) => void directory?.release(id));
+  if (directory)
+    directory.onLost = (id) => {
+      const lost = worlds.drop(id);
+      if (!lost) return;
+      // Its players join again and are sent to the node that serves it now.
+      const error: ServerError = {
+        code: 'WORLD_ELSEWHERE',
+        message: `another server node serves world "${id}" now: join again`,
+        event: 'join',
+        retryAfterMs: 0,
+      };
+      io.to(room(lost)).emit('error', error);
+      io.in(room(lost)).disconnectSockets(true);
+    };
   const sessions = new Set<PlayerSession>();
   const info = o.model.describe();
   const ackTimeoutMs = o.frameAckTimeoutMs ?? FRAME_ACK_TIMEOUT_MS;
@@ -145,6 +168,12 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       players: sessions.size,
       quarantined,
       memory,
+      cluster: directory && {
+        node: directory.node,
+        ownedWorlds: directory.owned().length,
+        leaseMs: directory.leaseMs,
+        leaseHeadroomMs: Math.round(Math.min(directory.leaseHeadroomMs(), directory.leaseMs)),
+      },
       process: {
         rss: mem.rss,
         heapUsed: mem.heapUsed,
@@ -176,6 +205,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
 
   io.on('connection', (socket: GameSocket) => {
     let greeted = false;
+    /** A clustered join waiting for the directory's answer. */
+    let joining = false;
     let player: PlayerSession | undefined;
     let watching: { target: PlayerSession; stop: () => void; name: string } | undefined;
     const errorLimiter = new RateLimiter(ERRORS_PER_SECOND, 2 * ERRORS_PER_SECOND, performance.now());
@@ -253,138 +284,171 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       guard('join', (join: unknown, ack: unknown) => {
         if (tooLarge(join)) return replyError(ack, 'TOO_LARGE', 'join is too large', 'join');
         if (!greeted) return replyError(ack, 'NOT_JOINED', 'say hello (protocol version) first', 'join');
-        if (player || watching) return replyError(ack, 'ALREADY_JOINED', 'already in a world', 'join');
+        if (player || watching || joining)
+          return replyError(ack, 'ALREADY_JOINED', 'already in a world', 'join');
         const v = validate(joinSchema, join);
         if (!v.ok) return replyError(ack, 'BAD_MESSAGE', `join: ${v.reason}`, 'join');
         const j = v.value;
-        const reply = (value: Joined): void => {
-          if (typeof ack === 'function') ack({ ok: true, value });
-        };
-        const looked = worlds.lookup(j.worldId);
-        if (!looked.ok) return replyError(ack, looked.code, looked.message, 'join');
-        const existing = looked.world;
-        // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
-        if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
-          return replyError(
-            ack,
-            'FORBIDDEN',
-            `world "${j.worldId}" is private: joining needs its invite token`,
-            'join',
-          );
-        if (j.spectate !== undefined) {
-          if (!existing) return replyError(ack, 'NOT_FOUND', `no world "${j.worldId}" to watch`, 'join');
-          const target = [...sessions].find(
-            (s) => s.world === existing && (s.id === j.spectate || s.name === j.spectate),
-          );
-          if (!target)
-            return replyError(ack, 'NOT_FOUND', `no player "${j.spectate}" in world "${j.worldId}"`, 'join');
-          const channel = target.watch({
-            sendFrame,
-            onUnresponsive: dropUnresponsive,
-            onPlayerLeft: () => {
-              if (watching?.target !== target) return;
-              watching = undefined;
-              void socket.leave(room(existing));
-              fail('NOT_FOUND', `${target.name} left: join again to play or watch someone else`, 'join');
-            },
-          });
-          watching = { target, stop: () => target.unwatch(channel), name: j.name };
-          void socket.join(room(existing));
-          announce(existing, 'joined', j.name, target.id, 'spectator');
-          log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
-          return reply({
-            worldId: existing.id,
-            playerId: target.id,
-            role: 'spectator',
-            prompt: existing.prompt,
-            spawn: spawnOf(target.camera),
-            intrinsics: { ...target.director.intrinsics },
-            others: existing.players.map((m) => m.name),
-            inviteToken: existing.inviteToken,
-          });
-        }
-        if (j.record && !o.store)
-          return replyError(
-            ack,
-            'BAD_MESSAGE',
-            'recording needs a world store (start the server with --store)',
-            'join',
-          );
-        if (existing && existing.playerCount >= limits.playersPerWorld)
-          return replyError(
-            ack,
-            'WORLD_FULL',
-            `world "${existing.id}" is full (${limits.playersPerWorld} players): try again later or watch someone`,
-            'join',
-          );
-        let world = existing;
-        let tokens: { invite?: string; owner: string } | undefined;
-        if (!world) {
-          if (j.private && isBundledScene(j.worldId))
-            return replyError(ack, 'FORBIDDEN', `"${j.worldId}" is a bundled world: it stays public`, 'join');
-          if (!worldLimiter.take(performance.now()))
-            return replyError(
-              ack,
-              'RATE_LIMITED',
-              `more than ${limits.worldsPerMinute} new worlds a minute from this connection`,
-              'join',
-            );
-          // Its creator may lock editing (any world) and rotate the invite (private ones).
-          tokens = { invite: j.private ? newToken() : undefined, owner: newToken() };
-          const made = worlds.create(j.worldId, j.prompt, j.seed, tokens);
-          if (!made.ok) return replyError(ack, made.code, made.message, 'join');
-          world = made.world;
-        }
-        let session: PlayerSession;
-        try {
-          session = new PlayerSession(
-            world,
-            nextPlayer++,
-            j.name,
-            settings,
-            {
-              sendFrame,
-              onError: (e) => socket.emit('error', e),
-              onUnresponsive: dropUnresponsive,
-              sendMirror: (bytes) => {
-                const wire = deflateRawSync(bytes, { level: MIRROR_DEFLATE_LEVEL });
-                socket.emit('mirror', wire);
-                return wire.length;
-              },
-            },
-            j.record === true,
-          );
-        } catch (e) {
-          log.error({ err: e, world: world.id }, 'player session could not start');
-          const what = j.record
-            ? 'the recording could not start (the server logged why)'
-            : 'the session could not start';
-          return replyError(ack, 'INTERNAL', `${what}: try again, or join without recording`, 'join');
-        }
-        const others = world.players.map((m) => m.name);
-        player = session;
-        sessions.add(session);
-        session.start();
-        void socket.join(room(world));
-        announce(world, 'joined', j.name, session.id, 'player');
-        log.info(
-          { player: session.id, name: session.name, world: world.id, recording: session.recordingId },
-          'player joined',
+        if (!directory) return enterWorld(j, ack);
+        // Clustered: only the node holding the world's lease serves it.
+        joining = true;
+        directory.claim(j.worldId).then(
+          (claim) => {
+            joining = false;
+            if (!socket.connected) return;
+            if (!claim.mine) {
+              const error: ServerError = {
+                code: 'WORLD_ELSEWHERE',
+                message: `world "${j.worldId}" is served by another node: join it at ${claim.owner.url}`,
+                event: 'join',
+                node: claim.owner.url,
+                retryAfterMs: claim.leaseMs,
+              };
+              if (typeof ack === 'function') ack({ ok: false, error });
+              return;
+            }
+            guard('join', enterWorld)(j, ack);
+            // A lease taken for a join that failed is given back at once.
+            if (!worlds.get(j.worldId)) void directory.release(j.worldId);
+          },
+          (e: unknown) => {
+            joining = false;
+            log.warn({ err: (e as Error).message, world: j.worldId }, 'world directory did not answer');
+            replyError(ack, 'WORLD_UNAVAILABLE', 'the cluster directory did not answer: try again', 'join');
+          },
         );
-        reply({
-          worldId: world.id,
-          playerId: session.id,
-          role: 'player',
-          prompt: world.prompt,
-          spawn: spawnOf(session.camera),
-          intrinsics: { ...session.director.intrinsics },
-          others,
-          inviteToken: world.inviteToken,
-          ownerToken: tokens?.owner,
-          sessionId: session.recordingId,
-        });
       }),
     );
+
+    /** Joins a validated request to its world (on this node) as a player or spectator. */
+    const enterWorld = (j: JoinRequest, ack: unknown) => {
+      const reply = (value: Joined): void => {
+        if (typeof ack === 'function') ack({ ok: true, value });
+      };
+      const looked = worlds.lookup(j.worldId);
+      if (!looked.ok) return replyError(ack, looked.code, looked.message, 'join');
+      const existing = looked.world;
+      // Private worlds: nothing of the world is sent (not even whether it has players) without the token.
+      if (existing?.inviteToken !== undefined && j.inviteToken !== existing.inviteToken)
+        return replyError(
+          ack,
+          'FORBIDDEN',
+          `world "${j.worldId}" is private: joining needs its invite token`,
+          'join',
+        );
+      if (j.spectate !== undefined) {
+        if (!existing) return replyError(ack, 'NOT_FOUND', `no world "${j.worldId}" to watch`, 'join');
+        const target = [...sessions].find(
+          (s) => s.world === existing && (s.id === j.spectate || s.name === j.spectate),
+        );
+        if (!target)
+          return replyError(ack, 'NOT_FOUND', `no player "${j.spectate}" in world "${j.worldId}"`, 'join');
+        const channel = target.watch({
+          sendFrame,
+          onUnresponsive: dropUnresponsive,
+          onPlayerLeft: () => {
+            if (watching?.target !== target) return;
+            watching = undefined;
+            void socket.leave(room(existing));
+            fail('NOT_FOUND', `${target.name} left: join again to play or watch someone else`, 'join');
+          },
+        });
+        watching = { target, stop: () => target.unwatch(channel), name: j.name };
+        void socket.join(room(existing));
+        announce(existing, 'joined', j.name, target.id, 'spectator');
+        log.info({ spectator: j.name, watching: target.id, world: existing.id }, 'spectator joined');
+        return reply({
+          worldId: existing.id,
+          playerId: target.id,
+          role: 'spectator',
+          prompt: existing.prompt,
+          spawn: spawnOf(target.camera),
+          intrinsics: { ...target.director.intrinsics },
+          others: existing.players.map((m) => m.name),
+          inviteToken: existing.inviteToken,
+        });
+      }
+      if (j.record && !o.store)
+        return replyError(
+          ack,
+          'BAD_MESSAGE',
+          'recording needs a world store (start the server with --store)',
+          'join',
+        );
+      if (existing && existing.playerCount >= limits.playersPerWorld)
+        return replyError(
+          ack,
+          'WORLD_FULL',
+          `world "${existing.id}" is full (${limits.playersPerWorld} players): try again later or watch someone`,
+          'join',
+        );
+      let world = existing;
+      let tokens: { invite?: string; owner: string } | undefined;
+      if (!world) {
+        if (j.private && isBundledScene(j.worldId))
+          return replyError(ack, 'FORBIDDEN', `"${j.worldId}" is a bundled world: it stays public`, 'join');
+        if (!worldLimiter.take(performance.now()))
+          return replyError(
+            ack,
+            'RATE_LIMITED',
+            `more than ${limits.worldsPerMinute} new worlds a minute from this connection`,
+            'join',
+          );
+        // Its creator may lock editing (any world) and rotate the invite (private ones).
+        tokens = { invite: j.private ? newToken() : undefined, owner: newToken() };
+        const made = worlds.create(j.worldId, j.prompt, j.seed, tokens);
+        if (!made.ok) return replyError(ack, made.code, made.message, 'join');
+        world = made.world;
+      }
+      let session: PlayerSession;
+      try {
+        session = new PlayerSession(
+          world,
+          nextPlayer++,
+          j.name,
+          settings,
+          {
+            sendFrame,
+            onError: (e) => socket.emit('error', e),
+            onUnresponsive: dropUnresponsive,
+            sendMirror: (bytes) => {
+              const wire = deflateRawSync(bytes, { level: MIRROR_DEFLATE_LEVEL });
+              socket.emit('mirror', wire);
+              return wire.length;
+            },
+          },
+          j.record === true,
+        );
+      } catch (e) {
+        log.error({ err: e, world: world.id }, 'player session could not start');
+        const what = j.record
+          ? 'the recording could not start (the server logged why)'
+          : 'the session could not start';
+        return replyError(ack, 'INTERNAL', `${what}: try again, or join without recording`, 'join');
+      }
+      const others = world.players.map((m) => m.name);
+      player = session;
+      sessions.add(session);
+      session.start();
+      void socket.join(room(world));
+      announce(world, 'joined', j.name, session.id, 'player');
+      log.info(
+        { player: session.id, name: session.name, world: world.id, recording: session.recordingId },
+        'player joined',
+      );
+      reply({
+        worldId: world.id,
+        playerId: session.id,
+        role: 'player',
+        prompt: world.prompt,
+        spawn: spawnOf(session.camera),
+        intrinsics: { ...session.director.intrinsics },
+        others,
+        inviteToken: world.inviteToken,
+        ownerToken: tokens?.owner,
+        sessionId: session.recordingId,
+      });
+    };
 
     socket.on(
       'input',
@@ -623,6 +687,13 @@ interface Health {
   readonly quarantined: readonly { id: string; reason: string }[];
   /** Totals over the loaded worlds' spatial memories (voxel grid bytes, keyframes in memory). */
   readonly memory: { voxels: number; chunks: number; keyframes: number; bytes: number };
+  /**
+   * Clustered mode: this node, the worlds it holds leases on, and how long until the least recently
+   * confirmed lease would be given up unrenewed (the lease's length when none is held).
+   */
+  readonly cluster:
+    | { node: { id: string; url: string }; ownedWorlds: number; leaseMs: number; leaseHeadroomMs: number }
+    | undefined;
   /** The process's memory in bytes (Node's process.memoryUsage()). */
   readonly process: {
     rss: number;

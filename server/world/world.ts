@@ -95,6 +95,8 @@ export class World {
   private readonly editListeners = new Set<(e: EditEvent) => void>();
   /** Log rows not yet handed to the store (it refused a commit): they go with the next one. */
   private unsavedEdits: EditRecord[] = [];
+  /** Another node serves this world now: nothing more is written to the store. */
+  private revoked = false;
 
   constructor(init: WorldInit) {
     this.id = init.id;
@@ -121,7 +123,17 @@ export class World {
   /** Locks or unlocks editing (the caller checked it is the creator) and stores it. */
   lockEditing(locked: boolean): void {
     this.locked = locked;
-    this.store?.upsertWorld(this.meta());
+    this.writableStore?.upsertWorld(this.meta());
+  }
+
+  /** Stops writing to the store for good (the registry dropped the world: another node serves it). */
+  revoke(): void {
+    this.revoked = true;
+  }
+
+  /** The store while this node may write the world to it. */
+  private get writableStore(): WorldStore | undefined {
+    return this.revoked ? undefined : this.store;
   }
 
   /** Calls `fn` after every edit, undo and redo; returns the function that stops it. */
@@ -158,7 +170,7 @@ export class World {
   }
 
   private publish(e: EditEvent): EditEvent {
-    if (this.store) {
+    if (this.writableStore) {
       this.unsavedEdits.push(storedEdit(e.entry));
       try {
         this.commit();
@@ -218,7 +230,7 @@ export class World {
   /** Replaces the invite token (the old one stops admitting anyone) and stores it. */
   rotateInvite(token: string): void {
     this.invite = token;
-    this.store?.upsertWorld(this.meta());
+    this.writableStore?.upsertWorld(this.meta());
   }
 
   /** Where players appear: the world's own spawn, else its scene's (see `spawnIn`). */
@@ -300,18 +312,19 @@ export class World {
    * every player leave RAM.
    */
   commit(): CommitStats | undefined {
-    if (!this.store) return undefined;
+    const store = this.writableStore;
+    if (!store) return undefined;
     const edits = this.unsavedEdits;
     this.unsavedEdits = [];
     let stats: CommitStats;
     try {
-      stats = this.store.commit(this.id, this.memory, edits);
+      stats = store.commit(this.id, this.memory, edits);
     } catch (e) {
       this.unsavedEdits = [...edits, ...this.unsavedEdits];
       throw e;
     }
     if (++this.commits % 10 === 0 && this.members.size > 0)
-      this.store.evictFar(
+      store.evictFar(
         this.id,
         this.memory,
         this.players.map((m) => m.camera.position),

@@ -40,6 +40,8 @@ export class WorldRegistry {
     private readonly store: WorldStore | undefined,
     private readonly log: Logger,
     private readonly limits: Pick<ServerLimits, 'loadedWorlds' | 'worldIdleS'>,
+    /** Called after a world left RAM (committed and unloaded): a clustered node gives up its lease. */
+    private readonly onUnloaded: (id: string) => void = () => {},
   ) {}
 
   /** Ids of the worlds that failed to load, with the reason (for the health endpoint). */
@@ -135,8 +137,23 @@ export class WorldRegistry {
       this.store?.unloadWorld(w.id);
       unloaded++;
       this.log.info({ world: w.id, persisted: this.store !== undefined }, 'idle world unloaded');
+      this.onUnloaded(w.id);
     }
     return unloaded;
+  }
+
+  /**
+   * Drops a world from RAM without committing it: another node serves it now (its lease was lost),
+   * and what this node did not commit is no longer its to write. The world stops writing to the
+   * store; the caller sends its players away.
+   */
+  drop(id: string): World | undefined {
+    const w = this.worlds.get(id);
+    if (!w) return undefined;
+    w.revoke();
+    this.worlds.delete(id);
+    this.store?.unloadWorld(id);
+    return w;
   }
 
   /** A stored world brought back into RAM (throws when its stored state cannot be read). */

@@ -36,7 +36,7 @@ export const joinSchema = z.strictObject({
   /** Record this play session (event log + frames) for export and replay. */
   record: z.boolean().optional(),
 });
-type JoinRequest = z.infer<typeof joinSchema>;
+export type JoinRequest = z.infer<typeof joinSchema>;
 
 export const inputSchema = z.strictObject({
   seq: z
@@ -157,6 +157,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'WORLD_FULL'
   | 'WORLD_UNAVAILABLE'
+  | 'WORLD_ELSEWHERE'
   | 'SERVER_BUSY'
   | 'RECORDING_STOPPED'
   | 'INTERNAL';
@@ -166,6 +167,12 @@ export interface ServerError {
   readonly message: string;
   /** The event that caused it. */
   readonly event?: string;
+  /**
+   * WORLD_ELSEWHERE (clustered servers): the URL of the node that serves the world; join there. If
+   * it does not answer, join again on any node after `retryAfterMs` (its lease runs out by then).
+   */
+  readonly node?: string;
+  readonly retryAfterMs?: number;
 }
 
 type Ack<T> = (reply: { ok: true; value: T } | { ok: false; error: ServerError }) => void;

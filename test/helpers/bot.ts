@@ -92,11 +92,20 @@ export class Bot {
   }
 
   async join(worldId: string, name = 'bot', prompt?: string): Promise<Joined> {
-    const hello = await this.hello();
-    if (!hello.ok) throw new Error(hello.error.message);
-    const r = await this.socket.timeout(10_000).emitWithAck('join', { worldId, name, prompt });
+    const r = await this.tryJoin(worldId, name, prompt);
     if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
     return r.value;
+  }
+
+  /** Says hello and joins; the server's answer, refusals included. */
+  async tryJoin(
+    worldId: string,
+    name = 'bot',
+    prompt?: string,
+  ): Promise<{ ok: true; value: Joined } | { ok: false; error: ServerError }> {
+    const hello = await this.hello();
+    if (!hello.ok) throw new Error(hello.error.message);
+    return this.socket.timeout(10_000).emitWithAck('join', { worldId, name, prompt });
   }
 
   /** Sends one input sample; returns it. */
@@ -142,3 +151,55 @@ export async function frameRgb(f: EncodedFrame): Promise<Uint8Array> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Joins a world on a cluster as a client should: at `nodes[0]` first, following WORLD_ELSEWHERE to
+ * the node it names, trying the other nodes when one does not answer (it died), and waiting out
+ * a dead owner's lease (`retryAfterMs`). Gives up after `timeoutMs`.
+ */
+export async function joinCluster(
+  nodes: readonly string[],
+  worldId: string,
+  name: string,
+  timeoutMs = 15_000,
+): Promise<{ bot: Bot; joined: Joined; url: string; redirects: number }> {
+  const deadline = performance.now() + timeoutMs;
+  const dead = new Set<string>();
+  let next: string | undefined;
+  let redirects = 0;
+  let lastError = 'no node answered';
+  while (performance.now() < deadline) {
+    const candidates = next ? [next, ...nodes.filter((n) => n !== next)] : nodes;
+    next = undefined;
+    let wait = 200;
+    for (const url of candidates) {
+      if (dead.has(url)) continue;
+      const bot = new Bot(url);
+      let r: Awaited<ReturnType<Bot['tryJoin']>>;
+      try {
+        r = await bot.tryJoin(worldId, name);
+      } catch (e) {
+        bot.close();
+        dead.add(url);
+        lastError = `${url} does not answer (${(e as Error).message})`;
+        continue;
+      }
+      if (r.ok) return { bot, joined: r.value, url, redirects };
+      bot.close();
+      lastError = `${r.error.code}: ${r.error.message}`;
+      if (r.error.code !== 'WORLD_ELSEWHERE' || !r.error.node) throw new Error(lastError);
+      if (!dead.has(r.error.node) && r.error.node !== url) {
+        next = r.error.node;
+        redirects++;
+        break;
+      }
+      // The owner named is dead (or restarting as this node): its lease runs out within retryAfterMs.
+      wait = Math.max(wait, Math.min(r.error.retryAfterMs ?? 0, 2000));
+    }
+    if (next === undefined) {
+      dead.clear();
+      await sleep(Math.min(wait, Math.max(0, deadline - performance.now())));
+    }
+  }
+  throw new Error(`could not join "${worldId}" on ${nodes.join(', ')} within ${timeoutMs} ms: ${lastError}`);
+}

@@ -30,6 +30,28 @@ describe('server configuration', () => {
     expect(autoModelThreads('scene', 16)).toBe(0);
   });
 
+  it('joins a cluster with --redis: validated URL, lease and node address; needs a fixed port and a store', () => {
+    expect(parseServerConfig([], {})!.redis).toBeUndefined();
+    const c = parseServerConfig(['--redis', 'redis://10.0.0.5:6379/2', '--lease-ms', '3000'], {})!;
+    expect(c).toMatchObject({ redis: 'redis://10.0.0.5:6379/2', leaseMs: 3000 });
+    expect(
+      parseServerConfig([], { SPATIA_REDIS: 'redis://r:6379', SPATIA_NODE_URL: 'http://n1:8080/' }),
+    ).toMatchObject({ redis: 'redis://r:6379', nodeUrl: 'http://n1:8080/', leaseMs: 5000 });
+    expect(() => parseServerConfig(['--redis', 'http://r:6379'], {})).toThrow(
+      /--redis .*redis:\/\/ or rediss:\/\//,
+    );
+    expect(() => parseServerConfig(['--redis', 'redis://r', '--lease-ms', '100'], {})).toThrow(/--lease-ms/);
+    expect(() => parseServerConfig(['--redis', 'redis://r', '--node-url', 'n1:80'], {})).toThrow(
+      /--node-url/,
+    );
+    expect(() => parseServerConfig(['--redis', 'redis://r', '--port', '0'], {})).toThrow(
+      /fixed --port or a --node-url/,
+    );
+    expect(() => parseServerConfig(['--redis', 'redis://r', '--store', 'none'], {})).toThrow(
+      /needs a --store/,
+    );
+  });
+
   it('renders memory views on the main thread unless --view-threads asks for worker threads', () => {
     expect(parseServerConfig([], {})!.viewThreads).toBe(0);
     expect(parseServerConfig(['--view-threads', '2'], { SPATIA_VIEW_THREADS: '1' })!.viewThreads).toBe(2);

@@ -1,0 +1,201 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { SpatiaError } from '../../shared/errors.ts';
+
+/** A server node as the directory names it: its id and the URL players reach it at. */
+export interface NodeAddress {
+  readonly id: string;
+  readonly url: string;
+}
+
+/** Who serves a world: this node, or another one (for as long again as `leaseMs`, unless it renews). */
+export type Claim =
+  | { readonly mine: true }
+  | { readonly mine: false; readonly owner: NodeAddress; readonly leaseMs: number };
+
+export interface WorldDirectoryOptions {
+  /** Redis URL (`redis://127.0.0.1:6379`). */
+  readonly url: string;
+  readonly node: NodeAddress;
+  /**
+   * A world's lease: the owner renews it every third of this; a node that dies or loses Redis for
+   * this long loses its worlds to whichever node a player asks next (default 5000 ms).
+   */
+  readonly leaseMs?: number;
+  readonly logger: Logger;
+  /** Key prefix, so several clusters (or tests) can share one Redis (default `spatia:`). */
+  readonly prefix?: string;
+}
+
+export const DEFAULT_LEASE_MS = 5000;
+/** A lease is given up this long before it could expire unrenewed: another node may take it then. */
+const SAFETY_MARGIN_SHARE = 0.2;
+
+// Renews the lease when this node still holds it; 1 renewed, 0 lost.
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
+// Deletes the lease only when this node holds it (a lease another node took is not ours to drop).
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+
+/**
+ * The cluster's directory of world owners, in Redis: each world is served by exactly one node at a
+ * time, which holds a lease (`SET NX PX`) and renews it while it serves the world. Any node asked
+ * for a world either takes a free lease or names the owner; when an owner dies its leases expire
+ * and the next node asked takes the world over from the shared store. A node that cannot confirm
+ * a lease before it could expire (Redis unreachable, the process stalled) stops serving that world
+ * (`onLost`), so two nodes never write one world's memory. The pattern of Colyseus's room
+ * presence, on plain Redis commands.
+ */
+export class WorldDirectory {
+  readonly leaseMs: number;
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly self: string;
+  /** Worlds this node holds a lease on → until when (performance.now()) it is confirmed. */
+  private readonly held = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Told when this node lost a world it served (lease taken or unconfirmed): it must stop serving it. */
+  onLost: (worldId: string, why: string) => void = () => {};
+
+  private constructor(
+    private readonly o: WorldDirectoryOptions,
+    redis: Redis,
+  ) {
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    this.redis = redis;
+    this.prefix = o.prefix ?? 'spatia:';
+    this.self = JSON.stringify(o.node);
+  }
+
+  /** Connects (throws a SpatiaError when Redis does not answer) and starts renewing. */
+  static async open(o: WorldDirectoryOptions): Promise<WorldDirectory> {
+    const leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!Number.isInteger(leaseMs) || leaseMs < 500 || leaseMs > 600_000)
+      throw new SpatiaError('INVALID_ARGUMENT', `leaseMs must be an integer in 500..600000, got ${leaseMs}`);
+    const redis = new Redis(o.url, {
+      lazyConnect: true,
+      // Commands fail fast while Redis is away: a join then gets an error, not a hang.
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+      enableOfflineQueue: false,
+    });
+    redis.on('error', (e: Error) => o.logger.warn({ err: e.message }, 'redis connection error'));
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch (e) {
+      redis.disconnect();
+      throw new SpatiaError('CLUSTER', `cannot reach Redis at ${o.url}: ${(e as Error).message}`);
+    }
+    const directory = new WorldDirectory(o, redis);
+    directory.timer = setInterval(() => void directory.renew(), Math.max(100, Math.floor(leaseMs / 3)));
+    return directory;
+  }
+
+  private key(worldId: string): string {
+    return `${this.prefix}world:${worldId}`;
+  }
+
+  /** This node's address. */
+  get node(): NodeAddress {
+    return this.o.node;
+  }
+
+  /** The worlds this node holds leases on. */
+  owned(): string[] {
+    return [...this.held.keys()];
+  }
+
+  /** Milliseconds until the oldest unconfirmed lease of this node would expire (Infinity: none held). */
+  leaseHeadroomMs(now = performance.now()): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (const until of this.held.values()) least = Math.min(least, until - now);
+    return least;
+  }
+
+  /** Takes the world's lease if it is free (or already this node's); otherwise names its owner. */
+  async claim(worldId: string): Promise<Claim> {
+    const key = this.key(worldId);
+    const started = performance.now();
+    const set = await this.redis.set(key, this.self, 'PX', this.leaseMs, 'NX');
+    if (set === 'OK') {
+      this.held.set(worldId, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+      this.o.logger.info({ world: worldId, node: this.o.node.id }, 'world lease taken');
+      return { mine: true };
+    }
+    const [owner, ttl] = await Promise.all([this.redis.get(key), this.redis.pttl(key)]);
+    if (owner === this.self) {
+      const renewed = await this.redis.eval(RENEW, 1, key, this.self, this.leaseMs);
+      if (renewed === 1) {
+        this.held.set(worldId, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+        return { mine: true };
+      }
+    }
+    if (owner === null) return this.claim(worldId); // expired between the two calls
+    return { mine: false, owner: parseOwner(owner), leaseMs: Math.max(0, ttl) };
+  }
+
+  /** Gives a world's lease up (after its last commit), so the next node asked takes it at once. */
+  async release(worldId: string): Promise<void> {
+    if (!this.held.delete(worldId)) return;
+    try {
+      await this.redis.eval(RELEASE, 1, this.key(worldId), this.self);
+      this.o.logger.info({ world: worldId }, 'world lease released');
+    } catch (e) {
+      // It expires on its own within leaseMs.
+      this.o.logger.warn({ err: (e as Error).message, world: worldId }, 'world lease release failed');
+    }
+  }
+
+  /** One renewal round: every held lease is renewed, or given up as lost. */
+  private async renew(): Promise<void> {
+    if (this.closed || this.held.size === 0) return;
+    const started = performance.now();
+    const worlds = [...this.held.keys()];
+    let results: ([Error | null, unknown] | null)[] | null = null;
+    try {
+      const batch = this.redis.pipeline();
+      for (const w of worlds) batch.eval(RENEW, 1, this.key(w), this.self, this.leaseMs);
+      results = await batch.exec();
+    } catch {
+      results = null;
+    }
+    const now = performance.now();
+    worlds.forEach((w, i) => {
+      if (!this.held.has(w)) return; // released meanwhile
+      const r = results?.[i];
+      if (r && r[0] === null && r[1] === 1) {
+        this.held.set(w, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+      } else if (r && r[0] === null) {
+        this.lose(w, 'another node holds its lease now');
+      } else if (now >= this.held.get(w)!) {
+        this.lose(w, 'its lease could not be renewed before it could expire (Redis unreachable)');
+      }
+    });
+  }
+
+  private lose(worldId: string, why: string): void {
+    this.held.delete(worldId);
+    this.o.logger.warn({ world: worldId, why }, 'world lease lost: no longer serving it');
+    this.onLost(worldId, why);
+  }
+
+  /** Stops renewing, releases every lease (the worlds were committed by the caller), disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.all(this.owned().map((w) => this.release(w)));
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+function parseOwner(raw: string): NodeAddress {
+  try {
+    const v = JSON.parse(raw) as Partial<NodeAddress>;
+    if (typeof v.id === 'string' && typeof v.url === 'string') return { id: v.id, url: v.url };
+  } catch {
+    // fall through
+  }
+  throw new SpatiaError('CLUSTER', `the directory holds a malformed owner record: ${raw.slice(0, 80)}`);
+}
