@@ -15,6 +15,7 @@ import { FILL_W, HoleFiller, type HoleFillerStats, INNER_W } from './holeFiller.
 import { InputSampler } from './input.ts';
 import { Minimap } from './minimap.ts';
 import { MirrorCache } from './mirrorCache.ts';
+import { failOver, followElsewhere, rememberNodes } from './nodeFailover.ts';
 import { ViewRecorder } from './recorder.ts';
 import { WorldView } from './worldView.ts';
 
@@ -102,6 +103,8 @@ const state: ClientState = {
 (window as unknown as { spatia: ClientState }).spatia = state;
 
 const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({ transports: ['websocket'] });
+/** Failed reconnections to this node before the page moves to another node of the cluster. */
+const NODE_FAILOVER_AFTER_TRIES = 3;
 const input = new InputSampler(canvas);
 const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
 let view: WorldView | undefined;
@@ -203,6 +206,7 @@ socket.on('connect', () => {
       showBanner(hello.error.message);
       return;
     }
+    if (hello.value.nodes) rememberNodes(hello.value.nodes);
     const m = hello.value.model;
     hud.world.textContent = `${worldId} · ${m.name} ${m.width}×${m.height} on ${m.device}`;
     const join = {
@@ -216,6 +220,12 @@ socket.on('connect', () => {
     };
     socket.emit('join', join, (joined) => {
       if (!joined.ok) {
+        if (joined.error.code === 'WORLD_ELSEWHERE') {
+          showBanner('This world is served by another server node: moving there…');
+          // Joining again runs on a fresh connection (hello, then join).
+          void followElsewhere(joined.error, () => socket.disconnect().connect());
+          return;
+        }
         showBanner(`cannot join: ${joined.error.message}`);
         return;
       }
@@ -246,9 +256,14 @@ socket.on('disconnect', (reason) => {
   state.connected = false;
   hud.connection.textContent = 'disconnected';
   showBanner(`Disconnected from the server (${reason}). Reconnecting…`);
+  // socket.io reconnects by itself except when the server hung up (it moved the world elsewhere, or
+  // found this viewer unresponsive): then the page reconnects and joins again.
+  if (reason === 'io server disconnect') setTimeout(() => socket.connect(), 500);
 });
 socket.io.on('reconnect_attempt', (n) => {
   hud.connection.textContent = `reconnecting (try ${n})`;
+  // Clustered: this node is gone; another live node serves its worlds within a lease.
+  if (n === NODE_FAILOVER_AFTER_TRIES) void failOver();
 });
 socket.on('error', (err) => {
   state.errors.push(`${err.code}: ${err.message}`);

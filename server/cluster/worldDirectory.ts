@@ -28,6 +28,8 @@ export interface WorldDirectoryOptions {
 }
 
 export const DEFAULT_LEASE_MS = 5000;
+/** Nodes listed to clients at most (a client needs a few to fail over to, not the whole fleet). */
+const MAX_LISTED_NODES = 64;
 /** A lease is given up this long before it could expire unrenewed: another node may take it then. */
 const SAFETY_MARGIN_SHARE = 0.2;
 
@@ -54,6 +56,8 @@ export class WorldDirectory {
   private readonly held = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Every live node's URL (this one's included), as of the last renewal round. */
+  private nodes: string[];
   /** Told when this node lost a world it served (lease taken or unconfirmed): it must stop serving it. */
   onLost: (worldId: string, why: string) => void = () => {};
 
@@ -65,6 +69,7 @@ export class WorldDirectory {
     this.redis = redis;
     this.prefix = o.prefix ?? 'spatia:';
     this.self = JSON.stringify(o.node);
+    this.nodes = [o.node.url];
   }
 
   /** Connects (throws a SpatiaError when Redis does not answer) and starts renewing. */
@@ -88,12 +93,36 @@ export class WorldDirectory {
       throw new SpatiaError('CLUSTER', `cannot reach Redis at ${o.url}: ${(e as Error).message}`);
     }
     const directory = new WorldDirectory(o, redis);
+    await directory.heartbeat();
     directory.timer = setInterval(() => void directory.renew(), Math.max(100, Math.floor(leaseMs / 3)));
     return directory;
   }
 
   private key(worldId: string): string {
     return `${this.prefix}world:${worldId}`;
+  }
+
+  private nodeKey(id: string): string {
+    return `${this.prefix}node:${id}`;
+  }
+
+  /** The URLs of the nodes alive as of the last renewal round (clients fail over to them). */
+  liveNodes(): readonly string[] {
+    return this.nodes;
+  }
+
+  /** Says this node is alive (for a lease's length) and reads which others are. */
+  private async heartbeat(): Promise<void> {
+    await this.redis.set(this.nodeKey(this.o.node.id), this.o.node.url, 'PX', this.leaseMs);
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.nodeKey('*'), 'COUNT', 100);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0' && keys.length < MAX_LISTED_NODES);
+    const urls = keys.length > 0 ? await this.redis.mget(...keys) : [];
+    this.nodes = [...new Set(urls.filter((u): u is string => typeof u === 'string'))].sort();
   }
 
   /** This node's address. */
@@ -147,9 +176,11 @@ export class WorldDirectory {
     }
   }
 
-  /** One renewal round: every held lease is renewed, or given up as lost. */
+  /** One renewal round: every held lease is renewed, or given up as lost; the node list refreshed. */
   private async renew(): Promise<void> {
-    if (this.closed || this.held.size === 0) return;
+    if (this.closed) return;
+    await this.heartbeat().catch(() => {});
+    if (this.held.size === 0) return;
     const started = performance.now();
     const worlds = [...this.held.keys()];
     let results: ([Error | null, unknown] | null)[] | null = null;
@@ -186,6 +217,7 @@ export class WorldDirectory {
     this.closed = true;
     clearInterval(this.timer);
     await Promise.all(this.owned().map((w) => this.release(w)));
+    await this.redis.del(this.nodeKey(this.o.node.id)).catch(() => 0);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -274,6 +274,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
                 fps: info.fps,
                 device: info.device,
               },
+              nodes: directory?.liveNodes(),
             },
           });
       }),

@@ -113,6 +113,8 @@ export interface Welcome {
   readonly protocol: number;
   readonly server: string;
   readonly model: { name: string; width: number; height: number; fps: number; device: string };
+  /** Clustered servers: the URLs of the live nodes, to reconnect to when this one goes away. */
+  readonly nodes?: readonly string[];
 }
 
 export interface Joined {
