@@ -8,6 +8,7 @@ import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createLogger } from './logger.ts';
 import { autoModelThreads, loadModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
+import { ClipQueue } from './remote/clipQueue.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
 import { WorldStore } from './store/worldStore.ts';
 import { runTool, sceneArg } from './tools/cli.ts';
@@ -22,7 +23,18 @@ runTool(SERVER_USAGE, async () => {
     return;
   }
   const logger = createLogger(cfg.logLevel);
+  let directory: WorldDirectory | undefined;
+  let clips: ClipQueue | undefined;
+  if (cfg.redis) {
+    const url = cfg.nodeUrl ?? `http://${cfg.host === '0.0.0.0' ? hostname() : cfg.host}:${cfg.port}/`;
+    const node = { id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, url };
+    directory = await WorldDirectory.open({ url: cfg.redis, node, leaseMs: cfg.leaseMs, logger });
+    // Clustered remote workers take clips from one queue on the same Redis.
+    if (cfg.model === 'remote') clips = await ClipQueue.open(cfg.redis, logger);
+    logger.info({ node: node.id, url, redis: cfg.redis, leaseMs: directory.leaseMs }, 'cluster node ready');
+  }
   const model = await loadModel(cfg.model, {
+    clipQueue: clips && directory && { clips, nodeUrl: directory.node.url },
     scene: cfg.scene ? sceneArg(cfg.scene) : undefined,
     onnxPath: cfg.onnxModel,
     threads: cfg.threads === 'auto' ? autoModelThreads(cfg.model) : cfg.threads,
@@ -46,13 +58,6 @@ runTool(SERVER_USAGE, async () => {
       log: logger,
     });
     logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
-  }
-  let directory: WorldDirectory | undefined;
-  if (cfg.redis) {
-    const url = cfg.nodeUrl ?? `http://${cfg.host === '0.0.0.0' ? hostname() : cfg.host}:${cfg.port}/`;
-    const node = { id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, url };
-    directory = await WorldDirectory.open({ url: cfg.redis, node, leaseMs: cfg.leaseMs, logger });
-    logger.info({ node: node.id, url, redis: cfg.redis, leaseMs: directory.leaseMs }, 'cluster node ready');
   }
   const views = cfg.viewThreads > 0 ? new ViewThreads(cfg.viewThreads) : undefined;
   const server = await startGameServer({
@@ -87,6 +92,7 @@ runTool(SERVER_USAGE, async () => {
     void server.close().then(async () => {
       // Leases go last: the next node to take a world must find every commit in the store.
       store?.close();
+      await clips?.close();
       await directory?.close();
       void views?.dispose();
       process.exit(0);

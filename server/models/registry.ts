@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { SpatiaError } from '../../shared/errors.ts';
-import { RemoteWorkerPool } from '../remote/workerPool.ts';
+import { type RemotePoolOptions, RemoteWorkerPool } from '../remote/workerPool.ts';
 import { createLocalModel, type LocalModelSettings } from './localModels.ts';
 import { ThreadedModel } from './threaded/threadedModel.ts';
 import { MODEL_DEFAULTS, type WorldModel } from './worldModel.ts';
@@ -23,6 +23,8 @@ export interface ModelSettings extends LocalModelSettings {
   readonly stallMs?: number;
   /** `remote`: where the pool logs workers coming and going. */
   readonly logger?: Logger;
+  /** `remote`, clustered: clips go through this queue (see RemotePoolOptions.queue). */
+  readonly clipQueue?: RemotePoolOptions['queue'];
 }
 
 /** The bundled reference ONNX model (trained by tools/train/train.py). */
@@ -73,6 +75,7 @@ export async function loadModel(name: string, settings: ModelSettings = {}): Pro
         framesPerClip: settings.framesPerClip ?? MODEL_DEFAULTS.framesPerClip,
         token: settings.workerToken,
         stallMs: settings.stallMs,
+        queue: settings.clipQueue,
         logger: settings.logger,
       });
     case 'procedural':

@@ -28,6 +28,7 @@ import {
   type WorldModelInfo,
 } from '../models/worldModel.ts';
 import { Inbox } from '../util/inbox.ts';
+import type { ClipQueue } from './clipQueue.ts';
 
 export interface RemotePoolOptions {
   readonly width: number;
@@ -51,6 +52,12 @@ export interface RemotePoolOptions {
   readonly maxQuarantineMs?: number;
   /** A connection that has not said hello after this long is closed (default 10 s). */
   readonly helloTimeoutMs?: number;
+  /**
+   * Clustered: clips go on this queue, and whichever worker takes the job claims it on this node
+   * (`nodeUrl`) and streams the frames back; a clip nobody takes within `takeTimeoutMs` (default
+   * 10 s) fails with WORKER_UNAVAILABLE.
+   */
+  readonly queue?: { readonly clips: ClipQueue; readonly nodeUrl: string; readonly takeTimeoutMs?: number };
   readonly logger: Logger;
 }
 
@@ -60,6 +67,9 @@ const WORKER_POOL_DEFAULTS = {
   quarantineMs: 30_000,
   maxQuarantineMs: 15 * 60_000,
   helloTimeoutMs: 10_000,
+  takeTimeoutMs: 10_000,
+  /** Tries of one queued clip (each a ticket of its own) before it fails. */
+  queuedTries: 3,
   /** Offence records kept (one per worker name and address); the oldest go first beyond this. */
   maxRecords: 10_000,
 } as const;
@@ -148,6 +158,8 @@ export class RemoteWorkerPool implements WorldModel {
   private readonly info: WorldModelInfo;
   private readonly log: Logger;
   private io: Server | undefined;
+  /** Queued clips waiting for a worker to claim their ticket. */
+  private readonly tickets = new Map<string, (w: WorkerConn) => void>();
 
   constructor(private readonly o: RemotePoolOptions) {
     this.log = o.logger;
@@ -247,6 +259,19 @@ export class RemoteWorkerPool implements WorldModel {
         const id = (frame as { requestId?: unknown })?.requestId;
         if (typeof id === 'string') conn?.requests.get(id)?.({ kind: 'frame', frame });
       });
+      socket.on('take', (r, ack) => {
+        const reply = typeof ack === 'function' ? ack : () => {};
+        const ticket = typeof r?.ticket === 'string' ? r.ticket : '';
+        const claim = this.tickets.get(ticket);
+        if (!conn) return reply({ ok: false, error: 'say hello first' });
+        const record = this.recordOf(conn.key);
+        if (record && record.until > Date.now())
+          return reply({ ok: false, error: 'this worker is quarantined' });
+        if (!claim) return reply({ ok: false, error: `no clip waits for ticket "${ticket.slice(0, 64)}"` });
+        this.tickets.delete(ticket);
+        reply({ ok: true });
+        claim(conn);
+      });
       socket.on('done', (r) => conn?.requests.get(r?.requestId)?.({ kind: 'done' }));
       socket.on('failed', (r) =>
         conn?.requests.get(r?.requestId)?.({ kind: 'failed', message: String(r?.message ?? 'failed') }),
@@ -264,6 +289,10 @@ export class RemoteWorkerPool implements WorldModel {
 
   async *generate(req: ClipRequest): AsyncGenerator<GeneratedFrame> {
     validateClipRequest(req, this.info);
+    if (this.o.queue) {
+      yield* this.generateQueued(req, this.o.queue);
+      return;
+    }
     const tried = new Set<string>();
     let next = 0;
     while (next < req.poses.length) {
@@ -286,17 +315,83 @@ export class RemoteWorkerPool implements WorldModel {
       } catch (e) {
         if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
         tried.add(worker.id);
-        const message = (e as Error).message;
-        this.log.warn(
-          { worker: worker.hello.name, err: message, from: next },
-          'worker failed a clip; retrying',
-        );
-        if (message.startsWith('stalled') || message.startsWith('malformed')) {
-          this.offence(worker, message);
-          this.workers.delete(worker.id);
-          worker.socket.disconnect(true);
-        }
+        this.dropIfFaulty(worker, (e as Error).message, next);
       }
+    }
+  }
+
+  /**
+   * Clustered: each (rest of a) clip is a queue job with a ticket of its own; the worker that takes
+   * it claims the ticket here and the frames stream over its connection. A worker that fails,
+   * disconnects or stalls loses the rest of the clip to a new ticket (stalling and malformed frames
+   * are offences, as for pushed clips); after `queuedTries` tickets the clip fails.
+   */
+  private async *generateQueued(
+    req: ClipRequest,
+    q: NonNullable<RemotePoolOptions['queue']>,
+  ): AsyncGenerator<GeneratedFrame> {
+    let next = 0;
+    for (let tries = 0; next < req.poses.length; tries++) {
+      if (tries === WORKER_POOL_DEFAULTS.queuedTries)
+        throw new SpatiaError(
+          'WORKER_UNAVAILABLE',
+          `every worker that took this clip failed (${tries} tries)`,
+        );
+      const registered = await q.clips.workerCount();
+      if (registered === 0)
+        throw new SpatiaError('WORKER_UNAVAILABLE', 'no worker is registered with the clip queue');
+      const ticket = randomUUID();
+      const takeMs = q.takeTimeoutMs ?? WORKER_POOL_DEFAULTS.takeTimeoutMs;
+      const taken = new Promise<WorkerConn | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          this.tickets.delete(ticket);
+          resolve(undefined);
+        }, takeMs);
+        const abort = (): void => {
+          clearTimeout(timer);
+          this.tickets.delete(ticket);
+          resolve(undefined);
+        };
+        req.signal?.addEventListener('abort', abort, { once: true });
+        this.tickets.set(ticket, (w) => {
+          clearTimeout(timer);
+          req.signal?.removeEventListener('abort', abort);
+          resolve(w);
+        });
+      });
+      await q.clips.enqueue({ ticket, node: q.nodeUrl, clipId: req.clipId });
+      const worker = await taken;
+      if (req.signal?.aborted) {
+        void q.clips.withdraw(ticket);
+        throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
+      }
+      if (!worker) {
+        void q.clips.withdraw(ticket);
+        throw new SpatiaError(
+          'WORKER_UNAVAILABLE',
+          `no worker took the clip within ${takeMs} ms (${registered} registered with the queue)`,
+        );
+      }
+      try {
+        for await (const f of this.runOn(worker, req, next, ticket)) {
+          next++;
+          yield f;
+        }
+        worker.clipsDone++;
+      } catch (e) {
+        if (req.signal?.aborted) throw new SpatiaError('CANCELLED', `clip ${req.clipId} was cancelled`);
+        this.dropIfFaulty(worker, (e as Error).message, next);
+      }
+    }
+  }
+
+  /** After a failed (part of a) clip: a worker that stalled or sent a malformed frame is quarantined and dropped. */
+  private dropIfFaulty(worker: WorkerConn, message: string, from: number): void {
+    this.log.warn({ worker: worker.hello.name, err: message, from }, 'worker failed a clip; retrying');
+    if (message.startsWith('stalled') || message.startsWith('malformed')) {
+      this.offence(worker, message);
+      this.workers.delete(worker.id);
+      worker.socket.disconnect(true);
     }
   }
 
@@ -366,7 +461,12 @@ export class RemoteWorkerPool implements WorldModel {
   }
 
   /** The frames of `req` from pose `from` on, from one worker; throws on disconnect, stall, failure or a malformed frame. */
-  private async *runOn(w: WorkerConn, req: ClipRequest, from: number): AsyncGenerator<GeneratedFrame> {
+  private async *runOn(
+    w: WorkerConn,
+    req: ClipRequest,
+    from: number,
+    ticket?: string,
+  ): AsyncGenerator<GeneratedFrame> {
     const requestId = randomUUID();
     const n = req.intrinsics.width * req.intrinsics.height;
     const total = req.poses.length - from;
@@ -390,6 +490,7 @@ export class RemoteWorkerPool implements WorldModel {
       seed: req.seed,
       ...(req.worldSeed === undefined ? {} : { worldSeed: req.worldSeed }),
       timeS: req.timeS + from / this.info.fps,
+      ...(ticket === undefined ? {} : { ticket }),
     };
     const stallMs = this.o.stallMs ?? WORKER_POOL_DEFAULTS.stallMs;
     try {

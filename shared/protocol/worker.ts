@@ -49,6 +49,8 @@ export interface WireClipRequest {
   /** The world's seed (ClipRequest.worldSeed); absent from older servers (0). */
   readonly worldSeed?: number;
   readonly timeS: number;
+  /** The queue ticket this clip answers (a worker that took a queued job); absent for pushed clips. */
+  readonly ticket?: string;
 }
 
 export interface WireConditioningFrame {
@@ -75,6 +77,11 @@ export interface WorkerToServerEvents {
   frame: (frame: WireFrame) => void;
   done: (r: { requestId: string }) => void;
   failed: (r: { requestId: string; message: string }) => void;
+  /**
+   * A worker that took a queued clip job (docs/remote-workers.md, "Through a queue") claims its
+   * ticket; ok: the clip follows on this connection with the ticket; not ok: someone else served it.
+   */
+  take: (r: { ticket: string }, ack: (r: { ok: boolean; error?: string }) => void) => void;
 }
 
 export interface ServerToWorkerEvents {
@@ -92,4 +99,14 @@ export function float32Of(b: Uint8Array): Float32Array {
     return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
   // A fresh copy: `slice` of a Node Buffer (what socket.io delivers) is a view into a shared pool.
   return new Float32Array(new Uint8Array(b).buffer);
+}
+
+/** The BullMQ queue clustered nodes put clip jobs on, and what a job holds (no conditioning: that goes over the stream). */
+export const CLIP_QUEUE = 'spatia-clips';
+export interface ClipJobData {
+  /** Claimed with `take` on the node's worker endpoint. */
+  readonly ticket: string;
+  /** The node's URL: its worker endpoint is WORKER_NAMESPACE at WORKER_PATH there. */
+  readonly node: string;
+  readonly clipId: number;
 }
