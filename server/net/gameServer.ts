@@ -39,6 +39,7 @@ import type { SendFrame } from '../world/frameChannel.ts';
 import { PlayerSession, type SessionSettings } from '../world/playerSession.ts';
 import type { World } from '../world/world.ts';
 import { WorldRegistry } from '../world/worldRegistry.ts';
+import { NodeMetrics } from './nodeMetrics.ts';
 import { RateLimiter } from './rateLimiter.ts';
 import { staticHandler } from './staticFiles.ts';
 
@@ -141,8 +142,27 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     generation: { paused: false },
   };
   const staticFiles = o.clientDir ? staticHandler(o.clientDir) : undefined;
+  const clipQueue = o.workers?.clipQueue;
+  const metrics = new NodeMetrics({
+    players: () => sessions.size,
+    worlds: () => worlds.size,
+    leases:
+      directory &&
+      (() => ({
+        held: directory.owned().length,
+        headroomS: Math.min(directory.leaseHeadroomMs(), directory.leaseMs) / 1000,
+      })),
+    queueWaiting: clipQueue && (() => clipQueue.waiting()),
+  });
   const http = createServer((req, res) => {
     if (req.url === HEALTH_PATH) return sendHealth(res, health());
+    if (req.url === METRICS_PATH) {
+      void metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (e: unknown) => res.writeHead(500).end(String(e)),
+      );
+      return;
+    }
     if (staticFiles) staticFiles(req, res);
     else res.writeHead(404).end();
   });
@@ -226,8 +246,10 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       if (typeof ack === 'function') ack({ ok: false, error: { code, message, event } });
       else fail(code, message, event);
     };
-    const sendFrame: SendFrame = (bytes, onAck) =>
+    const sendFrame: SendFrame = (bytes, onAck) => {
+      metrics.frameSent();
       socket.timeout(ackTimeoutMs).emit('frame', bytes, (err: Error | null) => onAck(!err));
+    };
     const dropUnresponsive = (): void => {
       log.warn({ socket: socket.id }, 'viewer acknowledged no frame for too long: disconnected');
       socket.disconnect(true);
@@ -679,6 +701,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
 
 /** Where the health report is served (JSON; 200 when healthy, 503 when degraded). */
 const HEALTH_PATH = '/healthz';
+/** Where Prometheus scrapes the node's metrics (text format). */
+const METRICS_PATH = '/metrics';
 
 interface Health {
   readonly ok: boolean;

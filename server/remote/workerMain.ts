@@ -1,5 +1,7 @@
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { type Job, Worker } from 'bullmq';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { io, type Socket } from 'socket.io-client';
 import type { Mat3 } from '../../shared/camera/pose.ts';
 import { SpatiaError } from '../../shared/errors.ts';
@@ -22,7 +24,8 @@ import type { ClipRequest, ConditioningFrame, WorldModel } from '../models/world
 import { intArg, runTool } from '../tools/cli.ts';
 
 const USAGE = `usage: npm run worker -- --server URL | --queue REDIS_URL [--concurrency N] [--lock-ms MS]
-                      [--model procedural] [--name NAME] [--token T] [--fault crash|stall|malformed --fault-after N]
+                      [--model procedural] [--name NAME] [--token T] [--metrics-port N]
+                      [--fault crash|stall|malformed --fault-after N]
 
 A reference remote worker: connects to a Spatia server started with --model remote, serves clip
 requests with a local model (any --model name), and streams the frames back. It reconnects when
@@ -34,7 +37,26 @@ a worker with --fault that is refused tries again every second instead of exitin
 takes clip jobs from the cluster's queue, up to --concurrency (1) at once, from any node, connects
 to the node a job names and streams that clip's frames back to it. A job whose worker dies is
 cleared once its lock runs out (--lock-ms, 10000); the node has sent the rest of the clip to
-another worker by then.`;
+another worker by then. --metrics-port N serves /healthz (JSON) and /metrics (Prometheus) on
+127.0.0.1:N: clips and frames served, clips running.`;
+
+/** The worker's own counters (its /metrics with --metrics-port). */
+const registry = new Registry();
+const clipsServed = new Counter({
+  name: 'spatia_worker_clips_total',
+  help: 'Clips (or rests of clips) finished.',
+  registers: [registry],
+});
+const framesServed = new Counter({
+  name: 'spatia_worker_frames_total',
+  help: 'Frames streamed to nodes.',
+  registers: [registry],
+});
+const clipsRunning = new Gauge({
+  name: 'spatia_worker_clips_running',
+  help: 'Clips being generated now.',
+  registers: [registry],
+});
 
 const pose = (p: { rotation: number[]; position: number[] }) => ({
   rotation: p.rotation as unknown as Mat3,
@@ -160,6 +182,7 @@ class NodeLink {
       signal: abort.signal,
     };
     const { kind: fault, after } = this.fault;
+    clipsRunning.inc();
     try {
       for await (const f of this.model.generate(req)) {
         if (fault && NodeLink.framesSent >= after) {
@@ -184,8 +207,10 @@ class NodeLink {
           generateMs: f.generateMs,
         });
         NodeLink.framesSent++;
+        framesServed.inc();
       }
       this.socket.emit('done', { requestId: wire.requestId });
+      clipsServed.inc();
       ticket?.resolve();
     } catch (e) {
       // Cancelled, or dropped with the connection: nobody is waiting for an answer.
@@ -193,6 +218,7 @@ class NodeLink {
         this.socket.emit('failed', { requestId: wire.requestId, message: (e as Error).message });
       ticket?.reject(e as Error);
     } finally {
+      clipsRunning.dec();
       this.running.delete(wire.requestId);
     }
   }
@@ -210,6 +236,7 @@ runTool(USAGE, async () => {
       token: { type: 'string' },
       fault: { type: 'string' },
       'fault-after': { type: 'string', default: '0' },
+      'metrics-port': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -237,6 +264,31 @@ runTool(USAGE, async () => {
   const concurrency = intArg('concurrency', values.concurrency, 1, 64);
   const lockMs = intArg('lock-ms', values['lock-ms'], 1000, 600_000);
   const model = await loadModel(values.model);
+  if (values['metrics-port'] !== undefined) {
+    const port = intArg('metrics-port', values['metrics-port'], 1, 65535);
+    const name = values.name;
+    createServer((req, res) => {
+      if (req.url === '/metrics')
+        void registry
+          .metrics()
+          .then((t) => res.writeHead(200, { 'content-type': registry.contentType }).end(t));
+      else if (req.url === '/healthz')
+        void registry
+          .getMetricsAsJSON()
+          .then((m) =>
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(
+                JSON.stringify({
+                  ok: true,
+                  name,
+                  metrics: m.map((x) => ({ name: x.name, values: x.values })),
+                }),
+              ),
+          );
+      else res.writeHead(404).end();
+    }).listen(port, '127.0.0.1');
+  }
   const who = { name: values.name, token: values.token };
   const refused = (error: string): void => {
     process.stderr.write(`server refused this worker: ${error}\n`);

@@ -186,6 +186,11 @@ export class RemoteWorkerPool implements WorldModel {
     return this.workers.size;
   }
 
+  /** Clustered: the queue clips go through (undefined: clips are pushed to connected workers). */
+  get clipQueue(): ClipQueue | undefined {
+    return this.o.queue?.clips;
+  }
+
   /**
    * Listens for workers on `http`: namespace `/workers` at WORKER_PATH, an endpoint of its own whose
    * message limit fits this pool's largest frame buffer (float32 depth) and no more.

@@ -1,0 +1,88 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** What a node's /metrics reads when Prometheus scrapes it. */
+export interface NodeMetricsSource {
+  players(): number;
+  worlds(): number;
+  /** Clustered: world leases this node holds, and seconds until the least recently confirmed would lapse. */
+  leases?(): { held: number; headroomS: number };
+  /** Clustered remote workers: clip jobs waiting in the queue. */
+  queueWaiting?(): Promise<number>;
+}
+
+/**
+ * Prometheus metrics of one server node (text format at /metrics): players, worlds in RAM, frames
+ * sent (a counter: frames/s is its rate), and in clustered mode its leases and the clip queue's depth.
+ */
+export class NodeMetrics {
+  readonly registry = new Registry();
+  private readonly frames: Counter;
+
+  constructor(source: NodeMetricsSource) {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'spatia_players',
+      help: 'Players (and spectators) connected to this node.',
+      registers,
+      collect() {
+        this.set(source.players());
+      },
+    });
+    new Gauge({
+      name: 'spatia_worlds_loaded',
+      help: 'Worlds this node holds in RAM.',
+      registers,
+      collect() {
+        this.set(source.worlds());
+      },
+    });
+    this.frames = new Counter({
+      name: 'spatia_frames_sent_total',
+      help: 'Frames sent to viewers.',
+      registers,
+    });
+    const leases = source.leases;
+    if (leases) {
+      new Gauge({
+        name: 'spatia_world_leases',
+        help: 'World leases this node holds in the cluster directory.',
+        registers,
+        collect() {
+          this.set(leases().held);
+        },
+      });
+      new Gauge({
+        name: 'spatia_lease_headroom_seconds',
+        help: 'Seconds until the least recently confirmed lease of this node would be given up unrenewed.',
+        registers,
+        collect() {
+          this.set(leases().headroomS);
+        },
+      });
+    }
+    const waiting = source.queueWaiting;
+    if (waiting) {
+      new Gauge({
+        name: 'spatia_clip_queue_waiting',
+        help: 'Clip jobs waiting for a worker in the cluster queue.',
+        registers,
+        async collect() {
+          this.set(await waiting().catch(() => Number.NaN));
+        },
+      });
+    }
+  }
+
+  frameSent(): void {
+    this.frames.inc();
+  }
+
+  /** The text exposition Prometheus scrapes. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
