@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -6,12 +7,13 @@ import { mirrorLevelAt } from '../../server/memory/mirrorStream.ts';
 import { renderScene } from '../../server/scene/rayCaster.ts';
 import { poseFromYawPitch } from '../../shared/camera/pose.ts';
 import { whyClientBuildIsStale } from '../../tools/clientBuild.ts';
-import { Bot, sleep } from '../helpers/bot.ts';
+import { Bot, joinCluster, sleep } from '../helpers/bot.ts';
 import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
 import { K512, sceneNamed } from '../helpers/groundTruth.ts';
 import { chunksWithin } from '../helpers/memoryChunks.ts';
+import { testRedis } from '../helpers/redis.ts';
 import { startTestServer } from '../helpers/server.ts';
-import { spawnServer } from '../helpers/serverProcess.ts';
+import { killHard, spawnServer } from '../helpers/serverProcess.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 
 /**
@@ -20,7 +22,9 @@ import { type BenchResult, formatTable } from './harness.ts';
  * the client time of the newest input the frame reflects (echoed in its header).
  */
 const USAGE =
-  'usage: npm run bench:net -- [--json FILE] [--seconds N] [--server-arg ARG]... [--cpu-prof DIR]\n' +
+  'usage: npm run bench:net -- [--json FILE] [--seconds N] [--server-arg ARG]... [--cpu-prof DIR] [--cluster]\n' +
+  '--cluster measures the clustered mode instead (needs redis-server): 8 players in 2 worlds on 2 nodes against\n' +
+  '4 players in one world on one node, and the failover time when a node is killed;\n' +
   '--server-arg passes one argument to the server (repeat it: --server-arg=--threads --server-arg=1);\n' +
   '--cpu-prof DIR writes a V8 CPU profile of the server process into DIR.';
 
@@ -199,6 +203,82 @@ async function clientMirrorDraw(url: string): Promise<Record<string, number | st
   }
 }
 
+/** Lease of the benchmark's cluster nodes: the failover time is about this plus the rejoin. */
+const BENCH_LEASE_MS = 2000;
+
+/**
+ * The clustered mode: Redis, 2 nodes on one store, 8 players in 2 worlds (4 each, each world on
+ * its own node), moving as `measure`'s do; then the node of the first world is killed and its
+ * players rejoin through the other: the failover time is the kill to the last of them having a frame.
+ */
+async function measureCluster(
+  seconds: number,
+): Promise<{ fps: number[]; cpuMsPerFrame: number; failoverMs: number; redirects: number }> {
+  const redis = await testRedis(6);
+  if (!redis) throw new Error('--cluster needs redis-server (apt-get install redis-server)');
+  const dir = mkdtempSync(join(tmpdir(), 'spatia-bench-cluster-'));
+  const args = [
+    '--redis',
+    redis.url,
+    '--store',
+    join(dir, 'worlds.sqlite'),
+    '--lease-ms',
+    String(BENCH_LEASE_MS),
+  ];
+  const nodes = [await spawnServer(args), await spawnServer(args)];
+  try {
+    const urls = nodes.map((n) => n.url);
+    const worlds = ['courtyard', 'bench-cluster-b'];
+    const joins: { bot: Bot; world: number; redirects: number }[] = [];
+    for (let i = 0; i < 8; i++) {
+      const world = i % 2;
+      // The first player of each world asks that world's node; the rest ask the other one.
+      const order = i < 2 ? [urls[world]!] : [urls[1 - world]!, urls[world]!];
+      const j = await joinCluster(order, worlds[world]!, `bench-${i}`);
+      j.bot.keepFrames = false;
+      joins.push({ bot: j.bot, world, redirects: j.redirects });
+    }
+    await sleep(1500);
+    const counts = joins.map((j) => j.bot.framesSeen);
+    const cpu0 = nodes.map((n) => processCpuMs(n.child.pid!));
+    const t0 = performance.now();
+    let step = 0;
+    while (performance.now() - t0 < seconds * 1000) {
+      for (const { bot } of joins) bot.input({ dtMs: 1000 / 60, keys: 1, lookDxPx: step % 2 === 0 ? 3 : 2 });
+      step++;
+      await sleep(1000 / 60);
+    }
+    const dt = (performance.now() - t0) / 1000;
+    const cpuMs = nodes.reduce((sum, n, i) => sum + processCpuMs(n.child.pid!) - cpu0[i]!, 0);
+    const fps = joins.map((j, i) => (j.bot.framesSeen - counts[i]!) / dt);
+    const frames = joins.reduce((sum, j, i) => sum + j.bot.framesSeen - counts[i]!, 0);
+    // Failover: the first world's node dies; its players come back through the other node.
+    const killedAt = performance.now();
+    await killHard(nodes[0]!.child);
+    const moved = joins.filter((j) => j.world === 0);
+    for (const j of moved) j.bot.close();
+    await Promise.all(
+      moved.map(async (_, i) => {
+        const back = await joinCluster([urls[1]!], worlds[0]!, `bench-back-${i}`, 30_000);
+        await back.bot.nextFrame();
+        back.bot.close();
+      }),
+    );
+    const failoverMs = performance.now() - killedAt;
+    for (const j of joins) j.bot.close();
+    return {
+      fps,
+      cpuMsPerFrame: cpuMs / Math.max(1, frames),
+      failoverMs,
+      redirects: joins.reduce((sum, j) => sum + j.redirects, 0),
+    };
+  } finally {
+    await Promise.all(nodes.map((n) => killHard(n.child)));
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -206,6 +286,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '8' },
       'server-arg': { type: 'string', multiple: true },
       'cpu-prof': { type: 'string' },
+      cluster: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -228,6 +309,34 @@ async function main(): Promise<void> {
     ['--store', 'none', ...(values['server-arg'] ?? [])],
     profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   );
+  if (values.cluster) {
+    let four: Awaited<ReturnType<typeof measure>>;
+    try {
+      process.stderr.write(`4 players in one world on one node, ${seconds} s…\n`);
+      four = await measure(url, server.pid!, 4, seconds);
+    } finally {
+      server.kill('SIGTERM');
+    }
+    process.stderr.write(`8 players in 2 worlds on 2 cluster nodes, ${seconds} s, then a node killed…\n`);
+    const c = await measureCluster(seconds);
+    report(values.json, [
+      {
+        name: 'net.fps.8p.2nodes',
+        value: Math.min(...c.fps),
+        unit: 'fps',
+        peerName: 'net.fps.4p (one node)',
+        peerValue: Math.min(...four.fps),
+        note: `lowest of 8 players, 4 per world, each world on its own node (Redis leases, one store); all: ${c.fps.map((f) => f.toFixed(1)).join(', ')}; ${c.redirects} joins redirected; servers' CPU ${c.cpuMsPerFrame.toFixed(1)} ms per frame (one node, 4 players: ${four.cpuMsPerFrame.toFixed(1)})`,
+      },
+      {
+        name: 'net.failover.ms',
+        value: c.failoverMs,
+        unit: 'ms',
+        note: `the node of one world SIGKILLed: until its 4 players, rejoining through the other node, all have a frame (lease ${BENCH_LEASE_MS} ms)`,
+      },
+    ]);
+    return;
+  }
   try {
     process.stderr.write(`1 player, ${seconds} s…\n`);
     const one = await measure(url, server.pid!, 1, seconds);
@@ -307,21 +416,25 @@ async function main(): Promise<void> {
         }),
       ),
     ];
-    process.stdout.write(`\n${formatTable(results)}\n`);
-    if (values.json) {
-      writeFileSync(
-        values.json,
-        `${JSON.stringify(
-          results.map(({ note: _n, ...r }) => r),
-          null,
-          2,
-        )}\n`,
-      );
-      process.stdout.write(`wrote ${values.json}\n`);
-    }
+    report(values.json, results);
   } finally {
     server.kill('SIGTERM');
   }
+}
+
+/** Prints the table and, with --json, writes the rows (without notes). */
+function report(json: string | undefined, results: BenchResult[]): void {
+  process.stdout.write(`\n${formatTable(results)}\n`);
+  if (!json) return;
+  writeFileSync(
+    json,
+    `${JSON.stringify(
+      results.map(({ note: _n, ...r }) => r),
+      null,
+      2,
+    )}\n`,
+  );
+  process.stdout.write(`wrote ${json}\n`);
 }
 
 await main();
