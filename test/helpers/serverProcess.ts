@@ -72,3 +72,45 @@ export async function killHard(child: ChildProcess): Promise<void> {
     child.kill('SIGKILL');
   });
 }
+
+/** A reference worker taking clips from the cluster's queue; resolves once it is registered. */
+export async function queueWorker(
+  redisUrl: string,
+  name: string,
+  extra: string[] = [],
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'server/remote/workerMain.ts',
+      '--queue',
+      redisUrl,
+      '--name',
+      name,
+      '--lock-ms',
+      '2000',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`worker ${name} did not register\n${err}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('takes clips from')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`worker ${name} exited ${code}\n${err}`));
+    });
+  });
+  return child;
+}

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bot, joinCluster, sleep } from '../../helpers/bot.ts';
 import { type TestRedis, testRedis } from '../../helpers/redis.ts';
-import { killHard, spawnServer } from '../../helpers/serverProcess.ts';
+import { killHard, queueWorker, spawnServer } from '../../helpers/serverProcess.ts';
 
 type Node = Awaited<ReturnType<typeof spawnServer>>;
 
@@ -13,45 +13,6 @@ let redis: TestRedis | undefined;
 let dir: string;
 const nodes: Node[] = [];
 const workers: ChildProcess[] = [];
-
-/** A reference worker taking clips from the cluster's queue; resolves once it is registered. */
-async function queueWorker(name: string, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'server/remote/workerMain.ts',
-      '--queue',
-      redis!.url,
-      '--name',
-      name,
-      '--lock-ms',
-      '2000',
-      ...extra,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  workers.push(child);
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker ${name} did not register\n${err}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('takes clips from')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`worker ${name} exited ${code}\n${err}`));
-    });
-  });
-  return child;
-}
 
 beforeAll(async () => {
   redis = await testRedis(4);
@@ -93,8 +54,8 @@ describe('clips through the cluster queue (BullMQ on the cluster Redis)', () => 
     if (!redis) return ctx.skip();
     const [a, b] = nodes.map((n) => n.url) as [string, string];
     // The crashing one dies after its 20th frame, inside a clip.
-    await queueWorker('steady');
-    await queueWorker('doomed', ['--fault', 'crash', '--fault-after', '20']);
+    workers.push(await queueWorker(redis.url, 'steady'));
+    workers.push(await queueWorker(redis.url, 'doomed', ['--fault', 'crash', '--fault-after', '20']));
     const p1 = await joinCluster([a], 'room', 'p1');
     const p2 = await joinCluster([b], 'courtyard', 'p2');
     expect([p1.url, p2.url]).toEqual([a, b]);

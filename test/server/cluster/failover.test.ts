@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,10 +6,11 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psnr } from '../../../server/metrics/imageMetrics.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
+import { avatarColor } from '../../../server/world/avatars.ts';
 import { Key } from '../../../shared/camera/controller.ts';
 import { frameRgb, joinCluster, sleep } from '../../helpers/bot.ts';
 import { type TestRedis, testRedis } from '../../helpers/redis.ts';
-import { killHard, spawnServer } from '../../helpers/serverProcess.ts';
+import { killHard, queueWorker, spawnServer } from '../../helpers/serverProcess.ts';
 
 type Node = Awaited<ReturnType<typeof spawnServer>>;
 const LEASE_MS = 1500;
@@ -17,6 +19,7 @@ const VOXEL_M = 0.05;
 let redis: TestRedis | undefined;
 let dir: string;
 const nodes: Node[] = [];
+const workers: ChildProcess[] = [];
 beforeAll(async () => {
   redis = await testRedis(2);
   if (!redis) {
@@ -24,12 +27,17 @@ beforeAll(async () => {
     return;
   }
   dir = mkdtempSync(join(tmpdir(), 'spatia-cluster-'));
-  const args = ['--redis', redis.url, '--store', join(dir, 'worlds.sqlite'), '--lease-ms', String(LEASE_MS)];
+  // Three nodes whose clips go through the queue to two GPU workers (procedural here).
+  const args = [
+    ...['--redis', redis.url, '--store', join(dir, 'worlds.sqlite'), '--lease-ms', String(LEASE_MS)],
+    ...['--model', 'remote', '--voxel', String(VOXEL_M)],
+  ];
   // One at a time: the first creates the shared store's schema.
-  for (let i = 0; i < 3; i++) nodes.push(await spawnServer([...args, '--voxel', String(VOXEL_M)]));
+  for (let i = 0; i < 3; i++) nodes.push(await spawnServer(args));
+  for (let i = 0; i < 2; i++) workers.push(await queueWorker(redis.url, `gpu-${i}`));
 }, 120_000);
 afterAll(async () => {
-  await Promise.all(nodes.map((n) => killHard(n.child)));
+  await Promise.all([...workers, ...nodes.map((n) => n.child)].map((c) => killHard(c)));
   await redis?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -51,7 +59,7 @@ async function health(
   return (await fetch(`${url}healthz`)).json() as never;
 }
 
-describe('a cluster of three nodes on one Redis and one store', () => {
+describe('a cluster of three nodes and two GPU workers on one Redis and one store', () => {
   it('players joining at different nodes meet in one world; when its node is killed another serves it within 10 s with everything committed', async (ctx) => {
     if (!redis) return ctx.skip();
     const [a, b, c] = nodes.map((n) => n.url) as [string, string, string];
@@ -66,9 +74,25 @@ describe('a cluster of three nodes on one Redis and one store', () => {
     expect((await health(a)).cluster.ownedWorlds).toBe(1);
     expect((await health(b)).cluster.ownedWorlds).toBe(0);
 
-    // Alice explores (the memory grows), then leaves; Bob stays at the spawn.
-    for (let i = 0; i < 90; i++) {
-      alice.bot.input({ dtMs: 1000 / 60, keys: i < 45 ? Key.Forward : 0, lookDxPx: i < 45 ? 0 : 6 });
+    // Alice walks ahead: Bob, still at the spawn, sees her avatar in front of him.
+    for (let i = 0; i < 45; i++) {
+      alice.bot.input({ dtMs: 1000 / 60, keys: Key.Forward });
+      await sleep(1000 / 60);
+    }
+    await alice.bot.nextFrame((f) => f.header.inputSeq === alice.bot.lastSeq);
+    await bob.bot.nextFrame();
+    const view = await frameRgb(await bob.bot.nextFrame());
+    const [r, g, bl] = avatarColor(alice.joined.playerId);
+    let near = 0;
+    for (let y = 60; y < 240; y++)
+      for (let x = 150; x < 362; x++) {
+        const o = (y * 512 + x) * 3;
+        if (Math.abs(view[o]! - r) + Math.abs(view[o + 1]! - g) + Math.abs(view[o + 2]! - bl) < 90) near++;
+      }
+    expect(near).toBeGreaterThan(1000);
+    // She looks around (the memory grows), then leaves; Bob stays at the spawn.
+    for (let i = 0; i < 45; i++) {
+      alice.bot.input({ dtMs: 1000 / 60, lookDxPx: 6 });
       await sleep(1000 / 60);
     }
     await alice.bot.nextFrame((f) => f.header.inputSeq === alice.bot.lastSeq);
