@@ -52,14 +52,16 @@ export class WorldDirectory {
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly self: string;
-  /** Worlds this node holds a lease on → until when (performance.now()) it is confirmed. */
-  private readonly held = new Map<string, number>();
+  /** Worlds this node holds a lease on → until when (performance.now()) it is confirmed, and since when it is held. */
+  private readonly held = new Map<string, { until: number; since: number }>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Every live node's URL (this one's included), as of the last renewal round. */
   private nodes: string[];
   /** Told when this node lost a world it served (lease taken or unconfirmed): it must stop serving it. */
   onLost: (worldId: string, why: string) => void = () => {};
+  /** Whether this node serves the world now (set by the server): a lease held for none is given back. */
+  serving: (worldId: string) => boolean = () => true;
 
   private constructor(
     private readonly o: WorldDirectoryOptions,
@@ -138,7 +140,7 @@ export class WorldDirectory {
   /** Milliseconds until the oldest unconfirmed lease of this node would expire (Infinity: none held). */
   leaseHeadroomMs(now = performance.now()): number {
     let least = Number.POSITIVE_INFINITY;
-    for (const until of this.held.values()) least = Math.min(least, until - now);
+    for (const { until } of this.held.values()) least = Math.min(least, until - now);
     return least;
   }
 
@@ -148,7 +150,7 @@ export class WorldDirectory {
     const started = performance.now();
     const set = await this.redis.set(key, this.self, 'PX', this.leaseMs, 'NX');
     if (set === 'OK') {
-      this.held.set(worldId, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+      this.confirm(worldId, started);
       this.o.logger.info({ world: worldId, node: this.o.node.id }, 'world lease taken');
       return { mine: true };
     }
@@ -156,7 +158,7 @@ export class WorldDirectory {
     if (owner === this.self) {
       const renewed = await this.redis.eval(RENEW, 1, key, this.self, this.leaseMs);
       if (renewed === 1) {
-        this.held.set(worldId, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+        this.confirm(worldId, started);
         return { mine: true };
       }
     }
@@ -195,14 +197,23 @@ export class WorldDirectory {
     worlds.forEach((w, i) => {
       if (!this.held.has(w)) return; // released meanwhile
       const r = results?.[i];
+      const lease = this.held.get(w)!;
       if (r && r[0] === null && r[1] === 1) {
-        this.held.set(w, started + this.leaseMs * (1 - SAFETY_MARGIN_SHARE));
+        this.confirm(w, started);
+        // Held but not served (a join that never completed, a commit that never flushed): given back.
+        if (!this.serving(w) && now - lease.since > this.leaseMs) void this.release(w);
       } else if (r && r[0] === null) {
         this.lose(w, 'another node holds its lease now');
-      } else if (now >= this.held.get(w)!) {
+      } else if (now >= lease.until) {
         this.lose(w, 'its lease could not be renewed before it could expire (Redis unreachable)');
       }
     });
+  }
+
+  /** Marks a lease confirmed as of `at` (it holds for a lease's length from then, less the margin). */
+  private confirm(worldId: string, at: number): void {
+    const since = this.held.get(worldId)?.since ?? at;
+    this.held.set(worldId, { until: at + this.leaseMs * (1 - SAFETY_MARGIN_SHARE), since });
   }
 
   private lose(worldId: string, why: string): void {

@@ -111,7 +111,20 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   const log = o.logger;
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
   const directory = o.directory;
-  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, (id) => void directory?.release(id));
+  // A world that left RAM is given up once the store holds its last commit (the next owner loads
+  // it from there), unless someone brought it back meanwhile.
+  const releaseUnloaded = (id: string): void => {
+    if (!directory) return;
+    void (o.store?.flush() ?? Promise.resolve()).then(
+      () => {
+        if (!worlds.get(id)) void directory.release(id);
+      },
+      (e: unknown) =>
+        log.error({ err: e, world: id }, 'store flush failed: the world lease lapses on its own'),
+    );
+  };
+  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, releaseUnloaded);
+  if (directory) directory.serving = (id) => worlds.get(id) !== undefined;
   if (directory)
     directory.onLost = (id) => {
       const lost = worlds.drop(id);

@@ -273,19 +273,15 @@ runTool(USAGE, async () => {
           .metrics()
           .then((t) => res.writeHead(200, { 'content-type': registry.contentType }).end(t));
       else if (req.url === '/healthz')
-        void registry
-          .getMetricsAsJSON()
-          .then((m) =>
-            res
-              .writeHead(200, { 'content-type': 'application/json' })
-              .end(
-                JSON.stringify({
-                  ok: true,
-                  name,
-                  metrics: m.map((x) => ({ name: x.name, values: x.values })),
-                }),
-              ),
-          );
+        void registry.getMetricsAsJSON().then((m) =>
+          res.writeHead(200, { 'content-type': 'application/json' }).end(
+            JSON.stringify({
+              ok: true,
+              name,
+              metrics: m.map((x) => ({ name: x.name, values: x.values })),
+            }),
+          ),
+        );
       else res.writeHead(404).end();
     }).listen(port, '127.0.0.1');
   }

@@ -75,6 +75,23 @@ describe('world directory (real Redis)', () => {
     }
   });
 
+  it('gives back a lease it holds for a world it does not serve (a join that never completed), after a lease', async (ctx) => {
+    if (!redis) return ctx.skip();
+    const a = await open('node-a');
+    const b = await open('node-b');
+    try {
+      a.serving = (w) => w !== 'orphan';
+      expect(owner(await a.claim('orphan'))).toBe('me');
+      expect(owner(await a.claim('served'))).toBe('me');
+      await sleep(1400);
+      expect(owner(await b.claim('orphan'))).toBe('me');
+      expect(owner(await b.claim('served'))).toBe('node-a');
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('refuses a Redis that does not answer and a bad lease, with clear errors', async () => {
     await expect(
       WorldDirectory.open({ url: 'redis://127.0.0.1:1', node: node('x'), logger }),
