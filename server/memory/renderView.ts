@@ -598,16 +598,33 @@ function blendSurfaceColours(
       own[c4 + 3]!++;
     }
   }
-  for (let c = 0; c < bw * bh; c++) {
+  // Per cell, what a pixel interpolates: the blend less the detail's low-pass (valid: something
+  // blended and a winner lay on the cell's surface). The low-pass is rounded to float32 as the
+  // accumulators are; the rest stays in float64: the same numbers as computing it per pixel.
+  const cells = bw * bh;
+  const cellR = new Float64Array(cells);
+  const cellG = new Float64Array(cells);
+  const cellB = new Float64Array(cells);
+  const valid = new Uint8Array(cells);
+  for (let c = 0; c < cells; c++) {
     const c4 = c * 4;
     const w = own[c4 + 3]!;
-    if (w === 0) {
-      acc[c4 + 3] = -1;
-      continue;
-    }
-    own[c4]! /= w;
-    own[c4 + 1]! /= w;
-    own[c4 + 2]! /= w;
+    if (w === 0 || acc[c4 + 3]! < 0) continue;
+    valid[c] = 1;
+    cellR[c] = acc[c4]! - BLEND_DETAIL * Math.fround(own[c4]! / w);
+    cellG[c] = acc[c4 + 1]! - BLEND_DETAIL * Math.fround(own[c4 + 1]! / w);
+    cellB[c] = acc[c4 + 2]! - BLEND_DETAIL * Math.fround(own[c4 + 2]! / w);
+  }
+  // Each column's two cells and weight on the blend's grid (the same for every row).
+  const colA = new Int32Array(width);
+  const colB = new Int32Array(width);
+  const colW = new Float64Array(width);
+  for (let x = 0; x < width; x++) {
+    const sx = (x + 0.5) * scale - 0.5;
+    const xa = sx < 0 ? 0 : Math.floor(sx);
+    colA[x] = xa;
+    colB[x] = xa + 1 < bw ? xa + 1 : xa;
+    colW[x] = sx - xa < 0 ? 0 : Math.min(sx - xa, 1);
   }
   for (let y = 0; y < height; y++) {
     // The pixel centre's position on the blend's grid, and the two rows around it.
@@ -615,32 +632,62 @@ function blendSurfaceColours(
     const ya = sy < 0 ? 0 : Math.floor(sy);
     const yb = ya + 1 < bh ? ya + 1 : ya;
     const ay = sy - ya < 0 ? 0 : Math.min(sy - ya, 1);
+    const rowA = ya * bw;
+    const rowB = yb * bw;
     for (let x = 0; x < width; x++) {
       const p = y * width + x;
       if (voxelRef[p]! < 0) continue;
-      const sx = (x + 0.5) * scale - 0.5;
-      const xa = sx < 0 ? 0 : Math.floor(sx);
-      const xb = xa + 1 < bw ? xa + 1 : xa;
-      const ax = sx - xa < 0 ? 0 : Math.min(sx - xa, 1);
+      const ax = colW[x]!;
       const z = zbuf[p]!;
       const window = Math.max(z * BLEND_WINDOW, windowFloor);
       let sr = 0,
         sg = 0,
         sb = 0,
         sw = 0;
-      for (let i = 0; i < 4; i++) {
-        const cxI = i & 1 ? xb : xa;
-        const cyI = i & 2 ? yb : ya;
-        const w = (i & 1 ? ax : 1 - ax) * (i & 2 ? ay : 1 - ay);
-        const c = cyI * bw + cxI;
-        const c4 = c * 4;
-        if (w === 0 || acc[c4 + 3]! < 0) continue;
-        const f = front[c]!;
-        if (z - f > window || f - z > window) continue;
-        sr += w * (acc[c4]! - BLEND_DETAIL * own[c4]!);
-        sg += w * (acc[c4 + 1]! - BLEND_DETAIL * own[c4 + 1]!);
-        sb += w * (acc[c4 + 2]! - BLEND_DETAIL * own[c4 + 2]!);
-        sw += w;
+      // The four cells around the pixel centre, bilinearly, those on the pixel's surface only.
+      const c0 = rowA + colA[x]!;
+      const w0 = (1 - ax) * (1 - ay);
+      if (w0 !== 0 && valid[c0] === 1) {
+        const d = z - front[c0]!;
+        if (!(d > window || -d > window)) {
+          sr += w0 * cellR[c0]!;
+          sg += w0 * cellG[c0]!;
+          sb += w0 * cellB[c0]!;
+          sw += w0;
+        }
+      }
+      const c1 = rowA + colB[x]!;
+      const w1 = ax * (1 - ay);
+      if (w1 !== 0 && valid[c1] === 1) {
+        const d = z - front[c1]!;
+        if (!(d > window || -d > window)) {
+          sr += w1 * cellR[c1]!;
+          sg += w1 * cellG[c1]!;
+          sb += w1 * cellB[c1]!;
+          sw += w1;
+        }
+      }
+      const c2 = rowB + colA[x]!;
+      const w2 = (1 - ax) * ay;
+      if (w2 !== 0 && valid[c2] === 1) {
+        const d = z - front[c2]!;
+        if (!(d > window || -d > window)) {
+          sr += w2 * cellR[c2]!;
+          sg += w2 * cellG[c2]!;
+          sb += w2 * cellB[c2]!;
+          sw += w2;
+        }
+      }
+      const c3 = rowB + colB[x]!;
+      const w3 = ax * ay;
+      if (w3 !== 0 && valid[c3] === 1) {
+        const d = z - front[c3]!;
+        if (!(d > window || -d > window)) {
+          sr += w3 * cellR[c3]!;
+          sg += w3 * cellG[c3]!;
+          sb += w3 * cellB[c3]!;
+          sw += w3;
+        }
       }
       if (sw === 0) continue;
       const inv = 1 / (256 * sw);
