@@ -150,6 +150,21 @@ export async function frameRgb(f: EncodedFrame): Promise<Uint8Array> {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
+/** Pixels of a 512-wide RGB frame within `box` ([x0, x1) × [y0, y1)) whose colour is within 90 (L1) of `rgb`: an avatar in view. */
+export function pixelsNear(
+  view: Uint8Array,
+  [r, g, b]: readonly [number, number, number],
+  [x0, x1, y0, y1]: readonly [number, number, number, number],
+): number {
+  let near = 0;
+  for (let y = y0; y < y1; y++)
+    for (let x = x0; x < x1; x++) {
+      const o = (y * 512 + x) * 3;
+      if (Math.abs(view[o]! - r) + Math.abs(view[o + 1]! - g) + Math.abs(view[o + 2]! - b) < 90) near++;
+    }
+  return near;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**

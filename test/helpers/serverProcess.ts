@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /** A free loopback TCP port. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -95,22 +95,33 @@ export async function queueWorker(
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  await outputSays(child, 'takes clips from', `worker ${name}`);
+  return child;
+}
+
+/**
+ * Resolves once the child's stdout says `text`; rejects, with what it wrote to stderr, when it
+ * exits first or says nothing for 30 s (it is killed then).
+ */
+export async function outputSays(child: ChildProcess, text: string, who: string): Promise<void> {
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
   });
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`worker ${name} did not register\n${err}`)), 30_000);
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${who} did not start in 30 s\n${err}`));
+    }, 30_000);
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('takes clips from')) {
+      if (d.toString().includes(text)) {
         clearTimeout(t);
         resolve();
       }
     });
     child.once('exit', (code) => {
       clearTimeout(t);
-      reject(new Error(`worker ${name} exited ${code}\n${err}`));
+      reject(new Error(`${who} exited ${code}\n${err}`));
     });
   });
-  return child;
 }

@@ -8,7 +8,7 @@ import { psnr } from '../../../server/metrics/imageMetrics.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { avatarColor } from '../../../server/world/avatars.ts';
 import { Key } from '../../../shared/camera/controller.ts';
-import { frameRgb, joinCluster, sleep } from '../../helpers/bot.ts';
+import { frameRgb, joinCluster, pixelsNear, sleep } from '../../helpers/bot.ts';
 import { type TestRedis, testRedis } from '../../helpers/redis.ts';
 import { killHard, queueWorker, spawnServer } from '../../helpers/serverProcess.ts';
 
@@ -82,13 +82,7 @@ describe('a cluster of three nodes and two GPU workers on one Redis and one stor
     await alice.bot.nextFrame((f) => f.header.inputSeq === alice.bot.lastSeq);
     await bob.bot.nextFrame();
     const view = await frameRgb(await bob.bot.nextFrame());
-    const [r, g, bl] = avatarColor(alice.joined.playerId);
-    let near = 0;
-    for (let y = 60; y < 240; y++)
-      for (let x = 150; x < 362; x++) {
-        const o = (y * 512 + x) * 3;
-        if (Math.abs(view[o]! - r) + Math.abs(view[o + 1]! - g) + Math.abs(view[o + 2]! - bl) < 90) near++;
-      }
+    const near = pixelsNear(view, avatarColor(alice.joined.playerId), [150, 362, 60, 240]);
     expect(near).toBeGreaterThan(1000);
     // She looks around (the memory grows), then leaves; Bob stays at the spawn.
     for (let i = 0; i < 45; i++) {

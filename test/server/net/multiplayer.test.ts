@@ -11,7 +11,7 @@ import { WorldStore } from '../../../server/store/worldStore.ts';
 import { avatarColor } from '../../../server/world/avatars.ts';
 import { DEFAULT_CONTROLLER, Key } from '../../../shared/camera/controller.ts';
 import type { EncodedFrame } from '../../../shared/protocol/frameCodec.ts';
-import { Bot, frameRgb, sleep } from '../../helpers/bot.ts';
+import { Bot, frameRgb, pixelsNear, sleep } from '../../helpers/bot.ts';
 import { startTestServer } from '../../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -55,13 +55,7 @@ describe('shared worlds', () => {
     );
     // Bob (bot0) sees Alice's avatar colour in the middle of his view.
     const view = await frameRgb(await others[0]!.nextFrame());
-    const [r, g, b] = avatarColor(ja.playerId);
-    let near = 0;
-    for (let y = 100; y < 200; y++)
-      for (let x = 200; x < 312; x++) {
-        const o = (y * 512 + x) * 3;
-        if (Math.abs(view[o]! - r) + Math.abs(view[o + 1]! - g) + Math.abs(view[o + 2]! - b) < 90) near++;
-      }
+    const near = pixelsNear(view, avatarColor(ja.playerId), [200, 312, 100, 200]);
     expect(near).toBeGreaterThan(150);
     // Every player is streaming.
     const counts = [a, ...others].map((x) => x.framesSeen);

@@ -1,30 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type Bot, sleep } from '../../helpers/bot.ts';
-import { killHard } from '../../helpers/serverProcess.ts';
+import { killHard, outputSays } from '../../helpers/serverProcess.ts';
 
 /** A reference worker process (`server/remote/workerMain.ts`); resolves once the server accepted it. */
 export async function startWorker(server: string, name: string, extra: string[] = []): Promise<ChildProcess> {
   const child = spawnWorker(server, name, extra);
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`worker ${name} did not connect\n${err}`));
-    }, 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('serving')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`worker ${name} exited ${code}\n${err}`));
-    });
-  });
+  await outputSays(child, 'serving', `worker ${name}`);
   return child;
 }
 
