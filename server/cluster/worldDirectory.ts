@@ -10,7 +10,8 @@ export interface NodeAddress {
 
 /** Who serves a world: this node, or another one (for as long again as `leaseMs`, unless it renews). */
 export type Claim =
-  | { readonly mine: true }
+  /** `epoch`: the lease's fencing token, larger for every new lease of the world (commits carry it). */
+  | { readonly mine: true; readonly epoch: number }
   | { readonly mine: false; readonly owner: NodeAddress; readonly leaseMs: number };
 
 export interface WorldDirectoryOptions {
@@ -33,6 +34,8 @@ const MAX_LISTED_NODES = 64;
 /** A lease is given up this long before it could expire unrenewed: another node may take it then. */
 const SAFETY_MARGIN_SHARE = 0.2;
 
+// Takes a free lease and numbers it, in one step: epochs grow in the order leases are taken.
+const TAKE = `if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return redis.call('INCR', KEYS[2]) else return 0 end`;
 // Renews the lease when this node still holds it; 1 renewed, 0 lost.
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 // Deletes the lease only when this node holds it (a lease another node took is not ours to drop).
@@ -52,8 +55,8 @@ export class WorldDirectory {
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly self: string;
-  /** Worlds this node holds a lease on → until when (performance.now()) it is confirmed, and since when it is held. */
-  private readonly held = new Map<string, { until: number; since: number }>();
+  /** Worlds this node holds a lease on → until when (performance.now()) it is confirmed, since when, its epoch. */
+  private readonly held = new Map<string, { until: number; since: number; epoch: number }>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Every live node's URL (this one's included), as of the last renewal round. */
@@ -148,18 +151,20 @@ export class WorldDirectory {
   async claim(worldId: string): Promise<Claim> {
     const key = this.key(worldId);
     const started = performance.now();
-    const set = await this.redis.set(key, this.self, 'PX', this.leaseMs, 'NX');
-    if (set === 'OK') {
-      this.confirm(worldId, started);
-      this.o.logger.info({ world: worldId, node: this.o.node.id }, 'world lease taken');
-      return { mine: true };
+    const epoch = Number(await this.redis.eval(TAKE, 2, key, `${key}:epoch`, this.self, this.leaseMs));
+    if (epoch > 0) {
+      this.held.delete(worldId);
+      this.confirm(worldId, started, epoch);
+      this.o.logger.info({ world: worldId, node: this.o.node.id, epoch }, 'world lease taken');
+      return { mine: true, epoch };
     }
     const [owner, ttl] = await Promise.all([this.redis.get(key), this.redis.pttl(key)]);
-    if (owner === this.self) {
+    const mine = this.held.get(worldId);
+    if (owner === this.self && mine) {
       const renewed = await this.redis.eval(RENEW, 1, key, this.self, this.leaseMs);
       if (renewed === 1) {
-        this.confirm(worldId, started);
-        return { mine: true };
+        this.confirm(worldId, started, mine.epoch);
+        return { mine: true, epoch: mine.epoch };
       }
     }
     if (owner === null) return this.claim(worldId); // expired between the two calls
@@ -199,7 +204,7 @@ export class WorldDirectory {
       const r = results?.[i];
       const lease = this.held.get(w)!;
       if (r && r[0] === null && r[1] === 1) {
-        this.confirm(w, started);
+        this.confirm(w, started, lease.epoch);
         // Held but not served (a join that never completed, a commit that never flushed): given back.
         if (!this.serving(w) && now - lease.since > this.leaseMs) void this.release(w);
       } else if (r && r[0] === null) {
@@ -211,9 +216,9 @@ export class WorldDirectory {
   }
 
   /** Marks a lease confirmed as of `at` (it holds for a lease's length from then, less the margin). */
-  private confirm(worldId: string, at: number): void {
+  private confirm(worldId: string, at: number, epoch: number): void {
     const since = this.held.get(worldId)?.since ?? at;
-    this.held.set(worldId, { until: at + this.leaseMs * (1 - SAFETY_MARGIN_SHARE), since });
+    this.held.set(worldId, { until: at + this.leaseMs * (1 - SAFETY_MARGIN_SHARE), since, epoch });
   }
 
   private lose(worldId: string, why: string): void {

@@ -125,6 +125,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   };
   const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, releaseUnloaded);
   if (directory) directory.serving = (id) => worlds.get(id) !== undefined;
+  if (directory && o.store)
+    o.store.onFenced = (id) => directory.onLost(id, 'a node with a newer lease committed it');
   if (directory)
     directory.onLost = (id) => {
       const lost = worlds.drop(id);
@@ -343,6 +345,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
               if (typeof ack === 'function') ack({ ok: false, error });
               return;
             }
+            worlds.setLeaseEpoch(j.worldId, claim.epoch);
             guard('join', enterWorld)(j, ack);
             // A lease taken for a join that failed is given back at once.
             if (!worlds.get(j.worldId)) void directory.release(j.worldId);

@@ -138,6 +138,15 @@ ALTER TABLE worlds ADD COLUMN edit_locked INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN start_erased TEXT;
 `;
 
+/**
+ * Version 6: the fencing token of the last commit of each world (clustered mode: the world lease's
+ * epoch, which grows with every new lease). A commit carrying a lower one comes from a node that
+ * lost the world, and is refused whole.
+ */
+const V6 = `
+ALTER TABLE worlds ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+`;
+
 /** A stored (deflated) keyframe's camera position; undefined when the row cannot be read. */
 function keyframePosition(data: Buffer): Vec3 | undefined {
   try {
@@ -170,6 +179,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   { name: 'a world spawn for imported captures', sql: V4 },
   { name: 'edit logs and the editing lock', sql: V5 },
+  { name: 'the lease epoch of each world’s last commit (clustered nodes)', sql: V6 },
 ];
 
 /** The schema version this build reads and writes: the number of migrations. */

@@ -87,7 +87,15 @@ export type WriteOp =
       jpeg: Uint8Array;
     }
   | { t: 'end'; session: string; at: string }
-  | { t: 'checkpoint' };
+  | { t: 'checkpoint' }
+  /**
+   * Clustered commits open with this: refused (and the batch with it) when the world's last commit
+   * carried a higher lease epoch, i.e. came from the node that owns the world now.
+   */
+  | { t: 'fence'; world: string; epoch: number };
+
+/** How a batch refused by its fence says so (`WorldStore` tells the world it lost). */
+export const FENCED = 'fenced:';
 
 export interface WriteResult {
   readonly ok: boolean;
@@ -314,6 +322,8 @@ function serve(data: WriterData, state: Int32Array): void {
       'INSERT OR REPLACE INTO session_frames (session_id, idx, clip_idx, rgb_crc, timings, jpeg) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     end: db.prepare('UPDATE sessions SET ended_at = ? WHERE id = ?'),
+    leaseEpoch: db.prepare('SELECT lease_epoch FROM worlds WHERE id = ?').pluck(),
+    setLeaseEpoch: db.prepare('UPDATE worlds SET lease_epoch = ? WHERE id = ?'),
   };
   /** Sessions whose start row failed: their clips and frames are dropped (they would break the batch). */
   const failedSessions = new Set<string>();
@@ -391,6 +401,15 @@ function serve(data: WriterData, state: Int32Array): void {
           break;
         case 'checkpoint':
           break;
+        case 'fence': {
+          const stored = st.leaseEpoch.get(op.world) as number | undefined;
+          if (stored !== undefined && stored > op.epoch)
+            throw new Error(
+              `${FENCED} world "${op.world}" was committed under lease epoch ${stored}, this batch holds ${op.epoch}`,
+            );
+          st.setLeaseEpoch.run(op.epoch, op.world);
+          break;
+        }
       }
     }
     return bytes;

@@ -16,7 +16,7 @@ import { VoxelGrid } from '../memory/voxelGrid.ts';
 import { parseJsonOrUndefined } from '../util/json.ts';
 import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
 import { SessionLog, type StoreLog } from './sessionLog.ts';
-import { StoreWriter, type WriteOp } from './storeWriter.ts';
+import { FENCED, StoreWriter, type WriteOp } from './storeWriter.ts';
 
 /** What a world is, apart from its memory. */
 export interface WorldMeta {
@@ -132,6 +132,11 @@ const stderrLog: StoreLog = {
  * `getWorld`, `loadMemory` and `loadChunksNear` throw STORE naming the world and the row.
  */
 export class WorldStore {
+  /**
+   * Told when a commit of `worldId` was refused because a node with a newer lease committed it
+   * (clustered mode): this node must stop serving the world.
+   */
+  onFenced: (worldId: string) => void = () => {};
   private readonly db: Database.Database;
   /** Recorded play sessions, in the same database. */
   readonly sessions: SessionLog;
@@ -306,6 +311,12 @@ export class WorldStore {
         if (this.writeError) this.log.warn({ store: this.path }, 'world store writes succeed again');
         this.writeError = undefined;
         this.reported = undefined;
+      } else if (r.error?.startsWith(FENCED)) {
+        // Not the store's fault: another node owns the world now (the caller drops it).
+        this.log.warn(
+          { store: this.path, why: r.error },
+          'a commit from a node that lost its world was refused',
+        );
       } else {
         this.writeError = `writing the world store ${this.path} failed: ${r.error}`;
         this.report(this.writeError);
@@ -440,7 +451,12 @@ export class WorldStore {
    * Hands what changed in `memory` since the last commit to the writer thread, to be written in one
    * transaction; returns at once. STORE when the store cannot save any more (see `health`).
    */
-  commit(worldId: string, memory: SpatialMemory, edits: readonly EditRecord[] = []): CommitStats {
+  commit(
+    worldId: string,
+    memory: SpatialMemory,
+    edits: readonly EditRecord[] = [],
+    leaseEpoch?: number,
+  ): CommitStats {
     this.checkWritable();
     const s = this.state(worldId);
     this.adopt(worldId, memory, s);
@@ -505,9 +521,19 @@ export class WorldStore {
       ops.push(editOp(worldId, p.row));
     }
     if (ops.length === 0) return { chunks: 0, keyframes: 0, bytes: 0 };
+    // Clustered: the batch is refused whole if a node with a newer lease has committed the world.
+    if (leaseEpoch !== undefined) ops.unshift({ t: 'fence', world: worldId, epoch: leaseEpoch });
     const world = this.pendingWorlds.get(worldId);
     if (world) ops.unshift(worldOp(world));
-    this.write(ops, (ok) => {
+    this.write(ops, (ok, error) => {
+      if (!ok && error?.startsWith(FENCED)) {
+        // None of it will ever be this node's to write.
+        s.pendingChunks.clear();
+        s.pendingKeyframes.clear();
+        s.pendingEdits.clear();
+        this.onFenced(worldId);
+        return;
+      }
       for (const p of chunks) {
         p.inFlight = false;
         if (ok && s.pendingChunks.get(p.key) === p) s.pendingChunks.delete(p.key);

@@ -97,6 +97,8 @@ export class World {
   private unsavedEdits: EditRecord[] = [];
   /** Another node serves this world now: nothing more is written to the store. */
   private revoked = false;
+  /** Clustered: the epoch of this node's lease on the world; every commit carries it (a fence). */
+  leaseEpoch: number | undefined;
 
   constructor(init: WorldInit) {
     this.id = init.id;
@@ -318,7 +320,7 @@ export class World {
     this.unsavedEdits = [];
     let stats: CommitStats;
     try {
-      stats = store.commit(this.id, this.memory, edits);
+      stats = store.commit(this.id, this.memory, edits, this.leaseEpoch);
     } catch (e) {
       this.unsavedEdits = [...edits, ...this.unsavedEdits];
       throw e;

@@ -33,6 +33,8 @@ export class WorldRegistry {
   private readonly worlds = new Map<string, World>();
   /** World id → why it could not be loaded. */
   private readonly quarantined = new Map<string, string>();
+  /** Clustered: world id → the epoch of this node's lease on it (worlds made or restored take it). */
+  private readonly leaseEpochs = new Map<string, number>();
   private commitTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -51,6 +53,13 @@ export class WorldRegistry {
 
   get(id: string): World | undefined {
     return this.worlds.get(id);
+  }
+
+  /** Clustered: this node holds the world's lease under `epoch`; its commits carry it from now on. */
+  setLeaseEpoch(id: string, epoch: number): void {
+    this.leaseEpochs.set(id, epoch);
+    const w = this.worlds.get(id);
+    if (w) w.leaseEpoch = epoch;
   }
 
   all(): IterableIterator<World> {
@@ -134,6 +143,7 @@ export class WorldRegistry {
         continue;
       }
       this.worlds.delete(w.id);
+      this.leaseEpochs.delete(w.id);
       this.store?.unloadWorld(w.id);
       unloaded++;
       this.log.info({ world: w.id, persisted: this.store !== undefined }, 'idle world unloaded');
@@ -152,6 +162,7 @@ export class WorldRegistry {
     if (!w) return undefined;
     w.revoke();
     this.worlds.delete(id);
+    this.leaseEpochs.delete(id);
     this.store?.unloadWorld(id);
     return w;
   }
@@ -177,6 +188,7 @@ export class WorldRegistry {
       edits: store.listEdits(id),
       editLocked: stored.editLocked,
     });
+    restored.leaseEpoch = this.leaseEpochs.get(id);
     this.worlds.set(id, restored);
     return restored;
   }
@@ -213,6 +225,7 @@ export class WorldRegistry {
       ownerTokenHash,
       createdAt,
     });
+    w.leaseEpoch = this.leaseEpochs.get(id);
     this.worlds.set(id, w);
     return w;
   }

@@ -26,7 +26,8 @@ describe('world directory (real Redis)', () => {
     const a = await open('node-a');
     const b = await open('node-b');
     try {
-      expect(owner(await a.claim('w'))).toBe('me');
+      const first = await a.claim('w');
+      expect(owner(first)).toBe('me');
       const other = await b.claim('w');
       expect(owner(other)).toBe('node-a');
       expect(other.mine ? 0 : other.leaseMs).toBeGreaterThan(0);
@@ -35,8 +36,12 @@ describe('world directory (real Redis)', () => {
       await sleep(1800);
       expect(owner(await b.claim('w'))).toBe('node-a');
       expect(owner(await a.claim('w'))).toBe('me');
+      // Renewing keeps the lease's epoch; a new lease gets a larger one (commits carry it as a fence).
+      expect(await a.claim('w')).toEqual(first);
       await a.release('w');
-      expect(owner(await b.claim('w'))).toBe('me');
+      const second = await b.claim('w');
+      expect(owner(second)).toBe('me');
+      expect(second.mine && first.mine && second.epoch > first.epoch).toBe(true);
       expect(owner(await a.claim('w'))).toBe('node-b');
       await a.claim('y');
       await a.close();

@@ -180,6 +180,7 @@ describe('world store schema version', () => {
         owner_token_hash: null,
         spawn: null,
         edit_locked: 0,
+        lease_epoch: 0,
       })),
       snapshot_blobs: [],
       edits: [],
