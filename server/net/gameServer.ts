@@ -111,36 +111,21 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   const log = o.logger;
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...o.limits };
   const directory = o.directory;
-  // A world that left RAM is given up once the store holds its last commit (the next owner loads
-  // it from there), unless someone brought it back meanwhile.
-  const releaseUnloaded = (id: string): void => {
-    if (!directory) return;
-    void (o.store?.flush() ?? Promise.resolve()).then(
-      () => {
-        if (!worlds.get(id)) void directory.release(id);
-      },
-      (e: unknown) =>
-        log.error({ err: e, world: id }, 'store flush failed: the world lease lapses on its own'),
-    );
-  };
-  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, releaseUnloaded);
-  if (directory) directory.serving = (id) => worlds.get(id) !== undefined;
-  if (directory && o.store)
-    o.store.onFenced = (id) => directory.onLost(id, 'a node with a newer lease committed it');
+  const worlds = new WorldRegistry(o.voxelSizeM, o.store, log, limits, (id) =>
+    releaseWhenStored(id, directory, worlds, o.store, log),
+  );
   if (directory)
-    directory.onLost = (id) => {
-      const lost = worlds.drop(id);
-      if (!lost) return;
+    followLeases(directory, worlds, o.store, (lost) => {
       // Its players join again and are sent to the node that serves it now.
       const error: ServerError = {
         code: 'WORLD_ELSEWHERE',
-        message: `another server node serves world "${id}" now: join again`,
+        message: `another server node serves world "${lost.id}" now: join again`,
         event: 'join',
         retryAfterMs: 0,
       };
       io.to(room(lost)).emit('error', error);
       io.in(room(lost)).disconnectSockets(true);
-    };
+    });
   const sessions = new Set<PlayerSession>();
   const info = o.model.describe();
   const ackTimeoutMs = o.frameAckTimeoutMs ?? FRAME_ACK_TIMEOUT_MS;
@@ -713,6 +698,46 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       await new Promise<void>((resolve) => io.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Clustered: a world that left RAM is given up once the store holds its last commit (the next
+ * owner loads it from there), unless someone brought it back meanwhile.
+ */
+function releaseWhenStored(
+  id: string,
+  directory: WorldDirectory | undefined,
+  worlds: WorldRegistry,
+  store: WorldStore | undefined,
+  log: Logger,
+): void {
+  if (!directory) return;
+  void (store?.flush() ?? Promise.resolve()).then(
+    () => {
+      if (!worlds.get(id)) void directory.release(id);
+    },
+    (e: unknown) =>
+      log.error({ err: e, world: id }, 'store flush failed: the lease is given back after a lease'),
+  );
+}
+
+/**
+ * Clustered: the directory renews leases only for worlds this node holds; a world whose lease was
+ * lost, or whose commit the store fenced off (a newer lease committed it), is dropped unwritten
+ * and `sendAway` tells its players.
+ */
+function followLeases(
+  directory: WorldDirectory,
+  worlds: WorldRegistry,
+  store: WorldStore | undefined,
+  sendAway: (lost: World) => void,
+): void {
+  directory.serving = (id) => worlds.get(id) !== undefined;
+  directory.onLost = (id) => {
+    const lost = worlds.drop(id);
+    if (lost) sendAway(lost);
+  };
+  if (store) store.onFenced = (id) => directory.onLost(id, 'a node with a newer lease committed it');
 }
 
 /** Where the health report is served (JSON; 200 when healthy, 503 when degraded). */
