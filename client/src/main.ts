@@ -103,8 +103,8 @@ const state: ClientState = {
 (window as unknown as { spatia: ClientState }).spatia = state;
 
 const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({ transports: ['websocket'] });
-/** Failed reconnections to this node before the page moves to another node of the cluster. */
-const NODE_FAILOVER_AFTER_TRIES = 3;
+/** The reconnection attempt at which the page moves to another node of the cluster (the first failed). */
+const NODE_FAILOVER_AT_ATTEMPT = 2;
 const input = new InputSampler(canvas);
 const minimap = new Minimap($<HTMLCanvasElement>('minimap'));
 let view: WorldView | undefined;
@@ -263,7 +263,7 @@ socket.on('disconnect', (reason) => {
 socket.io.on('reconnect_attempt', (n) => {
   hud.connection.textContent = `reconnecting (try ${n})`;
   // Clustered: this node is gone; another live node serves its worlds within a lease.
-  if (n === NODE_FAILOVER_AFTER_TRIES) void failOver();
+  if (n === NODE_FAILOVER_AT_ATTEMPT) void failOver();
 });
 socket.on('error', (err) => {
   state.errors.push(`${err.code}: ${err.message}`);
