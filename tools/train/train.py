@@ -121,6 +121,8 @@ def main():
         "parameters": params, "trainingSteps": step, "trainingSeconds": round(time.time() - start),
         "trainingSamples": len(train), "validationPsnrDb3Steps": round(float(psnr), 2),
         "torch": torch.__version__, "sampler": {"steps": 3, "method": "euler"},
+        # Its depth for pixels it invents is noise (docs/onnx-model.md): only kept pixels keep depth.
+        "inventedDepth": False,
     }
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(card, f, indent=2)
