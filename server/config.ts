@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { SpatiaError } from '../shared/errors.ts';
-import { DEFAULT_LEASE_MS } from './cluster/worldDirectory.ts';
+import { DEFAULT_LEASE_MS, isRedisUrl } from './cluster/worldDirectory.ts';
 import { DEFAULT_LIMITS } from './limits.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
@@ -54,11 +54,7 @@ const serverConfigSchema = z.strictObject({
   mirrorKbps: z.coerce.number().int().min(0).max(1_000_000),
   keyframeRamMib: z.coerce.number().min(0).max(1_000_000),
   recordingCapMib: z.coerce.number().min(1).max(1_000_000),
-  redis: z
-    .string()
-    .max(2048)
-    .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
-    .optional(),
+  redis: z.string().max(2048).refine(isRedisUrl, 'must be a redis:// or rediss:// URL').optional(),
   nodeUrl: z
     .string()
     .max(2048)

@@ -29,6 +29,9 @@ export interface WorldDirectoryOptions {
 }
 
 export const DEFAULT_LEASE_MS = 5000;
+
+/** Whether `url` names a Redis (`redis://` or `rediss://`): the form every cluster flag takes. */
+export const isRedisUrl = (url: string): boolean => /^rediss?:\/\/\S+$/.test(url);
 /** Nodes listed to clients at most (a client needs a few to fail over to, not the whole fleet). */
 const MAX_LISTED_NODES = 64;
 /** A lease is given up this long before it could expire unrenewed: another node may take it then. */

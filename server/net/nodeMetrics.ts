@@ -15,27 +15,24 @@ export interface NodeMetricsSource {
  * sent (a counter: frames/s is its rate), and in clustered mode its leases and the clip queue's depth.
  */
 export class NodeMetrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   private readonly frames: Counter;
 
   constructor(source: NodeMetricsSource) {
     const registers = [this.registry];
-    new Gauge({
-      name: 'spatia_players',
-      help: 'Players (and spectators) connected to this node.',
-      registers,
-      collect() {
-        this.set(source.players());
-      },
-    });
-    new Gauge({
-      name: 'spatia_worlds_loaded',
-      help: 'Worlds this node holds in RAM.',
-      registers,
-      collect() {
-        this.set(source.worlds());
-      },
-    });
+    // A gauge read from `read` at each scrape.
+    const gauge = (name: string, help: string, read: () => number | Promise<number>): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          this.set(await read());
+        },
+      });
+    };
+    gauge('spatia_players', 'Players (and spectators) connected to this node.', source.players);
+    gauge('spatia_worlds_loaded', 'Worlds this node holds in RAM.', source.worlds);
     this.frames = new Counter({
       name: 'spatia_frames_sent_total',
       help: 'Frames sent to viewers.',
@@ -43,34 +40,22 @@ export class NodeMetrics {
     });
     const leases = source.leases;
     if (leases) {
-      new Gauge({
-        name: 'spatia_world_leases',
-        help: 'World leases this node holds in the cluster directory.',
-        registers,
-        collect() {
-          this.set(leases().held);
-        },
-      });
-      new Gauge({
-        name: 'spatia_lease_headroom_seconds',
-        help: 'Seconds until the least recently confirmed lease of this node would be given up unrenewed.',
-        registers,
-        collect() {
-          this.set(leases().headroomS);
-        },
-      });
+      gauge(
+        'spatia_world_leases',
+        'World leases this node holds in the cluster directory.',
+        () => leases().held,
+      );
+      gauge(
+        'spatia_lease_headroom_seconds',
+        'Seconds until the least recently confirmed lease of this node would be given up unrenewed.',
+        () => leases().headroomS,
+      );
     }
     const waiting = source.queueWaiting;
-    if (waiting) {
-      new Gauge({
-        name: 'spatia_clip_queue_waiting',
-        help: 'Clip jobs waiting for a worker in the cluster queue.',
-        registers,
-        async collect() {
-          this.set(await waiting().catch(() => Number.NaN));
-        },
-      });
-    }
+    if (waiting)
+      gauge('spatia_clip_queue_waiting', 'Clip jobs waiting for a worker in the cluster queue.', () =>
+        waiting().catch(() => Number.NaN),
+      );
   }
 
   frameSent(): void {

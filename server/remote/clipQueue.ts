@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import { SpatiaError } from '../../shared/errors.ts';
 import { CLIP_QUEUE, type ClipJobData } from '../../shared/protocol/worker.ts';
 
+/** How old the worker count a clip is checked against may be (a worker that died is noticed within it). */
+const WORKER_COUNT_MAX_AGE_MS = 1000;
+
 /**
  * The node's end of the clip queue (BullMQ on the cluster's Redis): every node puts its clips on
  * one queue, and workers on any machine take them (`npm run worker -- --queue URL`), as many at
@@ -12,6 +15,8 @@ import { CLIP_QUEUE, type ClipJobData } from '../../shared/protocol/worker.ts';
  * detects jobs whose worker died (their lock runs out) and clears them.
  */
 export class ClipQueue {
+  private counted = { at: Number.NEGATIVE_INFINITY, workers: 0 };
+
   private constructor(
     private readonly queue: Queue<ClipJobData>,
     private readonly log: Logger,
@@ -55,9 +60,15 @@ export class ClipQueue {
     }
   }
 
-  /** Workers connected to the queue now (BullMQ names their Redis connections). */
+  /**
+   * Workers connected to the queue (BullMQ names their Redis connections), as of at most
+   * WORKER_COUNT_MAX_AGE_MS ago: every clip asks, and the answer costs Redis a CLIENT LIST.
+   */
   async workerCount(): Promise<number> {
-    return (await this.queue.getWorkers()).length;
+    const now = performance.now();
+    if (now - this.counted.at > WORKER_COUNT_MAX_AGE_MS)
+      this.counted = { at: now, workers: (await this.queue.getWorkers()).length };
+    return this.counted.workers;
   }
 
   /** Clip jobs waiting for a worker (metrics). */

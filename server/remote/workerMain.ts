@@ -19,6 +19,7 @@ import {
   WORKER_PROTOCOL,
   type WorkerToServerEvents,
 } from '../../shared/protocol/worker.ts';
+import { isRedisUrl } from '../cluster/worldDirectory.ts';
 import { loadModel } from '../models/registry.ts';
 import type { ClipRequest, ConditioningFrame, WorldModel } from '../models/worldModel.ts';
 import { intArg, runTool } from '../tools/cli.ts';
@@ -250,7 +251,7 @@ runTool(USAGE, async () => {
       'INVALID_ARGUMENT',
       'give one of --server URL (one node) or --queue REDIS_URL (a cluster)',
     );
-  if (values.queue !== undefined && !/^rediss?:\/\/\S+$/.test(values.queue))
+  if (values.queue !== undefined && !isRedisUrl(values.queue))
     throw new SpatiaError('INVALID_ARGUMENT', `--queue must be a redis:// URL, got "${values.queue}"`);
   const fault: Fault = {
     kind: values.fault,

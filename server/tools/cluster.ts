@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SpatiaError } from '../../shared/errors.ts';
+import { isRedisUrl } from '../cluster/worldDirectory.ts';
 import { intArg, runTool } from './cli.ts';
 
 const USAGE = `usage: npm run cluster -- [--nodes N] [--workers M] [--port P] [--data DIR] [--redis URL] [--lease-ms MS]
@@ -83,7 +84,7 @@ runTool(USAGE, async () => {
   mkdirSync(data, { recursive: true });
   const children: Child[] = [];
   let redisUrl = values.redis;
-  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl))
+  if (redisUrl !== undefined && !isRedisUrl(redisUrl))
     throw new SpatiaError('INVALID_ARGUMENT', `--redis must be a redis:// URL, got "${redisUrl}"`);
   if (redisUrl === undefined) {
     try {
