@@ -1,6 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
-import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { BinaryReader, BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { type EditOp, type EditRegion, editRegionSchema } from '../../shared/edit/editOps.ts';
@@ -9,7 +8,8 @@ import { encodeChunk, sealSnapshot, snapshotHead, snapshotKeyframeCount } from '
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { parseJsonOrUndefined } from '../util/json.ts';
-import type { WriteOp } from './storeWriter.ts';
+import type { StoreDb } from './storeDb.ts';
+import type { WriteOp } from './writeBatch.ts';
 
 /**
  * Recorded play sessions, in the world store's database: one row per session (who, where, which
@@ -195,7 +195,7 @@ export class SessionLog {
 
   /** `db` (read) already holds the session tables (`schema.ts`); writes go through `host`. */
   constructor(
-    private readonly db: Database.Database,
+    private readonly db: StoreDb,
     private readonly host?: SessionHost,
   ) {}
 
@@ -407,25 +407,23 @@ export class SessionLog {
   }
 
   session(id: string): RecordedSession | undefined {
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as
-      | {
-          id: string;
-          world_id: string;
-          player: string;
-          model: string;
-          width: number;
-          height: number;
-          fps: number;
-          prompt: string;
-          seeded_from: string | null;
-          start_snapshot: Buffer;
-          start_manifest: Buffer | null;
-          start_erased: string | null;
-        }
-      | undefined;
+    const row = this.db.get<{
+      id: string;
+      world_id: string;
+      player: string;
+      model: string;
+      width: number;
+      height: number;
+      fps: number;
+      prompt: string;
+      seeded_from: string | null;
+      start_snapshot: Uint8Array;
+      start_manifest: Uint8Array | null;
+      start_erased: string | null;
+    }>('SELECT * FROM sessions WHERE id = ?', id);
     if (!row) return undefined;
     const count = (table: string): number =>
-      (this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE session_id = ?`).get(id) as { n: number }).n;
+      Number(this.db.value(`SELECT COUNT(*) FROM ${table} WHERE session_id = ?`, id));
     return {
       id: row.id,
       worldId: row.world_id,
@@ -454,12 +452,13 @@ export class SessionLog {
 
   /** The start snapshot's bytes from its manifest; STORE when a part is missing or damaged. */
   private assemble(sessionId: string, worldId: string, manifest: Uint8Array): Uint8Array {
-    const getBlob = this.db.prepare('SELECT data FROM snapshot_blobs WHERE hash = ?').pluck();
-    const getKeyframe = this.db.prepare('SELECT data FROM keyframes WHERE world_id = ? AND id = ?').pluck();
+    const getBlob = (hash: Buffer) => this.db.value('SELECT data FROM snapshot_blobs WHERE hash = ?', hash);
+    const getKeyframe = (id: number) =>
+      this.db.value('SELECT data FROM keyframes WHERE world_id = ? AND id = ?', worldId, id);
     const damaged = (what: string): SpatiaError =>
       new SpatiaError('STORE', `recorded session ${sessionId}: the start snapshot's ${what}`);
     const blobPart = (hash: Buffer, rawBytes: number): Uint8Array => {
-      const data = getBlob.get(hash) as Buffer | undefined;
+      const data = getBlob(hash) as Uint8Array | undefined;
       if (!data) throw damaged(`part ${hash.toString('hex')} is missing`);
       const raw = new Uint8Array(inflateRawSync(data));
       if (raw.byteLength !== rawBytes || !sha256(raw).equals(hash))
@@ -473,7 +472,7 @@ export class SessionLog {
     const bytes = parts.map((p): Uint8Array => {
       if (p.kind === PART_LITERAL) return p.bytes;
       if (p.kind === PART_BLOB) return blobPart(p.hash, p.rawBytes);
-      const data = getKeyframe.get(worldId, p.id) as Buffer | undefined;
+      const data = getKeyframe(p.id) as Uint8Array | undefined;
       if (!data) throw damaged(`keyframe ${p.id} is missing`);
       return new Uint8Array(inflateRawSync(data));
     });
@@ -490,26 +489,26 @@ export class SessionLog {
   }
 
   listSessions(): { id: string; worldId: string; player: string; startedAt: string; frames: number }[] {
-    return this.db
-      .prepare(
-        `SELECT s.id, s.world_id AS worldId, s.player, s.started_at AS startedAt,
-                (SELECT COUNT(*) FROM session_frames f WHERE f.session_id = s.id) AS frames
-         FROM sessions s ORDER BY s.started_at`,
-      )
-      .all() as { id: string; worldId: string; player: string; startedAt: string; frames: number }[];
+    return this.db.all<{ id: string; worldId: string; player: string; startedAt: string; frames: number }>(
+      `SELECT s.id, s.world_id AS "worldId", s.player, s.started_at AS "startedAt",
+              (SELECT COUNT(*) FROM session_frames f WHERE f.session_id = s.id) AS frames
+       FROM sessions s ORDER BY s.started_at`,
+    );
   }
 
   *clips(id: string): Generator<RecordedClip> {
-    for (const row of this.db
-      .prepare('SELECT clip FROM session_clips WHERE session_id = ? ORDER BY idx')
-      .iterate(id) as Iterable<{ clip: string }>)
+    for (const row of this.db.iterate<{ clip: string }>(
+      'SELECT clip FROM session_clips WHERE session_id = ? ORDER BY idx',
+      id,
+    ))
       yield JSON.parse(row.clip) as RecordedClip;
   }
 
   *frames(id: string): Generator<{ index: number; clipIndex: number; rgbCrc: number; jpeg: Uint8Array }> {
-    for (const row of this.db
-      .prepare('SELECT idx, clip_idx, rgb_crc, jpeg FROM session_frames WHERE session_id = ? ORDER BY idx')
-      .iterate(id) as Iterable<{ idx: number; clip_idx: number; rgb_crc: number; jpeg: Buffer }>)
+    for (const row of this.db.iterate<{ idx: number; clip_idx: number; rgb_crc: number; jpeg: Uint8Array }>(
+      'SELECT idx, clip_idx, rgb_crc, jpeg FROM session_frames WHERE session_id = ? ORDER BY idx',
+      id,
+    ))
       yield { index: row.idx, clipIndex: row.clip_idx, rgbCrc: row.rgb_crc, jpeg: new Uint8Array(row.jpeg) };
   }
 }

@@ -10,123 +10,35 @@ import {
 } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
+import { fencedMessage, rowBytes, rowOf, WRITE_SQL } from './storeSql.ts';
+import {
+  ACKED,
+  CLOSED,
+  FAILED,
+  FENCED,
+  type FromWorker,
+  type StoreTarget,
+  type ToWorker,
+  WAIT_START_FRAC,
+  WAIT_START_S,
+  type WriteOp,
+  type WriterData,
+  type WriteResult,
+} from './writeBatch.ts';
 
 /**
  * The world store's writes, off the event loop: the main thread encodes rows and posts them in
- * batches; a worker thread with its own SQLite connection writes each batch in one transaction, in
- * order, and acknowledges it. A batch that meets another connection's write lock waits in the
+ * batches; a worker thread with its own connection writes each batch in one transaction, in
+ * order, and acknowledges it. This module is the main thread's end and the SQLite thread; the
+ * PostgreSQL thread is `postgres/postgresWriter.ts` (same protocol, `writeBatch.ts`). A batch that meets another connection's write lock waits in the
  * worker (retried every `RETRY_MS`) — the event loop never waits for SQLite's lock. Keyframes and
  * snapshot blobs are deflated in the worker too.
  */
-
-/** One row (or one action) of a write batch. */
-export type WriteOp =
-  | {
-      t: 'world';
-      id: string;
-      prompt: string;
-      seed: number;
-      voxelSizeM: number;
-      scene: string | null;
-      inviteToken: string | null;
-      ownerTokenHash: string | null;
-      editLocked: number;
-      createdAt: string;
-    }
-  | {
-      t: 'chunk';
-      world: string;
-      key: number;
-      cx: number;
-      cy: number;
-      cz: number;
-      voxels: number;
-      data: Uint8Array;
-    }
-  /** `raw`: `encodeKeyframe` bytes; stored deflated. */
-  | { t: 'keyframe'; world: string; id: number; x: number; z: number; raw: Uint8Array }
-  /** One entry of a world's edit log (written again when it is undone or redone). */
-  | {
-      t: 'edit';
-      world: string;
-      seq: number;
-      author: string;
-      at: string;
-      op: string;
-      bounds: [number, number, number, number, number, number];
-      undone: number;
-    }
-  /** A content-addressed part of a session's start snapshot; written once per `hash`. */
-  | { t: 'blob'; hash: Uint8Array; raw: Uint8Array }
-  | {
-      t: 'session';
-      id: string;
-      worldId: string;
-      player: string;
-      model: string;
-      width: number;
-      height: number;
-      fps: number;
-      prompt: string;
-      seededFrom: string | null;
-      manifest: Uint8Array;
-      /** JSON array of the regions erased in the world when the session started (null: none). */
-      erased: string | null;
-      /** Keyframes of `worldId` the manifest references: they must be stored already. */
-      keyframeIds: number[];
-      startedAt: string;
-    }
-  | { t: 'clip'; session: string; idx: number; clip: string }
-  | {
-      t: 'frame';
-      session: string;
-      idx: number;
-      clipIdx: number;
-      rgbCrc: number;
-      timings: string;
-      jpeg: Uint8Array;
-    }
-  | { t: 'end'; session: string; at: string }
-  | { t: 'checkpoint' }
-  /**
-   * Clustered commits open with this: refused (and the batch with it) when the world's last commit
-   * carried a higher lease epoch, i.e. came from the node that owns the world now.
-   */
-  | { t: 'fence'; world: string; epoch: number };
-
-/** How a batch refused by its fence says so (`WorldStore` tells the world it lost). */
-export const FENCED = 'fenced:';
-
-export interface WriteResult {
-  readonly ok: boolean;
-  /** Why the batch was not written (it was rolled back). */
-  readonly error?: string;
-  /** Bytes of row data written (after compression). */
-  readonly bytes: number;
-}
 
 /** A batch that waits for the write lock is retried this often, ms. */
 const RETRY_MS = 25;
 /** SQLite's busy timeout in the writer thread, ms (kept short so `close` can interrupt a wait). */
 const WRITER_BUSY_TIMEOUT_MS = 100;
-
-/** Shared state slots (Int32): acknowledged batches, lock wait start (s, 0 = none), closed flag. */
-const ACKED = 0;
-const WAIT_START_S = 1;
-const CLOSED = 2;
-const WAIT_START_FRAC = 3;
-/** Set by the thread when it cannot run (its connection failed to open): nothing will be acknowledged. */
-const FAILED = 4;
-
-type ToWorker = { seq: number; ops: WriteOp[] } | { close: true };
-type FromWorker = { seq: number; ok: boolean; error?: string; bytes: number };
-
-interface WriterData {
-  readonly kind: 'spatia-store-writer';
-  readonly path: string;
-  readonly port: MessagePort;
-  readonly shared: SharedArrayBuffer;
-}
 
 /** The main thread's end: posts batches, receives acknowledgements. */
 export class StoreWriter {
@@ -140,23 +52,19 @@ export class StoreWriter {
   /** Set when the writer thread died: nothing more can be written. */
   failure: string | undefined;
 
-  constructor(path: string, onFailure: (message: string) => void) {
+  constructor(target: StoreTarget, onFailure: (message: string) => void) {
     const channel = new MessageChannel();
     this.port = channel.port1;
     const shared = new SharedArrayBuffer(32);
     this.state = new Int32Array(shared);
-    const tsx = pathToFileURL(
-      createRequire(import.meta.url)
-        .resolve('tsx/esm/api')
-        .replace(/\.cjs$/, '.mjs'),
-    ).href;
-    const data: WriterData = { kind: 'spatia-store-writer', path, port: channel.port2, shared };
-    // The thread teaches its loader TypeScript (tsx), then imports this module, which runs the writer.
-    this.worker = new Worker(
-      `const { workerData } = require('node:worker_threads');
-       import(workerData.tsx).then((m) => { m.register(); return import(workerData.module); });`,
-      { eval: true, workerData: { ...data, tsx, module: import.meta.url }, transferList: [channel.port2] },
-    );
+    const data: WriterData = { kind: 'spatia-store-writer', target, port: channel.port2, shared };
+    this.worker =
+      target.kind === 'postgres'
+        ? new Worker(new URL('./postgres/threadEntry.mjs', import.meta.url), {
+            workerData: { ...data, module: new URL('./postgres/postgresWriter.ts', import.meta.url).href },
+            transferList: [channel.port2],
+          })
+        : sqliteWriterThread(data);
     this.worker.on('error', (e) => {
       this.failure = `the store writer thread failed: ${e.message}`;
       onFailure(this.failure);
@@ -269,6 +177,20 @@ export class StoreWriter {
   }
 }
 
+/** The SQLite writer thread: it teaches its loader TypeScript (tsx), then imports this module, which runs the writer. */
+function sqliteWriterThread(data: WriterData): Worker {
+  const tsx = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
+  return new Worker(
+    `const { workerData } = require('node:worker_threads');
+     import(workerData.tsx).then((m) => { m.register(); return import(workerData.module); });`,
+    { eval: true, workerData: { ...data, tsx, module: import.meta.url }, transferList: [data.port] },
+  );
+}
+
 function isBusy(e: unknown): boolean {
   const code = (e as { code?: string }).code ?? '';
   return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
@@ -288,42 +210,24 @@ function runWriter(data: WriterData): void {
 }
 
 function serve(data: WriterData, state: Int32Array): void {
-  const db = new Database(data.path, { fileMustExist: true, timeout: WRITER_BUSY_TIMEOUT_MS });
+  if (data.target.kind !== 'sqlite') throw new Error('the SQLite writer was given a PostgreSQL store');
+  const db = new Database(data.target.path, { fileMustExist: true, timeout: WRITER_BUSY_TIMEOUT_MS });
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   const st = {
-    world: db.prepare(
-      `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, spawn, edit_locked, created_at)
-       VALUES (@id, @prompt, @seed, @voxelSizeM, @scene, @inviteToken, @ownerTokenHash, @spawn, @editLocked, @createdAt)
-       ON CONFLICT(id) DO UPDATE SET prompt = excluded.prompt, invite_token = excluded.invite_token,
-         owner_token_hash = excluded.owner_token_hash, edit_locked = excluded.edit_locked`,
-    ),
-    chunk: db.prepare(
-      `INSERT INTO chunks (world_id, chunk_key, cx, cy, cz, voxels, data) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(world_id, chunk_key) DO UPDATE SET voxels = excluded.voxels, data = excluded.data`,
-    ),
-    keyframe: db.prepare(
-      'INSERT OR REPLACE INTO keyframes (world_id, id, x, z, data) VALUES (?, ?, ?, ?, ?)',
-    ),
-    edit: db.prepare(
-      `INSERT OR REPLACE INTO edits (world_id, seq, author, at, op, min_x, min_y, min_z, max_x, max_y, max_z, undone)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    hasKeyframe: db.prepare('SELECT 1 FROM keyframes WHERE world_id = ? AND id = ?').pluck(),
-    hasBlob: db.prepare('SELECT 1 FROM snapshot_blobs WHERE hash = ?').pluck(),
-    blob: db.prepare('INSERT OR IGNORE INTO snapshot_blobs (hash, raw_bytes, data) VALUES (?, ?, ?)'),
-    session: db.prepare(
-      `INSERT INTO sessions (id, world_id, player, model, width, height, fps, prompt, seeded_from,
-         start_snapshot, start_manifest, start_erased, started_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)`,
-    ),
-    clip: db.prepare('INSERT OR REPLACE INTO session_clips (session_id, idx, clip) VALUES (?, ?, ?)'),
-    frame: db.prepare(
-      'INSERT OR REPLACE INTO session_frames (session_id, idx, clip_idx, rgb_crc, timings, jpeg) VALUES (?, ?, ?, ?, ?, ?)',
-    ),
-    end: db.prepare('UPDATE sessions SET ended_at = ? WHERE id = ?'),
+    world: db.prepare(WRITE_SQL.world),
+    chunk: db.prepare(WRITE_SQL.chunk),
+    keyframe: db.prepare(WRITE_SQL.keyframe),
+    edit: db.prepare(WRITE_SQL.edit),
+    hasKeyframe: db.prepare(WRITE_SQL.hasKeyframe).pluck(),
+    hasBlob: db.prepare(WRITE_SQL.hasBlob).pluck(),
+    blob: db.prepare(WRITE_SQL.blob),
+    session: db.prepare(WRITE_SQL.session),
+    clip: db.prepare(WRITE_SQL.clip),
+    frame: db.prepare(WRITE_SQL.frame),
+    end: db.prepare(WRITE_SQL.end),
     leaseEpoch: db.prepare('SELECT lease_epoch FROM worlds WHERE id = ?').pluck(),
-    setLeaseEpoch: db.prepare('UPDATE worlds SET lease_epoch = ? WHERE id = ?'),
+    setLeaseEpoch: db.prepare(WRITE_SQL.setLeaseEpoch),
   };
   /** Sessions whose start row failed: their clips and frames are dropped (they would break the batch). */
   const failedSessions = new Set<string>();
@@ -343,71 +247,47 @@ function serve(data: WriterData, state: Int32Array): void {
     for (const op of ops) {
       switch (op.t) {
         case 'world':
-          st.world.run(op);
-          break;
         case 'chunk':
-          st.chunk.run(op.world, op.key, op.cx, op.cy, op.cz, op.voxels, op.data);
-          bytes += op.data.byteLength;
+        case 'edit':
+          st[op.t].run(...rowOf(op));
+          bytes += rowBytes(op);
           break;
         case 'keyframe': {
           const d = deflate(op);
-          st.keyframe.run(op.world, op.id, op.x, op.z, d);
-          bytes += d.byteLength;
+          st.keyframe.run(...rowOf(op, d));
+          bytes += rowBytes(op, d);
           break;
         }
-        case 'edit':
-          st.edit.run(op.world, op.seq, op.author, op.at, op.op, ...op.bounds, op.undone);
-          bytes += op.op.length;
-          break;
         case 'blob':
           if (!st.hasBlob.get(op.hash)) {
             const d = deflate(op);
-            st.blob.run(op.hash, op.raw.byteLength, d);
-            bytes += d.byteLength;
+            st.blob.run(...rowOf(op, d));
+            bytes += rowBytes(op, d);
           }
           break;
         case 'session':
           for (const id of op.keyframeIds)
             if (!st.hasKeyframe.get(op.worldId, id))
               throw new Error(`keyframe ${id} of world "${op.worldId}" is not stored`);
-          st.session.run(
-            op.id,
-            op.worldId,
-            op.player,
-            op.model,
-            op.width,
-            op.height,
-            op.fps,
-            op.prompt,
-            op.seededFrom,
-            op.manifest,
-            op.erased,
-            op.startedAt,
-          );
-          bytes += op.manifest.byteLength;
+          st.session.run(...rowOf(op));
+          bytes += rowBytes(op);
           break;
         case 'clip':
-          if (failedSessions.has(op.session)) break;
-          st.clip.run(op.session, op.idx, op.clip);
-          bytes += op.clip.length;
-          break;
         case 'frame':
           if (failedSessions.has(op.session)) break;
-          st.frame.run(op.session, op.idx, op.clipIdx, op.rgbCrc, op.timings, op.jpeg);
-          bytes += op.jpeg.byteLength;
+          st[op.t].run(...rowOf(op));
+          bytes += rowBytes(op);
           break;
         case 'end':
-          if (!failedSessions.has(op.session)) st.end.run(op.at, op.session);
+          if (!failedSessions.has(op.session)) st.end.run(...rowOf(op));
           break;
         case 'checkpoint':
           break;
         case 'fence': {
           const stored = st.leaseEpoch.get(op.world) as number | undefined;
           if (stored !== undefined && stored > op.epoch)
-            throw new Error(
-              `${FENCED} world "${op.world}" was committed under lease epoch ${stored}, this batch holds ${op.epoch}`,
-            );
-          st.setLeaseEpoch.run(op.epoch, op.world);
+            throw new Error(`${FENCED} ${fencedMessage(op.world, stored, op.epoch)}`);
+          st.setLeaseEpoch.run(...rowOf(op));
           break;
         }
       }

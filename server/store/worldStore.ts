@@ -16,7 +16,11 @@ import { VoxelGrid } from '../memory/voxelGrid.ts';
 import { parseJsonOrUndefined } from '../util/json.ts';
 import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
 import { SessionLog, type StoreLog } from './sessionLog.ts';
-import { FENCED, StoreWriter, type WriteOp } from './storeWriter.ts';
+import { isPostgresUrl, withoutPassword } from './postgres/postgresUrl.ts';
+import { PostgresDb } from './postgres/postgresDb.ts';
+import { SqliteDb, type StoreDb } from './storeDb.ts';
+import { StoreWriter } from './storeWriter.ts';
+import { FENCED, type StoreTarget, type WriteOp } from './writeBatch.ts';
 
 /** What a world is, apart from its memory. */
 export interface WorldMeta {
@@ -137,7 +141,9 @@ export class WorldStore {
    * (clustered mode): this node must stop serving the world.
    */
   onFenced: (worldId: string) => void = () => {};
-  private readonly db: Database.Database;
+  private readonly db: StoreDb;
+  /** Where the store lives, as messages name it (a PostgreSQL URL without its password). */
+  readonly path: string;
   /** Recorded play sessions, in the same database. */
   readonly sessions: SessionLog;
   private readonly writer: StoreWriter | undefined;
@@ -155,15 +161,9 @@ export class WorldStore {
   private writeError: string | undefined;
   private reported: string | undefined;
   private isClosed = false;
-  /** Range queries run every few clips per player (loadNear): prepared once. */
-  private chunksInArea: Database.Statement | undefined;
-  private keyframesInArea: Database.Statement | undefined;
-  private keyframeData: Database.Statement | undefined;
 
-  constructor(
-    readonly path: string,
-    opts: WorldStoreOptions = {},
-  ) {
+  /** `location`: a SQLite file's path, or a PostgreSQL URL (`postgres://…`, clustered nodes on several machines). */
+  constructor(location: string, opts: WorldStoreOptions = {}) {
     this.log = opts.log ?? stderrLog;
     this.keyframeRamBytes = opts.keyframeRamBytes ?? DEFAULT_KEYFRAME_RAM_BYTES;
     this.lockDegradedMs = opts.lockDegradedMs ?? DEFAULT_LOCK_DEGRADED_MS;
@@ -173,33 +173,19 @@ export class WorldStore {
         'INVALID_ARGUMENT',
         `keyframe RAM budget must be ≥ 0 bytes, got ${this.keyframeRamBytes}`,
       );
-    try {
-      this.db = new Database(path, {
-        readonly: opts.readonly ?? false,
-        fileMustExist: opts.readonly ?? false,
-      });
-    } catch (e) {
-      throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
+    const target: StoreTarget = isPostgresUrl(location)
+      ? { kind: 'postgres', url: location }
+      : { kind: 'sqlite', path: location };
+    this.path = target.kind === 'postgres' ? withoutPassword(location) : location;
+    const readonly = opts.readonly ?? false;
+    if (target.kind === 'postgres') this.db = new PostgresDb(target.url, this.path, { readonly });
+    else {
+      this.db = new SqliteDb(openSqlite(location, readonly));
+      if (!readonly && location !== ':memory:' && !location.startsWith('file:'))
+        this.identity = statSync(location);
     }
-    try {
-      if (opts.readonly) checkReadable(this.db, path);
-      else {
-        refuseUnknownStore(this.db, path); // before the first write: a refused file stays byte-identical
-        this.db.pragma('journal_mode = WAL');
-        // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
-        this.db.pragma('synchronous = NORMAL');
-        this.db.pragma('foreign_keys = ON');
-        migrate(this.db, path);
-      }
-    } catch (e) {
-      this.db.close();
-      if (e instanceof SpatiaError) throw e;
-      throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
-    }
-    if (!opts.readonly && path !== ':memory:' && !path.startsWith('file:')) {
-      this.identity = statSync(path);
-      this.writer = new StoreWriter(path, (message) => this.loseStore(message));
-    }
+    if (!readonly && (target.kind === 'postgres' || this.identity))
+      this.writer = new StoreWriter(target, (message) => this.loseStore(message));
     this.sessions = new SessionLog(this.db, {
       write: (ops, done) => this.write(ops, done),
       check: () => this.checkWritable(),
@@ -337,20 +323,18 @@ export class WorldStore {
   getWorld(id: string): WorldMeta | undefined {
     const pending = this.pendingWorlds.get(id);
     if (pending) return pending;
-    const row = this.db.prepare('SELECT * FROM worlds WHERE id = ?').get(id) as
-      | {
-          id: string;
-          prompt: unknown;
-          seed: unknown;
-          voxel_size: unknown;
-          scene: unknown;
-          invite_token: unknown;
-          owner_token_hash?: unknown;
-          spawn?: unknown;
-          edit_locked?: unknown;
-          created_at: unknown;
-        }
-      | undefined;
+    const row = this.db.get<{
+      id: string;
+      prompt: unknown;
+      seed: unknown;
+      voxel_size: unknown;
+      scene: unknown;
+      invite_token: unknown;
+      owner_token_hash?: unknown;
+      spawn?: unknown;
+      edit_locked?: unknown;
+      created_at: unknown;
+    }>('SELECT * FROM worlds WHERE id = ?', id);
     if (!row) return undefined;
     const damaged = (what: string): SpatiaError =>
       new SpatiaError('STORE', `world "${id}" is damaged in the store ${this.path}: ${what}`);
@@ -388,9 +372,10 @@ export class WorldStore {
 
   /** A world's edit log, oldest first; STORE when a row is damaged (its erased regions would be lost). */
   listEdits(worldId: string): EditRecord[] {
-    const rows = this.db
-      .prepare('SELECT * FROM edits WHERE world_id = ? ORDER BY seq')
-      .all(worldId) as Record<string, unknown>[];
+    const rows = this.db.all<Record<string, unknown>>(
+      'SELECT * FROM edits WHERE world_id = ? ORDER BY seq',
+      worldId,
+    );
     return rows.map((row) => {
       const parsed =
         typeof row.op === 'string' ? loggedEditOpSchema.safeParse(parseJsonOrUndefined(row.op)) : undefined;
@@ -413,9 +398,7 @@ export class WorldStore {
   }
 
   listWorlds(): string[] {
-    const ids = (this.db.prepare('SELECT id FROM worlds ORDER BY created_at').all() as { id: string }[]).map(
-      (r) => r.id,
-    );
+    const ids = this.db.all<{ id: string }>('SELECT id FROM worlds ORDER BY created_at').map((r) => r.id);
     for (const id of this.pendingWorlds.keys()) if (!ids.includes(id)) ids.push(id);
     return ids;
   }
@@ -559,9 +542,11 @@ export class WorldStore {
     const raw = pending
       ? pending.raw
       : (() => {
-          const row = this.db
-            .prepare('SELECT data FROM keyframes WHERE world_id = ? AND id = ?')
-            .get(worldId, id) as { data: Buffer } | undefined;
+          const row = this.db.get<{ data: unknown }>(
+            'SELECT data FROM keyframes WHERE world_id = ? AND id = ?',
+            worldId,
+            id,
+          );
           if (!row)
             throw new SpatiaError(
               'STORE',
@@ -633,7 +618,7 @@ export class WorldStore {
     const area = near && horizontalArea(near.position, near.radiusM, grid.chunkSizeM);
     const chunkRows = area
       ? this.chunkRowsIn(worldId, area)
-      : this.db.prepare('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?').iterate(worldId);
+      : this.db.iterate('SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ?', worldId);
     for (const row of chunkRows as Iterable<{
       chunk_key: unknown;
       cx: unknown;
@@ -667,12 +652,15 @@ export class WorldStore {
         load: (id) => this.keyframeImage(worldId, id),
       });
     const keyframeRows = area
-      ? this.db
-          .prepare(
-            'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND (x IS NULL OR (x BETWEEN ? AND ? AND z BETWEEN ? AND ?)) ORDER BY id',
-          )
-          .iterate(worldId, area.minX, area.maxX, area.minZ, area.maxZ)
-      : this.db.prepare('SELECT id, data FROM keyframes WHERE world_id = ? ORDER BY id').iterate(worldId);
+      ? this.db.iterate(
+          'SELECT id, x, z, data FROM keyframes WHERE world_id = ? AND (x IS NULL OR (x BETWEEN ? AND ? AND z BETWEEN ? AND ?)) ORDER BY id',
+          worldId,
+          area.minX,
+          area.maxX,
+          area.minZ,
+          area.maxZ,
+        )
+      : this.db.iterate('SELECT id, data FROM keyframes WHERE world_id = ? ORDER BY id', worldId);
     for (const row of keyframeRows as Iterable<{
       id: number;
       x?: number | null;
@@ -689,7 +677,7 @@ export class WorldStore {
       this.addLoadedKeyframe(worldId, keyframes, { id: p.id, raw: p.raw, persisted: false });
     for (const kf of keyframes.all()) s.sentKeyframes.add(kf.id);
     if (area) {
-      const max = this.db.prepare('SELECT MAX(id) FROM keyframes WHERE world_id = ?').pluck().get(worldId);
+      const max = this.db.value('SELECT MAX(id) FROM keyframes WHERE world_id = ?', worldId);
       if (typeof max === 'number') keyframes.reserveIdsBelow(max + 1);
     }
     return memory;
@@ -772,19 +760,22 @@ export class WorldStore {
     }
     // Keyframes not committed yet never leave RAM: only committed rows can be missing.
     // Positions first: the blobs (a keyframe's image included) are read only for those not in RAM.
-    this.keyframesInArea ??= this.db.prepare(
+    const keyframeRows = this.db.all<{ id: number; x: number; z: number }>(
       'SELECT id, x, z FROM keyframes WHERE world_id = ? AND x BETWEEN ? AND ? AND z BETWEEN ? AND ? ORDER BY id',
+      worldId,
+      area.minX,
+      area.maxX,
+      area.minZ,
+      area.maxZ,
     );
-    this.keyframeData ??= this.db.prepare('SELECT data FROM keyframes WHERE world_id = ? AND id = ?').pluck();
-    const keyframeRows = this.keyframesInArea.all(worldId, area.minX, area.maxX, area.minZ, area.maxZ) as {
-      id: number;
-      x: number;
-      z: number;
-    }[];
     for (const row of keyframeRows) {
       if (memory.keyframes.has(row.id) || !area.has(row.x, row.z)) continue;
       try {
-        const data = this.keyframeData.get(worldId, row.id);
+        const data = this.db.value(
+          'SELECT data FROM keyframes WHERE world_id = ? AND id = ?',
+          worldId,
+          row.id,
+        );
         const raw = this.inflate(worldId, `keyframe ${row.id}`, data);
         this.addLoadedKeyframe(worldId, memory.keyframes, { id: row.id, raw, persisted: true });
         s.sentKeyframes.add(row.id);
@@ -799,10 +790,14 @@ export class WorldStore {
 
   /** Stored chunk rows whose chunk coordinates fall in `area`'s bounding range (`hasChunk` refines it). */
   private chunkRowsIn(worldId: string, area: HorizontalArea): ChunkRow[] {
-    this.chunksInArea ??= this.db.prepare(
+    return this.db.all<ChunkRow>(
       'SELECT chunk_key, cx, cy, cz, data FROM chunks WHERE world_id = ? AND cx BETWEEN ? AND ? AND cz BETWEEN ? AND ?',
+      worldId,
+      area.minCx,
+      area.maxCx,
+      area.minCz,
+      area.maxCz,
     );
-    return this.chunksInArea.all(worldId, area.minCx, area.maxCx, area.minCz, area.maxCz) as ChunkRow[];
   }
 
   /** Forgets a world's write state once it left RAM (its pending writes still complete). */
@@ -813,11 +808,9 @@ export class WorldStore {
     if (s.pendingChunks.size === 0 && s.pendingKeyframes.size === 0) this.worldStates.delete(worldId);
   }
 
-  /** Bytes the store occupies on disk (database + WAL), for reporting. */
+  /** Bytes the store occupies (SQLite: the database file's pages; PostgreSQL: the database), for reporting. */
   sizeBytes(): number {
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    return pages * pageSize;
+    return this.db.sizeBytes();
   }
 
   /** Folds the WAL into the database file (in the writer thread, after pending writes). */
@@ -889,4 +882,33 @@ function horizontalArea(position: Vec3, radiusM: number, chunkSizeM: number) {
     /** Whether a chunk's centre is within the radius. */
     hasChunk: (x: number, z: number): boolean => has((x + 0.5) * chunkSizeM, (z + 0.5) * chunkSizeM),
   };
+}
+
+/**
+ * Opens a SQLite store: read-only, checks that this build reads it; read-write, refuses an unknown
+ * file before writing anything, then sets WAL and migrates it to the latest schema.
+ */
+function openSqlite(path: string, readonly: boolean): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly, fileMustExist: readonly });
+  } catch (e) {
+    throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
+  }
+  try {
+    if (readonly) checkReadable(db, path);
+    else {
+      refuseUnknownStore(db, path); // before the first write: a refused file stays byte-identical
+      db.pragma('journal_mode = WAL');
+      // WAL + NORMAL: a committed transaction survives a process crash; only an OS crash can lose the last ones.
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      migrate(db, path);
+    }
+  } catch (e) {
+    db.close();
+    if (e instanceof SpatiaError) throw e;
+    throw new SpatiaError('STORE', `cannot open the world store ${path}: ${(e as Error).message}`);
+  }
+  return db;
 }

@@ -1,12 +1,10 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { storeBackends } from '../../helpers/storeBackends.ts';
 import { testWorld } from '../../helpers/storeFixtures.ts';
 
 /** A memory holding one view of the courtyard from `x`. */
@@ -17,9 +15,12 @@ function viewFrom(x: number): SpatialMemory {
   return memory;
 }
 
-describe('fenced commits (clustered nodes on one store)', () => {
+const { backends, stop } = await storeBackends();
+afterAll(stop);
+
+describe.each(backends)('fenced commits (clustered nodes on one $name store)', (backend) => {
   it('refuses a commit whose lease epoch is older than the last commit’s, whole, and tells its node; the store stays healthy', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-fence-')), 'w.sqlite');
+    const path = await backend.fresh();
     const stale = new WorldStore(path); // the node that lost the world (lease epoch 1)
     const owner = new WorldStore(path); // the node that took it over (epoch 2)
     const fenced: string[] = [];

@@ -1,7 +1,4 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { encodeChunk, encodeKeyframe } from '../../../server/memory/snapshot.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
@@ -9,6 +6,7 @@ import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { storeBackends } from '../../helpers/storeBackends.ts';
 
 function courtyardMemory(): SpatialMemory {
   const scene = sceneNamed('courtyard');
@@ -48,9 +46,12 @@ const meta = (id: string) => ({
   createdAt: new Date().toISOString(),
 });
 
-describe('SQLite world store', () => {
-  it('commits only what changed and restores the memory exactly', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+const { backends, stop } = await storeBackends();
+afterAll(stop);
+
+describe.each(backends)('$name world store', (backend) => {
+  it('commits only what changed and restores the memory exactly', async () => {
+    const path = await backend.fresh();
     const store = new WorldStore(path);
     store.upsertWorld(meta('a'));
     const memory = courtyardMemory();
@@ -74,7 +75,7 @@ describe('SQLite world store', () => {
   });
 
   it('far chunks and keyframes leave RAM once committed and come back when a player approaches', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+    const path = await backend.fresh();
     const store = new WorldStore(path);
     store.upsertWorld(meta('b'));
     const memory = courtyardMemory();
@@ -106,7 +107,7 @@ describe('SQLite world store', () => {
   });
 
   it('loads a world near a position only, and new keyframes never reuse the ids of those left on disk', async () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-store-')), 'w.sqlite');
+    const path = await backend.fresh();
     const store = new WorldStore(path);
     store.upsertWorld(meta('c'));
     store.commit('c', courtyardMemory());
@@ -131,7 +132,19 @@ describe('SQLite world store', () => {
     reopened.close();
   });
 
-  it('refuses a path it cannot open with a clear error', () => {
-    expect(() => new WorldStore('/nonexistent-dir/x/y.sqlite')).toThrow(/cannot open the world store/);
+  it('refuses a store it cannot open with a clear error', async () => {
+    const unreachable =
+      backend.name === 'SQLite'
+        ? '/nonexistent-dir/x/y.sqlite'
+        : (await backend.fresh()).replace(/:\d+\//, ':1/').replace('postgres@', 'postgres:secret@');
+    const e = (() => {
+      try {
+        new WorldStore(unreachable);
+      } catch (error) {
+        return error as Error;
+      }
+    })();
+    expect(e?.message).toMatch(/cannot open the world store/);
+    expect(e?.message).not.toContain('secret');
   });
 });

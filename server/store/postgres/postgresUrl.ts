@@ -1,0 +1,13 @@
+/** Whether `target` names a PostgreSQL database (`postgres://` or `postgresql://`). */
+export const isPostgresUrl = (target: string): boolean => /^postgres(ql)?:\/\//i.test(target);
+
+/** A PostgreSQL URL as it may be printed: the password left out. */
+export function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}

@@ -1,0 +1,33 @@
+import type { MessagePort } from 'node:worker_threads';
+
+/**
+ * How the main thread (`postgresDb.ts`) and the PostgreSQL store's read thread
+ * (`postgresReader.ts`) talk: the thread answers one request at a time, posting each answer and
+ * then bumping the shared signal the main thread waits on.
+ */
+export interface ReaderData {
+  readonly kind: 'spatia-postgres-reader';
+  readonly url: string;
+  /** How the store is named in messages (the URL without its password). */
+  readonly name: string;
+  readonly port: MessagePort;
+  readonly shared: SharedArrayBuffer;
+}
+
+export type ReaderRequest =
+  | { readonly id: number; readonly open: { readonly readonly: boolean } }
+  | {
+      readonly id: number;
+      readonly sql: string;
+      readonly params: unknown[];
+      readonly rowMode: 'object' | 'array';
+    }
+  | { readonly id: number; readonly close: true };
+
+export type ReaderReply = { readonly id: number; readonly rows?: unknown[]; readonly error?: string };
+
+/** Signal slot (Int32): bumped after every answer. */
+export const ANSWERED = 0;
+
+/** A read that runs longer than this is cancelled by the server (the main thread waits a little more). */
+export const READ_STATEMENT_TIMEOUT_MS = 20_000;
