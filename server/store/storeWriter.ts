@@ -22,8 +22,8 @@ import {
   WAIT_START_FRAC,
   WAIT_START_S,
   type WriteOp,
-  type WriterData,
   type WriteResult,
+  type WriterData,
 } from './writeBatch.ts';
 
 /**

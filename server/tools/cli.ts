@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { SpatiaError } from '../../shared/errors.ts';
 import { BUNDLED_SCENES, loadBundledScene, loadSceneFile } from '../scene/loadScene.ts';
 import type { Scene } from '../scene/sceneFormat.ts';
+import { isPostgresUrl } from '../store/postgres/postgresUrl.ts';
 import type { WorldStore } from '../store/worldStore.ts';
 
 /** Shared pieces of the command-line tools: flag validation and one way to fail. */
@@ -24,8 +25,11 @@ export function intArg(flag: string, value: string, min: number, max: number): n
   return n;
 }
 
+/** A --store flag: a PostgreSQL URL as given, a SQLite file's path resolved. */
+export const storeArg = (value: string): string => (isPostgresUrl(value) ? value : resolve(value));
+
 /** The single SESSION positional and its recorded session in `store`; clear errors otherwise. */
-export function sessionArg(store: WorldStore, storePath: string, positionals: readonly string[]) {
+export function sessionArg(store: WorldStore, positionals: readonly string[]) {
   const id = positionals[0];
   if (!id || positionals.length !== 1)
     throw new SpatiaError(
@@ -33,7 +37,7 @@ export function sessionArg(store: WorldStore, storePath: string, positionals: re
       'give exactly one SESSION id (npm run export -- --list shows them)',
     );
   const session = store.sessions.session(id);
-  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${storePath}`);
+  if (!session) throw new SpatiaError('INVALID_ARGUMENT', `no recorded session "${id}" in ${store.path}`);
   return { id, session };
 }
 

@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import { SpatiaError } from '../../shared/errors.ts';
 import { WorldStore } from '../store/worldStore.ts';
-import { runTool, sessionArg } from './cli.ts';
+import { runTool, sessionArg, storeArg } from './cli.ts';
 
-const USAGE = `usage: npm run export -- SESSION --out FILE.mp4 [--store FILE.sqlite] [--crf N]
-       npm run export -- --list [--store FILE.sqlite]
+const USAGE = `usage: npm run export -- SESSION --out FILE.mp4 [--store FILE.sqlite|postgres://…] [--crf N]
+       npm run export -- --list [--store FILE.sqlite|postgres://…]
 
 Writes a recorded play session as an H.264 MP4 (ffmpeg: apt-get install -y ffmpeg) at the
 session's frame rate, with a progress bar. --list prints the recorded sessions.`;
@@ -28,7 +28,7 @@ runTool(USAGE, async () => {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const store = new WorldStore(resolve(values.store), { readonly: true });
+  const store = new WorldStore(storeArg(values.store), { readonly: true });
   if (values.list) {
     for (const s of store.sessions.listSessions())
       process.stdout.write(
@@ -36,7 +36,7 @@ runTool(USAGE, async () => {
       );
     return;
   }
-  const { id, session } = sessionArg(store, values.store, positionals);
+  const { id, session } = sessionArg(store, positionals);
   if (!values.out) throw new SpatiaError('INVALID_ARGUMENT', '--out FILE.mp4 is required');
   const crf = Number(values.crf);
   if (!Number.isInteger(crf) || crf < 0 || crf > 51)

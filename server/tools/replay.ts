@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SingleBar } from 'cli-progress';
 import type { Mat3, Pose } from '../../shared/camera/pose.ts';
@@ -10,9 +9,9 @@ import { frameChecksum, playClip, seedFromScene } from '../world/clipLoop.ts';
 import { Director } from '../world/director.ts';
 import { EditLog, erasedAtStart } from '../world/editLog.ts';
 import { defaultWorldSeed } from '../world/world.ts';
-import { runTool, sceneArg, sessionArg } from './cli.ts';
+import { runTool, sceneArg, sessionArg, storeArg } from './cli.ts';
 
-const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite]
+const USAGE = `usage: npm run replay -- SESSION [--store FILE.sqlite|postgres://…]
 
 Regenerates a recorded session from its log (the memory it started from, then every clip's
 poses, seed, world time and prompt through a fresh director and model) and checks each frame
@@ -32,8 +31,8 @@ runTool(USAGE, async () => {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const store = new WorldStore(resolve(values.store), { readonly: true });
-  const { id, session } = sessionArg(store, values.store, positionals);
+  const store = new WorldStore(storeArg(values.store), { readonly: true });
+  const { id, session } = sessionArg(store, positionals);
   const memory = SpatialMemory.load(session.startSnapshot);
   const model = await loadModel(session.model, { width: session.width, height: session.height });
   // The world's seed places what the model invents (ClipRequest.worldSeed): the world's row has it

@@ -23,22 +23,23 @@ import { parsePly } from '../memory/ply.ts';
 import { SpatialMemory } from '../memory/spatialMemory.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from '../memory/voxelGrid.ts';
 import { modelIntrinsics } from '../models/worldModel.ts';
+import { isPostgresUrl } from '../store/postgres/postgresUrl.ts';
 import { WorldStore } from '../store/worldStore.ts';
 import { type EditEvent, EditLog, storedEdit } from '../world/editLog.ts';
 import { spawnIn } from '../world/world.ts';
-import { runTool } from './cli.ts';
+import { runTool, storeArg } from './cli.ts';
 
-const USAGE = `usage: npm run world -- import-ply FILE.ply --world ID [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
+const USAGE = `usage: npm run world -- import-ply FILE.ply --world ID [--voxel M] [--prompt TEXT] [--store FILE.sqlite|postgres://…]
        npm run world -- import-rgbd --rgb IMAGE.png|jpg --depth DEPTH.png --world ID [--pose POSE.txt]
-                         [--intrinsics K.json] [--depth-scale 1000] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
+                         [--intrinsics K.json] [--depth-scale 1000] [--voxel M] [--prompt TEXT] [--store FILE.sqlite|postgres://…]
        npm run world -- import-sequence DIR --format tum|7scenes|generic --world ID [--every N] [--max-frames N]
-                         [--intrinsics K.json] [--voxel M] [--prompt TEXT] [--store FILE.sqlite]
-       npm run world -- export-ply --world ID --out FILE.ply [--store FILE.sqlite]
+                         [--intrinsics K.json] [--voxel M] [--prompt TEXT] [--store FILE.sqlite|postgres://…]
+       npm run world -- export-ply --world ID --out FILE.ply [--store FILE.sqlite|postgres://…]
        npm run world -- edit --world ID (--erase-box X0 Y0 Z0 X1 Y1 Z1 | --erase-sphere X Y Z R
                          | --recolor-box X0 Y0 Z0 X1 Y1 Z1 --color R G B | --insert-ply FILE.ply --at X Y Z [--scale S] [--on-surface])
-                         [--store FILE.sqlite]
-       npm run world -- edits --world ID [--store FILE.sqlite]
-       npm run world -- list [--store FILE.sqlite]
+                         [--store FILE.sqlite|postgres://…]
+       npm run world -- edits --world ID [--store FILE.sqlite|postgres://…]
+       npm run world -- list [--store FILE.sqlite|postgres://…]
 
 Starts a world from a point cloud (PLY: binary or ASCII, float or uchar colours), from one RGB-D
 image (colour PNG or JPEG; 16-bit depth PNG, depth-scale units per metre; intrinsics JSON {fx, fy,
@@ -214,11 +215,12 @@ runTool(USAGE, async () => {
   const editOp =
     command === 'edit' ? editFromFlags(lists, values['insert-ply'], Number(values.scale)) : undefined;
   // A fresh checkout has no data/ folder yet.
-  if (importing) mkdirSync(dirname(resolve(values.store)), { recursive: true });
-  const store = new WorldStore(resolve(values.store));
+  if (importing && !isPostgresUrl(values.store))
+    mkdirSync(dirname(resolve(values.store)), { recursive: true });
+  const store = new WorldStore(storeArg(values.store));
   if (importing && store.getWorld(worldId!)) {
     store.close();
-    throw new SpatiaError('INVALID_ARGUMENT', `world "${worldId}" already exists in ${values.store}`);
+    throw new SpatiaError('INVALID_ARGUMENT', `world "${worldId}" already exists in ${store.path}`);
   }
   /** `camera`: where the capture's first camera stands (placed at the spawn): players appear there, looking as it looked. */
   const create = (id: string, memory: SpatialMemory, camera?: Pose): void => {
@@ -338,7 +340,7 @@ runTool(USAGE, async () => {
       case 'export-ply': {
         const id = needWorld();
         const meta = store.getWorld(id);
-        if (!meta) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+        if (!meta) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${store.path}`);
         if (!values.out) throw new SpatiaError('INVALID_ARGUMENT', '--out FILE.ply is required');
         const memory = store.loadMemory(id, meta.voxelSizeM);
         writeFileSync(resolve(values.out), memory.toPly());
@@ -348,7 +350,7 @@ runTool(USAGE, async () => {
       case 'edit': {
         const id = needWorld();
         const meta = store.getWorld(id);
-        if (!meta) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+        if (!meta) throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${store.path}`);
         const memory = store.loadMemory(id, meta.voxelSizeM);
         const log = new EditLog(memory.grid, store.listEdits(id));
         const author = { id: 'world-tool', name: 'world-tool' };
@@ -387,7 +389,7 @@ runTool(USAGE, async () => {
       case 'edits': {
         const id = needWorld();
         if (!store.getWorld(id))
-          throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${values.store}`);
+          throw new SpatiaError('INVALID_ARGUMENT', `no world "${id}" in ${store.path}`);
         for (const e of store.listEdits(id))
           process.stdout.write(
             `${e.seq}\t${e.at}\t${e.author}\t${e.op.op}${e.undone ? ' (undone)' : ''}\t${JSON.stringify(e.op)}\n`,

@@ -1,7 +1,6 @@
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { SpatiaError } from '../../../shared/errors.ts';
 import type { SqlValue, StoreDb } from '../storeDb.ts';
-import { numbered } from './sqlText.ts';
 import {
   ANSWERED,
   READ_STATEMENT_TIMEOUT_MS,
@@ -9,6 +8,7 @@ import {
   type ReaderReply,
   type ReaderRequest,
 } from './readProtocol.ts';
+import { numbered } from './sqlText.ts';
 
 /** How long a read (or opening the store) may take before it fails with STORE. */
 const READ_TIMEOUT_MS = READ_STATEMENT_TIMEOUT_MS + 5_000;

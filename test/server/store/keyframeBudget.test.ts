@@ -1,7 +1,4 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { RetrievalHit } from '../../../server/memory/keyframes.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
@@ -9,6 +6,7 @@ import { WorldStore } from '../../../server/store/worldStore.ts';
 import { type Pose, poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { crc32 } from '../../../shared/codec/crc32.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { storeBackends } from '../../helpers/storeBackends.ts';
 import { testWorld } from '../../helpers/storeFixtures.ts';
 
 const scene = sceneNamed('courtyard');
@@ -40,9 +38,12 @@ function retrievals(memory: SpatialMemory, poses: readonly Pose[]): [number, num
   );
 }
 
-describe('keyframe images in RAM are bounded by a budget per world', () => {
-  it('keeps pose and signature of every keyframe, at most the budget of committed images, and retrieves exactly as without a store', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-kfbudget-')), 'w.sqlite');
+const { backends, stop } = await storeBackends();
+afterAll(stop);
+
+describe.each(backends)('keyframe images in RAM are bounded by a budget per world ($name)', (backend) => {
+  it('keeps pose and signature of every keyframe, at most the budget of committed images, and retrieves exactly as without a store', async () => {
+    const path = await backend.fresh();
     const budget = 6 * IMAGE_BYTES;
     const store = new WorldStore(path, { keyframeRamBytes: budget });
     store.upsertWorld({
@@ -101,8 +102,8 @@ describe('keyframe images in RAM are bounded by a budget per world', () => {
     reopened.close();
   });
 
-  it('keeps every image when the budget is unlimited or there is no store', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'spatia-kfbudget-')), 'w.sqlite');
+  it('keeps every image when the budget is unlimited or there is no store', async () => {
+    const path = await backend.fresh();
     const store = new WorldStore(path, { keyframeRamBytes: Number.POSITIVE_INFINITY });
     store.upsertWorld(testWorld());
     const memory = SpatialMemory.create(0.05);

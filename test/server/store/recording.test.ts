@@ -1,10 +1,7 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { ProceduralModel } from '../../../server/models/procedural/proceduralModel.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
@@ -14,11 +11,11 @@ import { frameChecksum, playClip, seedFromScene } from '../../../server/world/cl
 import { Director } from '../../../server/world/director.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { K512, sceneNamed } from '../../helpers/groundTruth.ts';
+import { storeBackends } from '../../helpers/storeBackends.ts';
 
 const run = promisify(execFile);
 const TSX = join(process.cwd(), 'node_modules/.bin/tsx');
 
-const tempPath = (): string => join(mkdtempSync(join(tmpdir(), 'spatia-rec-')), 'w.sqlite');
 const world = (id: string) => ({
   id,
   prompt: 'p',
@@ -52,9 +49,12 @@ function courtyard(): SpatialMemory {
 
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
 
-describe('recording does not copy the world', () => {
+const { backends, stop } = await storeBackends();
+afterAll(stop);
+
+describe.each(backends)('recording does not copy the world ($name)', (backend) => {
   it('record joins add only what changed; the start snapshot comes back byte for byte; no value near SQLite’s limit', async () => {
-    const path = tempPath();
+    const path = await backend.fresh();
     const store = new WorldStore(path);
     store.upsertWorld(world('w'));
     const memory = courtyard();
@@ -81,21 +81,18 @@ describe('recording does not copy the world', () => {
     expect(perJoin).toBeLessThan(snapshotBytes / 100);
 
     // The world changes a little: the next join stores only the chunks that changed.
-    const blobs = (): number =>
-      (
-        new Database(path, { readonly: true }).prepare('SELECT COUNT(*) AS n FROM snapshot_blobs').get() as {
-          n: number;
-        }
-      ).n;
-    const before = blobs();
+    const blobs = async (): Promise<number> =>
+      Number((await backend.raw<{ n: number }>(path, 'SELECT COUNT(*) AS n FROM snapshot_blobs'))[0]!.n);
+    const before = await blobs();
     const pose = poseFromYawPitch([0, 1.7, 4], 0.2, -0.1);
     memory.fuse(renderScene(sceneNamed('courtyard'), pose, K512), pose, K512);
     const changed = [...memory.grid.chunks()].filter((c) => c.revision > 0).length;
     const last = store.sessions.start(start('w', memory));
     store.sessions.end(last);
     await store.flush();
-    expect(blobs() - before).toBeGreaterThan(0);
-    expect(blobs() - before).toBeLessThanOrEqual(changed);
+    const added = (await blobs()) - before;
+    expect(added).toBeGreaterThan(0);
+    expect(added).toBeLessThanOrEqual(changed);
     const expected = memory.save();
     store.close();
 
@@ -106,19 +103,16 @@ describe('recording does not copy the world', () => {
       100_000,
     );
     ro.close();
-    const db = new Database(path, { readonly: true });
-    const largest = db
-      .prepare(
-        `SELECT MAX(n) AS n FROM (SELECT MAX(length(data)) AS n FROM snapshot_blobs
-           UNION ALL SELECT MAX(length(start_manifest)) FROM sessions UNION ALL SELECT MAX(length(start_snapshot)) FROM sessions)`,
-      )
-      .get() as { n: number };
-    db.close();
-    expect(largest.n).toBeLessThan(1_000_000);
+    const [largest] = await backend.raw<{ n: number }>(
+      path,
+      `SELECT MAX(n) AS n FROM (SELECT MAX(length(data)) AS n FROM snapshot_blobs
+         UNION ALL SELECT MAX(length(start_manifest)) FROM sessions UNION ALL SELECT MAX(length(start_snapshot)) FROM sessions) AS sizes`,
+    );
+    expect(Number(largest!.n)).toBeLessThan(1_000_000);
   }, 60_000);
 
   it('a snapshot given as bytes is stored in bounded parts and read back exactly', async () => {
-    const path = tempPath();
+    const path = await backend.fresh();
     const store = new WorldStore(path);
     const bytes = new Uint8Array(40 * 2 ** 20);
     const view = new DataView(bytes.buffer);
@@ -129,15 +123,13 @@ describe('recording does not copy the world', () => {
     await store.flush();
     expect(bytesEqual(store.sessions.session(id)!.startSnapshot, bytes)).toBe(true);
     store.close();
-    const db = new Database(path, { readonly: true });
-    const parts = db.prepare('SELECT raw_bytes FROM snapshot_blobs').all() as { raw_bytes: number }[];
-    db.close();
+    const parts = await backend.raw<{ raw_bytes: number }>(path, 'SELECT raw_bytes FROM snapshot_blobs');
     expect(parts.length).toBe(4); // three parts and the manifest
-    for (const p of parts) expect(p.raw_bytes).toBeLessThanOrEqual(16 * 2 ** 20);
+    for (const p of parts) expect(Number(p.raw_bytes)).toBeLessThanOrEqual(16 * 2 ** 20);
   });
 
   it('stops a recording at the size cap, says so, and keeps what came before', async () => {
-    const path = tempPath();
+    const path = await backend.fresh();
     const warnings: string[] = [];
     const store = new WorldStore(path, {
       recordingCapBytes: 400_000,
@@ -168,7 +160,7 @@ describe('recording does not copy the world', () => {
   });
 
   it('a session recorded from a world whose keyframe images left RAM replays bit for bit (npm run replay)', async () => {
-    const path = tempPath();
+    const path = await backend.fresh();
     // Two keyframe images in RAM at most: retrieval during the session loads evicted ones back.
     const store = new WorldStore(path, { keyframeRamBytes: 2 * 256 * 144 * 7 });
     store.upsertWorld(world('court'));
