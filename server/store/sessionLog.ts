@@ -8,7 +8,7 @@ import { encodeChunk, sealSnapshot, snapshotHead, snapshotKeyframeCount } from '
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { parseJsonOrUndefined } from '../util/json.ts';
-import type { StoreDb } from './storeDb.ts';
+import type { SqlValue, StoreDb } from './storeDb.ts';
 import type { WriteOp } from './writeBatch.ts';
 
 /**
@@ -116,6 +116,8 @@ const MANIFEST_REF_MAGIC = 'SPATIA-SNAPREF-1';
 const PART_LITERAL = 1;
 const PART_BLOB = 2;
 const PART_KEYFRAME = 3;
+/** Keys per query when parts are read back (well under SQLite's limit on parameters). */
+const READ_BATCH = 500;
 /** Largest blob part of a snapshot given as bytes (far below SQLite's 1 GB value limit). */
 const MAX_BLOB_PART = 16 * 2 ** 20;
 
@@ -452,14 +454,10 @@ export class SessionLog {
 
   /** The start snapshot's bytes from its manifest; STORE when a part is missing or damaged. */
   private assemble(sessionId: string, worldId: string, manifest: Uint8Array): Uint8Array {
-    const getBlob = (hash: Buffer) => this.db.value('SELECT data FROM snapshot_blobs WHERE hash = ?', hash);
-    const getKeyframe = (id: number) =>
-      this.db.value('SELECT data FROM keyframes WHERE world_id = ? AND id = ?', worldId, id);
     const damaged = (what: string): SpatiaError =>
       new SpatiaError('STORE', `recorded session ${sessionId}: the start snapshot's ${what}`);
-    const blobPart = (hash: Buffer, rawBytes: number): Uint8Array => {
-      const data = getBlob(hash) as Uint8Array | undefined;
-      if (!data) throw damaged(`part ${hash.toString('hex')} is missing`);
+    const checked = (hash: Buffer, rawBytes: number, data: unknown): Uint8Array => {
+      if (!(data instanceof Uint8Array)) throw damaged(`part ${hash.toString('hex')} is missing`);
       const raw = new Uint8Array(inflateRawSync(data));
       if (raw.byteLength !== rawBytes || !sha256(raw).equals(hash))
         throw damaged(`part ${hash.toString('hex')} is damaged`);
@@ -468,11 +466,26 @@ export class SessionLog {
     const magic = new TextDecoder().decode(manifest.subarray(0, MANIFEST_REF_MAGIC.length));
     if (magic !== MANIFEST_REF_MAGIC) throw damaged('manifest reference is damaged');
     const ref = new BinaryReader(manifest.subarray(MANIFEST_REF_MAGIC.length), 'STORE', 'manifest reference');
-    const { parts, sealed } = decodeManifest(blobPart(Buffer.from(ref.bytes(32)), ref.u32()));
+    const manifestHash = Buffer.from(ref.bytes(32));
+    const manifestBlob = this.db.value('SELECT data FROM snapshot_blobs WHERE hash = ?', manifestHash);
+    const { parts, sealed } = decodeManifest(checked(manifestHash, ref.u32(), manifestBlob));
+    // Parts are read many to a query: a world has thousands, and each query is a round trip on PostgreSQL.
+    const blobs = this.readByKey<Buffer>(
+      'SELECT hash AS key, data FROM snapshot_blobs WHERE hash IN',
+      [],
+      parts.flatMap((p) => (p.kind === PART_BLOB ? [p.hash] : [])),
+      (key) => Buffer.from(key as Uint8Array).toString('hex'),
+    );
+    const keyframes = this.readByKey<number>(
+      'SELECT id AS key, data FROM keyframes WHERE world_id = ? AND id IN',
+      [worldId],
+      parts.flatMap((p) => (p.kind === PART_KEYFRAME ? [p.id] : [])),
+      Number,
+    );
     const bytes = parts.map((p): Uint8Array => {
       if (p.kind === PART_LITERAL) return p.bytes;
-      if (p.kind === PART_BLOB) return blobPart(p.hash, p.rawBytes);
-      const data = getKeyframe(p.id) as Uint8Array | undefined;
+      if (p.kind === PART_BLOB) return checked(p.hash, p.rawBytes, blobs.get(p.hash.toString('hex')));
+      const data = keyframes.get(p.id);
       if (!data) throw damaged(`keyframe ${p.id} is missing`);
       return new Uint8Array(inflateRawSync(data));
     });
@@ -486,6 +499,26 @@ export class SessionLog {
       o += b.byteLength;
     }
     return out;
+  }
+
+  /** `data` of the rows whose key is in `keys` (`sql` ends with `IN`), by `keyOf(key)`, a few hundred keys a query. */
+  private readByKey<K extends Buffer | number>(
+    sql: string,
+    params: SqlValue[],
+    keys: readonly K[],
+    keyOf: (key: unknown) => string | number,
+  ): Map<string | number, Uint8Array> {
+    const found = new Map<string | number, Uint8Array>();
+    for (let i = 0; i < keys.length; i += READ_BATCH) {
+      const batch = keys.slice(i, i + READ_BATCH);
+      const rows = this.db.all<{ key: unknown; data: Uint8Array }>(
+        `${sql} (${batch.map(() => '?').join(', ')})`,
+        ...params,
+        ...batch,
+      );
+      for (const row of rows) found.set(keyOf(row.key), row.data);
+    }
+    return found;
   }
 
   listSessions(): { id: string; worldId: string; player: string; startedAt: string; frames: number }[] {

@@ -2,36 +2,167 @@ import type { SqlValue } from './storeDb.ts';
 import type { WriteOp } from './writeBatch.ts';
 
 /**
- * The store's writes, in the SQL that SQLite and PostgreSQL both take (`?` placeholders; the
- * PostgreSQL thread numbers them). One home for the rows each write op becomes: the SQLite writer
- * thread and the PostgreSQL one differ only in how they run them (and in the checks around
- * sessions, snapshot blobs and fences, which read first).
+ * The rows the store writes, described once: the SQLite writer thread and the PostgreSQL one both
+ * build their statements from these (one row per statement in SQLite, where a statement costs
+ * microseconds; one statement per run of rows in PostgreSQL, where each costs a round trip).
  */
-export const WRITE_SQL = {
-  world: `INSERT INTO worlds (id, prompt, seed, voxel_size, scene, invite_token, owner_token_hash, spawn, edit_locked, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (id) DO UPDATE SET prompt = excluded.prompt, invite_token = excluded.invite_token,
-      owner_token_hash = excluded.owner_token_hash, edit_locked = excluded.edit_locked`,
-  chunk: `INSERT INTO chunks (world_id, chunk_key, cx, cy, cz, voxels, data) VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (world_id, chunk_key) DO UPDATE SET voxels = excluded.voxels, data = excluded.data`,
-  keyframe: `INSERT INTO keyframes (world_id, id, x, z, data) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (world_id, id) DO UPDATE SET x = excluded.x, z = excluded.z, data = excluded.data`,
-  edit: `INSERT INTO edits (world_id, seq, author, at, op, min_x, min_y, min_z, max_x, max_y, max_z, undone)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (world_id, seq) DO UPDATE SET author = excluded.author, at = excluded.at, op = excluded.op,
-      min_x = excluded.min_x, min_y = excluded.min_y, min_z = excluded.min_z,
-      max_x = excluded.max_x, max_y = excluded.max_y, max_z = excluded.max_z, undone = excluded.undone`,
+interface RowShape {
+  readonly table: string;
+  readonly columns: readonly string[];
+  /** PostgreSQL's type of each column (the arrays a bulk insert unnests). */
+  readonly pgTypes: readonly string[];
+  /** The primary key: a row with the same key replaces the stored one's `update` columns. */
+  readonly key: readonly string[];
+  /** Columns a new row replaces (default: all but the key); empty: a stored row is kept. */
+  readonly update?: readonly string[];
+}
+
+export const ROWS = {
+  world: {
+    table: 'worlds',
+    columns: [
+      'id',
+      'prompt',
+      'seed',
+      'voxel_size',
+      'scene',
+      'invite_token',
+      'owner_token_hash',
+      'spawn',
+      'edit_locked',
+      'created_at',
+    ],
+    pgTypes: ['text', 'text', 'int8', 'float8', 'text', 'text', 'text', 'text', 'int4', 'text'],
+    key: ['id'],
+    // A world's seed, voxel size, scene, spawn and birth never change.
+    update: ['prompt', 'invite_token', 'owner_token_hash', 'edit_locked'],
+  },
+  chunk: {
+    table: 'chunks',
+    columns: ['world_id', 'chunk_key', 'cx', 'cy', 'cz', 'voxels', 'data'],
+    pgTypes: ['text', 'int8', 'int4', 'int4', 'int4', 'int4', 'bytea'],
+    key: ['world_id', 'chunk_key'],
+  },
+  keyframe: {
+    table: 'keyframes',
+    columns: ['world_id', 'id', 'x', 'z', 'data'],
+    pgTypes: ['text', 'int8', 'float8', 'float8', 'bytea'],
+    key: ['world_id', 'id'],
+  },
+  edit: {
+    table: 'edits',
+    columns: [
+      'world_id',
+      'seq',
+      'author',
+      'at',
+      'op',
+      'min_x',
+      'min_y',
+      'min_z',
+      'max_x',
+      'max_y',
+      'max_z',
+      'undone',
+    ],
+    pgTypes: [
+      'text',
+      'int8',
+      'text',
+      'text',
+      'text',
+      'float8',
+      'float8',
+      'float8',
+      'float8',
+      'float8',
+      'float8',
+      'int4',
+    ],
+    key: ['world_id', 'seq'],
+  },
+  blob: {
+    table: 'snapshot_blobs',
+    columns: ['hash', 'raw_bytes', 'data'],
+    pgTypes: ['bytea', 'int8', 'bytea'],
+    key: ['hash'],
+    update: [], // content-addressed: written once
+  },
+  session: {
+    table: 'sessions',
+    columns: [
+      'id',
+      'world_id',
+      'player',
+      'model',
+      'width',
+      'height',
+      'fps',
+      'prompt',
+      'seeded_from',
+      'start_snapshot',
+      'start_manifest',
+      'start_erased',
+      'started_at',
+    ],
+    pgTypes: [
+      'text',
+      'text',
+      'text',
+      'text',
+      'int4',
+      'int4',
+      'float8',
+      'text',
+      'text',
+      'bytea',
+      'bytea',
+      'text',
+      'text',
+    ],
+    key: ['id'],
+  },
+  clip: {
+    table: 'session_clips',
+    columns: ['session_id', 'idx', 'clip'],
+    pgTypes: ['text', 'int4', 'text'],
+    key: ['session_id', 'idx'],
+  },
+  frame: {
+    table: 'session_frames',
+    columns: ['session_id', 'idx', 'clip_idx', 'rgb_crc', 'timings', 'jpeg'],
+    pgTypes: ['text', 'int4', 'int4', 'int8', 'text', 'bytea'],
+    key: ['session_id', 'idx'],
+  },
+} as const satisfies Record<string, RowShape>;
+
+export type RowKind = keyof typeof ROWS;
+
+function onConflict(shape: RowShape): string {
+  const update = shape.update ?? shape.columns.filter((c) => !shape.key.includes(c));
+  const target = `ON CONFLICT (${shape.key.join(', ')})`;
+  return update.length === 0
+    ? `${target} DO NOTHING`
+    : `${target} DO UPDATE SET ${update.map((c) => `${c} = excluded.${c}`).join(', ')}`;
+}
+
+/** One row's upsert (`?` placeholders, the columns' order). */
+export function insertSql(kind: RowKind): string {
+  const shape: RowShape = ROWS[kind];
+  return `INSERT INTO ${shape.table} (${shape.columns.join(', ')}) VALUES (${shape.columns.map(() => '?').join(', ')}) ${onConflict(shape)}`;
+}
+
+/** PostgreSQL: many rows' upsert in one statement, each parameter an array of one column's values. */
+export function bulkInsertSql(kind: RowKind): string {
+  const shape: RowShape = ROWS[kind];
+  const arrays = shape.pgTypes.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
+  return `INSERT INTO ${shape.table} (${shape.columns.join(', ')}) SELECT * FROM unnest(${arrays}) ${onConflict(shape)}`;
+}
+
+/** Statements around the rows: the checks the writers make and the updates that are not upserts. */
+export const CHECK_SQL = {
   hasKeyframe: 'SELECT 1 FROM keyframes WHERE world_id = ? AND id = ?',
   hasBlob: 'SELECT 1 FROM snapshot_blobs WHERE hash = ?',
-  blob: 'INSERT INTO snapshot_blobs (hash, raw_bytes, data) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING',
-  session: `INSERT INTO sessions (id, world_id, player, model, width, height, fps, prompt, seeded_from,
-      start_snapshot, start_manifest, start_erased, started_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  clip: `INSERT INTO session_clips (session_id, idx, clip) VALUES (?, ?, ?)
-    ON CONFLICT (session_id, idx) DO UPDATE SET clip = excluded.clip`,
-  frame: `INSERT INTO session_frames (session_id, idx, clip_idx, rgb_crc, timings, jpeg) VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (session_id, idx) DO UPDATE SET clip_idx = excluded.clip_idx, rgb_crc = excluded.rgb_crc,
-      timings = excluded.timings, jpeg = excluded.jpeg`,
   end: 'UPDATE sessions SET ended_at = ? WHERE id = ?',
   setLeaseEpoch: 'UPDATE worlds SET lease_epoch = ? WHERE id = ?',
 } as const;

@@ -10,7 +10,7 @@ import {
 } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { fencedMessage, rowBytes, rowOf, WRITE_SQL } from './storeSql.ts';
+import { CHECK_SQL, fencedMessage, insertSql, rowBytes, rowOf } from './storeSql.ts';
 import {
   ACKED,
   CLOSED,
@@ -215,19 +215,19 @@ function serve(data: WriterData, state: Int32Array): void {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   const st = {
-    world: db.prepare(WRITE_SQL.world),
-    chunk: db.prepare(WRITE_SQL.chunk),
-    keyframe: db.prepare(WRITE_SQL.keyframe),
-    edit: db.prepare(WRITE_SQL.edit),
-    hasKeyframe: db.prepare(WRITE_SQL.hasKeyframe).pluck(),
-    hasBlob: db.prepare(WRITE_SQL.hasBlob).pluck(),
-    blob: db.prepare(WRITE_SQL.blob),
-    session: db.prepare(WRITE_SQL.session),
-    clip: db.prepare(WRITE_SQL.clip),
-    frame: db.prepare(WRITE_SQL.frame),
-    end: db.prepare(WRITE_SQL.end),
+    world: db.prepare(insertSql('world')),
+    chunk: db.prepare(insertSql('chunk')),
+    keyframe: db.prepare(insertSql('keyframe')),
+    edit: db.prepare(insertSql('edit')),
+    blob: db.prepare(insertSql('blob')),
+    session: db.prepare(insertSql('session')),
+    clip: db.prepare(insertSql('clip')),
+    frame: db.prepare(insertSql('frame')),
+    hasKeyframe: db.prepare(CHECK_SQL.hasKeyframe).pluck(),
+    hasBlob: db.prepare(CHECK_SQL.hasBlob).pluck(),
+    end: db.prepare(CHECK_SQL.end),
     leaseEpoch: db.prepare('SELECT lease_epoch FROM worlds WHERE id = ?').pluck(),
-    setLeaseEpoch: db.prepare(WRITE_SQL.setLeaseEpoch),
+    setLeaseEpoch: db.prepare(CHECK_SQL.setLeaseEpoch),
   };
   /** Sessions whose start row failed: their clips and frames are dropped (they would break the batch). */
   const failedSessions = new Set<string>();

@@ -1,7 +1,17 @@
 import { workerData } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import type pg from 'pg';
-import { fencedMessage, rowBytes, rowOf, WRITE_SQL } from '../storeSql.ts';
+import type { SqlValue } from '../storeDb.ts';
+import {
+  bulkInsertSql,
+  CHECK_SQL,
+  fencedMessage,
+  insertSql,
+  ROWS,
+  type RowKind,
+  rowBytes,
+  rowOf,
+} from '../storeSql.ts';
 import {
   ACKED,
   CLOSED,
@@ -25,12 +35,48 @@ import { numbered } from './sqlText.ts';
  * is how long the batch in progress has run (row locks and a slow server both show there).
  */
 
-/** Each statement once per connection: PostgreSQL parses it the first time only. */
-const statement = (name: keyof typeof WRITE_SQL, values: unknown[]): pg.QueryConfig => ({
+/** Ops written as runs of rows, one statement per run. */
+const BULK_KINDS = new Set<WriteOp['t']>(['chunk', 'keyframe', 'edit', 'blob', 'clip', 'frame']);
+/** A run is cut into statements of at most this many rows or bytes (PostgreSQL's message stays small). */
+const MAX_BULK_ROWS = 2000;
+const MAX_BULK_BYTES = 32 * 2 ** 20;
+
+/** One statement per connection: PostgreSQL parses it the first time only. */
+const prepared = (name: string, text: string, values: unknown[]): pg.QueryConfig => ({
   name: `spatia_${name}`,
-  text: numbered(WRITE_SQL[name]),
+  text,
   values,
 });
+
+/** Upserts rows of one kind with one statement per slice (each parameter one column's values). */
+async function upsertRows(client: pg.PoolClient, kind: RowKind, rows: SqlValue[][]): Promise<void> {
+  // One statement may not touch a row twice: the last of a key wins, as it would row by row.
+  const keyAt = ROWS[kind].key.map((k) => (ROWS[kind].columns as readonly string[]).indexOf(k));
+  const byKey = new Map<string, SqlValue[]>();
+  for (const row of rows)
+    byKey.set(
+      keyAt
+        .map((i) => {
+          const v = row[i];
+          return v instanceof Uint8Array ? Buffer.from(v).toString('hex') : String(v);
+        })
+        .join('\u0000'),
+      row,
+    );
+  const unique = [...byKey.values()];
+  for (let start = 0; start < unique.length; ) {
+    let end = start;
+    let bytes = 0;
+    while (end < unique.length && end - start < MAX_BULK_ROWS && (end === start || bytes < MAX_BULK_BYTES)) {
+      for (const v of unique[end]!) if (v instanceof Uint8Array) bytes += v.byteLength;
+      end++;
+    }
+    const slice = unique.slice(start, end);
+    const columns = ROWS[kind].columns.map((_, i) => slice.map((r) => r[i]));
+    await client.query(prepared(`bulk_${kind}`, bulkInsertSql(kind), columns));
+    start = end;
+  }
+}
 
 async function applyBatch(
   client: pg.PoolClient,
@@ -39,42 +85,58 @@ async function applyBatch(
   deflate: (op: WriteOp & { raw: Uint8Array }) => Uint8Array,
 ): Promise<number> {
   let bytes = 0;
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; ) {
+    const op = ops[i]!;
+    if (BULK_KINDS.has(op.t)) {
+      // The run of ops of this kind that follows: written together, in the batch's order.
+      let end = i;
+      while (end < ops.length && ops[end]!.t === op.t) end++;
+      let run = ops.slice(i, end);
+      i = end;
+      if (op.t === 'clip' || op.t === 'frame')
+        run = run.filter((o) => !failedSessions.has((o as WriteOp & { session: string }).session));
+      if (op.t === 'blob') {
+        const hashes = run.map((o) => (o as WriteOp & { t: 'blob' }).hash);
+        const stored = new Set(
+          (
+            await client.query<{ hash: Buffer }>(
+              prepared('stored_blobs', 'SELECT hash FROM snapshot_blobs WHERE hash = ANY($1::bytea[])', [
+                hashes,
+              ]),
+            )
+          ).rows.map((r) => r.hash.toString('hex')),
+        );
+        run = run.filter(
+          (o) => !stored.has(Buffer.from((o as WriteOp & { t: 'blob' }).hash).toString('hex')),
+        );
+      }
+      if (run.length === 0) continue;
+      const rows = run.map((o) => {
+        const d = o.t === 'keyframe' || o.t === 'blob' ? deflate(o) : undefined;
+        bytes += rowBytes(o, d);
+        return rowOf(o, d);
+      });
+      await upsertRows(client, op.t as RowKind, rows);
+      continue;
+    }
+    i++;
     switch (op.t) {
       case 'world':
-      case 'chunk':
-      case 'edit':
-        await client.query(statement(op.t, rowOf(op)));
-        bytes += rowBytes(op);
-        break;
-      case 'keyframe': {
-        const d = deflate(op);
-        await client.query(statement('keyframe', rowOf(op, d)));
-        bytes += rowBytes(op, d);
-        break;
-      }
-      case 'blob':
-        if ((await client.query(statement('hasBlob', [op.hash]))).rowCount === 0) {
-          const d = deflate(op);
-          await client.query(statement('blob', rowOf(op, d)));
-          bytes += rowBytes(op, d);
-        }
+        await client.query(prepared('world', numbered(insertSql('world')), rowOf(op)));
         break;
       case 'session':
         for (const id of op.keyframeIds)
-          if ((await client.query(statement('hasKeyframe', [op.worldId, id]))).rowCount === 0)
+          if (
+            (await client.query(prepared('has_keyframe', numbered(CHECK_SQL.hasKeyframe), [op.worldId, id])))
+              .rowCount === 0
+          )
             throw new Error(`keyframe ${id} of world "${op.worldId}" is not stored`);
-        await client.query(statement('session', rowOf(op)));
-        bytes += rowBytes(op);
-        break;
-      case 'clip':
-      case 'frame':
-        if (failedSessions.has(op.session)) break;
-        await client.query(statement(op.t, rowOf(op)));
+        await client.query(prepared('session', numbered(insertSql('session')), rowOf(op)));
         bytes += rowBytes(op);
         break;
       case 'end':
-        if (!failedSessions.has(op.session)) await client.query(statement('end', rowOf(op)));
+        if (!failedSessions.has(op.session))
+          await client.query(prepared('end', numbered(CHECK_SQL.end), rowOf(op)));
         break;
       case 'checkpoint':
         break; // PostgreSQL checkpoints by itself
@@ -88,7 +150,7 @@ async function applyBatch(
         ).rows[0];
         if (row && row.lease_epoch > op.epoch)
           throw new Error(`${FENCED} ${fencedMessage(op.world, row.lease_epoch, op.epoch)}`);
-        await client.query(statement('setLeaseEpoch', rowOf(op)));
+        await client.query(prepared('set_lease_epoch', numbered(CHECK_SQL.setLeaseEpoch), rowOf(op)));
         break;
       }
     }
