@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS } from './limits.ts';
 import { DEFAULT_VOXEL_SIZE_M, validateVoxelSize } from './memory/voxelGrid.ts';
 import { MODEL_NAMES } from './models/registry.ts';
 import { MODEL_DEFAULTS } from './models/worldModel.ts';
+import { isDatabaseUrl, isPostgresUrl, withoutPassword } from './store/postgres/postgresUrl.ts';
 import { DEFAULT_KEYFRAME_RAM_BYTES, DEFAULT_RECORDING_CAP_BYTES } from './store/worldStore.ts';
 
 /** Server configuration: flags win over environment variables (SPATIA_*), which win over defaults. */
@@ -26,7 +27,14 @@ const serverConfigSchema = z.strictObject({
   queueFrames: z.coerce.number().int().min(1).max(16),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'silent']),
   scene: z.string().optional(),
-  store: z.string().min(1).max(4096),
+  store: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine(
+      (v) => !isPostgresUrl(v) || isDatabaseUrl(v),
+      'a PostgreSQL store must be postgres://[USER[:PASSWORD]@]HOST[:PORT]/DATABASE',
+    ),
   workerToken: z.string().max(200).optional(),
   onnxModel: z.string().max(4096).optional(),
   threads: z
@@ -66,7 +74,7 @@ export type ServerConfig = z.infer<typeof serverConfigSchema>;
 
 export const SERVER_USAGE = `usage: npm start -- [--port N] [--host ADDR] [--model ${MODEL_NAMES.join('|')}] [--scene NAME|FILE]
                  [--voxel METRES] [--clip-frames N] [--jpeg-quality Q] [--queue N] [--log-level L]
-                 [--store FILE.sqlite|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
+                 [--store FILE.sqlite|postgres://…/DB|none] [--worker-token T] [--stall-ms N] [--onnx-model FILE.onnx]
                  [--threads N|auto] [--view-threads N] [--size WxH] [--players-per-world N] [--loaded-worlds N]
                  [--world-idle-s S] [--worlds-per-minute N] [--prompts-per-minute N] [--edits-per-minute N] [--unresponsive-ms MS]
                  [--mirror-kbps N] [--keyframe-ram-mib N] [--recording-cap-mib N]
@@ -77,7 +85,7 @@ Environment: SPATIA_PORT, SPATIA_HOST, SPATIA_MODEL, SPATIA_VOXEL, SPATIA_CLIP_F
 SPATIA_JPEG_QUALITY, SPATIA_QUEUE, SPATIA_LOG_LEVEL, SPATIA_STORE, SPATIA_SIZE (flags win).
 Defaults: port 8080, host 127.0.0.1, model procedural, voxel ${DEFAULT_VOXEL_SIZE_M}, 1 frame per clip (lowest latency),
 JPEG quality 80, 2 queued frames per player, log level info, worlds stored in data/spatia.sqlite
-(SQLite, WAL; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
+(SQLite, WAL; a postgres:// URL keeps them in that PostgreSQL database; \`none\` keeps worlds in RAM only). --model remote serves frames from worker processes
 (npm run worker -- --server URL); a worker silent for --stall-ms (5000) during a clip is dropped.
 --model onnx runs the bundled ONNX model (assets/models/spatia-tiny.onnx, 128×72) or --onnx-model FILE.
 --threads N runs the procedural model in N worker threads beside the main thread, which keeps the
@@ -93,7 +101,8 @@ viewers silent for ${DEFAULT_LIMITS.unresponsiveMs} ms dropped, ${DEFAULT_LIMITS
 ${DEFAULT_RECORDING_CAP_BYTES / 2 ** 20} MiB per recorded session) and their SPATIA_* variables: docs/operations.md.
 --redis URL (SPATIA_REDIS) makes this server one node of a cluster: each world is served by one node
 at a time, which holds its lease in Redis (renewed every third of --lease-ms, default ${DEFAULT_LEASE_MS}); a player
-who joins a world another node serves is sent there. Every node opens the same --store (one machine).
+who joins a world another node serves is sent there. Every node opens the same --store: a SQLite file (nodes on one machine) or a PostgreSQL
+database (nodes on several machines).
 --node-url is the address players reach this node at (default http://HOST:PORT/; needs a fixed
 --port). npm run cluster starts a local cluster: docs/deploy.md.`;
 
@@ -201,7 +210,8 @@ export function parseServerConfig(argv: string[], env: NodeJS.ProcessEnv): Serve
     const key = String(i.path[0]);
     throw new SpatiaError(
       'INVALID_ARGUMENT',
-      `--${FLAG_OF[key] ?? key} / ${ENV_OF(key)} = "${raw[key]}": ${i.message}`,
+      // A store URL may hold a password: it is not echoed.
+      `--${FLAG_OF[key] ?? key} / ${ENV_OF(key)} = "${key === 'store' ? withoutPassword(String(raw[key])) : raw[key]}": ${i.message}`,
     );
   }
   if (r.data.redis && !r.data.nodeUrl && r.data.port === 0)

@@ -10,6 +10,7 @@ import { autoModelThreads, loadModel } from './models/registry.ts';
 import { startGameServer } from './net/gameServer.ts';
 import { ClipQueue } from './remote/clipQueue.ts';
 import { RemoteWorkerPool } from './remote/workerPool.ts';
+import { isPostgresUrl } from './store/postgres/postgresUrl.ts';
 import { WorldStore } from './store/worldStore.ts';
 import { runTool, sceneArg } from './tools/cli.ts';
 import { ViewThreads } from './world/viewThreads.ts';
@@ -51,13 +52,13 @@ runTool(SERVER_USAGE, async () => {
     logger.warn('client/dist is missing: run `npm run build` (npm start does) to serve the game page');
   let store: WorldStore | undefined;
   if (cfg.store !== 'none') {
-    mkdirSync(dirname(resolve(cfg.store)), { recursive: true });
+    if (!isPostgresUrl(cfg.store)) mkdirSync(dirname(resolve(cfg.store)), { recursive: true });
     store = new WorldStore(cfg.store, {
       keyframeRamBytes: cfg.keyframeRamMib * 2 ** 20,
       recordingCapBytes: cfg.recordingCapMib * 2 ** 20,
       log: logger,
     });
-    logger.info({ store: cfg.store, worlds: store.listWorlds().length }, 'world store open');
+    logger.info({ store: store.path, worlds: store.listWorlds().length }, 'world store open');
   }
   const views = cfg.viewThreads > 0 ? new ViewThreads(cfg.viewThreads) : undefined;
   const server = await startGameServer({

@@ -11,3 +11,13 @@ export function withoutPassword(url: string): string {
     return url.replace(/:[^:@/]*@/, ':***@');
   }
 }
+
+/** Whether a PostgreSQL URL names a host and a database (what a store needs). */
+export function isDatabaseUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.hostname !== '' && /^\/[^/]+$/.test(u.pathname);
+  } catch {
+    return false;
+  }
+}

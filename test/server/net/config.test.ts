@@ -52,6 +52,28 @@ describe('server configuration', () => {
     );
   });
 
+  it('keeps worlds in a SQLite file or a PostgreSQL database; a bad database URL is refused without echoing its password', () => {
+    expect(parseServerConfig([], {})!.store).toBe('data/spatia.sqlite');
+    const url = 'postgres://spatia:pw@db.example:5432/worlds';
+    expect(parseServerConfig(['--store', url], {})!.store).toBe(url);
+    expect(parseServerConfig([], { SPATIA_STORE: 'postgresql://db/w' })!.store).toBe('postgresql://db/w');
+    for (const bad of [
+      'postgres://spatia:hunter2@db',
+      'postgres://spatia:hunter2@db/a/b',
+      'postgres://:hunter2@/w',
+    ]) {
+      const e = (() => {
+        try {
+          parseServerConfig(['--store', bad], {});
+        } catch (error) {
+          return error as Error;
+        }
+      })();
+      expect(e?.message).toMatch(/--store .*postgres:\/\/\[USER\[:PASSWORD\]@\]HOST\[:PORT\]\/DATABASE/);
+      expect(e?.message).not.toContain('hunter2');
+    }
+  });
+
   it('renders memory views on the main thread unless --view-threads asks for worker threads', () => {
     expect(parseServerConfig([], {})!.viewThreads).toBe(0);
     expect(parseServerConfig(['--view-threads', '2'], { SPATIA_VIEW_THREADS: '1' })!.viewThreads).toBe(2);
