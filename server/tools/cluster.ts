@@ -4,13 +4,18 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SpatiaError } from '../../shared/errors.ts';
 import { isRedisUrl } from '../cluster/worldDirectory.ts';
+import { hasLocalPostgres, startLocalPostgres } from '../store/postgres/localPostgres.ts';
+import { isDatabaseUrl, isPostgresUrl, withoutPassword } from '../store/postgres/postgresUrl.ts';
 import { intArg, runTool } from './cli.ts';
 
-const USAGE = `usage: npm run cluster -- [--nodes N] [--workers M] [--port P] [--data DIR] [--redis URL] [--lease-ms MS]
+const USAGE = `usage: npm run cluster -- [--nodes N] [--workers M] [--port P] [--data DIR] [--redis URL]
+                       [--postgres URL|none] [--lease-ms MS]
 
 Starts a local cluster to try the clustered mode (docs/deploy.md): Redis (Debian's redis-server from
-PATH, on loopback, its data in DIR/redis; or --redis URL of a running one), N server nodes (default
-2) on ports P, P+1, … (default 8080) sharing the store DIR/worlds.sqlite (default DIR data/cluster),
+PATH, on loopback, its data in DIR/redis; or --redis URL of a running one), PostgreSQL (Debian's
+postgresql, on loopback port P+201, its data in DIR/postgres; or --postgres URL of a running
+database; none: the SQLite file DIR/worlds.sqlite), N server nodes (default 2) on ports P, P+1, …
+(default 8080) sharing that store (default DIR data/cluster),
 and with --workers M (default 0) M reference workers taking clips from the cluster's queue (the
 nodes then run --model remote; without workers each node runs the procedural model itself). Every
 process's output is prefixed with its name; Ctrl-C stops them all, nodes first (they commit).
@@ -67,6 +72,7 @@ runTool(USAGE, async () => {
       port: { type: 'string', default: '8080' },
       data: { type: 'string', default: 'data/cluster' },
       redis: { type: 'string' },
+      postgres: { type: 'string' },
       'lease-ms': { type: 'string', default: '5000' },
       help: { type: 'boolean', default: false },
     },
@@ -83,6 +89,10 @@ runTool(USAGE, async () => {
   const data = resolve(values.data);
   mkdirSync(data, { recursive: true });
   const children: Child[] = [];
+  // A start that fails leaves nothing behind (an orderly stop has ended them all by then).
+  process.once('exit', () => {
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+  });
   let redisUrl = values.redis;
   if (redisUrl !== undefined && !isRedisUrl(redisUrl))
     throw new SpatiaError('INVALID_ARGUMENT', `--redis must be a redis:// URL, got "${redisUrl}"`);
@@ -110,10 +120,11 @@ runTool(USAGE, async () => {
     redisUrl = `redis://127.0.0.1:${redisPort}`;
   }
   let stopping = false;
+  let stopPostgres: (() => void) | undefined;
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    // Nodes and workers first (nodes commit their worlds and give up their leases), Redis last.
+    // Nodes and workers first (nodes commit their worlds and give up their leases), Redis and PostgreSQL last.
     const ordered = [
       ...children.filter((c) => c.name !== 'redis'),
       ...children.filter((c) => c.name === 'redis'),
@@ -129,11 +140,31 @@ runTool(USAGE, async () => {
         c.proc.kill('SIGTERM');
       });
     }
+    stopPostgres?.();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
   process.once('SIGTERM', () => void stop());
-  const store = join(data, 'worlds.sqlite');
+  let store = values.postgres;
+  if (store !== undefined && store !== 'none' && !(isPostgresUrl(store) && isDatabaseUrl(store)))
+    throw new SpatiaError('INVALID_ARGUMENT', `--postgres must be a postgres://HOST/DATABASE URL or none`);
+  if (store === undefined && !hasLocalPostgres())
+    throw new SpatiaError(
+      'INVALID_ARGUMENT',
+      'PostgreSQL is not installed: apt-get install postgresql, give --postgres URL of a running database, ' +
+        'or --postgres none (one SQLite file: nodes on this machine only)',
+    );
+  if (store === undefined) {
+    const local = startLocalPostgres(join(data, 'postgres'), port + 201);
+    stopPostgres = () => {
+      stopPostgres = undefined;
+      local.stop();
+    };
+    // pg_ctl leaves the server running on its own: it stops with the tool, however the tool ends.
+    process.once('exit', () => stopPostgres?.());
+    store = local.url;
+    process.stdout.write(`[postgres] PostgreSQL on ${store} (data ${join(data, 'postgres')})\n`);
+  } else if (store === 'none') store = join(data, 'worlds.sqlite');
   const model = workers > 0 ? ['--model', 'remote'] : [];
   const urls: string[] = [];
   // One at a time: the first node creates the shared store's schema.
@@ -169,7 +200,7 @@ runTool(USAGE, async () => {
     await waitFor(w, 'takes clips from');
   }
   process.stdout.write(
-    `\nSpatia cluster: ${nodes} node${nodes === 1 ? '' : 's'}, ${workers} worker${workers === 1 ? '' : 's'}, Redis ${redisUrl}, store ${store}\n` +
+    `\nSpatia cluster: ${nodes} node${nodes === 1 ? '' : 's'}, ${workers} worker${workers === 1 ? '' : 's'}, Redis ${redisUrl}, store ${withoutPassword(store)}\n` +
       urls.map((u) => `  ${u}?world=room   (health ${u}healthz, metrics ${u}metrics)`).join('\n') +
       '\nA world is served by one node at a time: open it at any node and the page moves to its node.\n' +
       'Ctrl-C stops the cluster.\n\n',

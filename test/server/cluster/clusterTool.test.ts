@@ -1,10 +1,22 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hasLocalPostgres } from '../../../server/store/postgres/localPostgres.ts';
 import { Bot } from '../../helpers/bot.ts';
 import { testRedis } from '../../helpers/redis.ts';
+
+const listening = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 
 const metric = (text: string, name: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -12,12 +24,14 @@ const metric = (text: string, name: string): number => {
 };
 
 describe('npm run cluster', () => {
-  it('starts Redis, two nodes and a queue worker; a player gets frames; health and metrics say so; SIGTERM stops them all', async (ctx) => {
+  it('starts Redis, PostgreSQL, two nodes and a queue worker; a player gets frames; health and metrics say so; SIGTERM stops them all', async (ctx) => {
     // Runs where a redis-server can be started (the tool starts its own).
     const probe = await testRedis(5);
     if (!probe) return ctx.skip();
     await probe.stop();
     const dir = mkdtempSync(join(tmpdir(), 'spatia-cluster-tool-'));
+    const withPostgres = hasLocalPostgres();
+    chmodSync(dir, 0o755); // PostgreSQL's own user (as root) must reach DIR/postgres
     const base = 20_000 + Math.floor(Math.random() * 20_000);
     const tool = spawn(
       process.execPath,
@@ -33,6 +47,7 @@ describe('npm run cluster', () => {
         String(base),
         '--data',
         dir,
+        ...(withPostgres ? [] : ['--postgres', 'none']),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -55,6 +70,9 @@ describe('npm run cluster', () => {
         tool.stdout!.on('data', look);
         tool.once('exit', (code) => reject(new Error(`cluster exited ${code}\n${out}`)));
       });
+      // The nodes share a PostgreSQL it started where the machine has one, else a SQLite file.
+      if (withPostgres)
+        expect(out).toContain(`[postgres] PostgreSQL on postgres://postgres@127.0.0.1:${base + 201}/`);
       const node2 = `http://127.0.0.1:${base + 1}/`;
       const bot = new Bot(node2);
       await bot.join('room', 'p');
@@ -81,5 +99,6 @@ describe('npm run cluster', () => {
     }
     // Nothing it started is left listening.
     await expect(fetch(`http://127.0.0.1:${base}/healthz`)).rejects.toThrow();
+    if (withPostgres) expect(await listening(base + 201)).toBe(false);
   }, 180_000);
 });
