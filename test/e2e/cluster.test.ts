@@ -6,6 +6,7 @@ import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bot } from '../helpers/bot.ts';
 import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
+import { clusterStore } from '../helpers/postgres.ts';
 import { type TestRedis, testRedis } from '../helpers/redis.ts';
 import { killHard, spawnServer } from '../helpers/serverProcess.ts';
 
@@ -19,6 +20,7 @@ type Node = Awaited<ReturnType<typeof spawnServer>>;
 let redis: TestRedis | undefined;
 let browser: Browser;
 let dir: string;
+let store: Awaited<ReturnType<typeof clusterStore>> | undefined;
 const nodes: Node[] = [];
 
 const drawn = (page: Page): Promise<number> =>
@@ -39,7 +41,8 @@ describe.runIf(run)('the browser client on a cluster', () => {
     if (!redis) return;
     await build({ configFile: join(process.cwd(), 'vite.config.ts'), logLevel: 'warn' });
     dir = mkdtempSync(join(tmpdir(), 'spatia-cluster-e2e-'));
-    const args = ['--redis', redis.url, '--store', join(dir, 'worlds.sqlite'), '--lease-ms', '2000'];
+    store = await clusterStore(dir);
+    const args = ['--redis', redis.url, '--store', store.location, '--lease-ms', '2000'];
     for (let i = 0; i < 2; i++) nodes.push(await spawnServer(args));
     browser = await launchChromium();
   }, 180_000);
@@ -47,6 +50,7 @@ describe.runIf(run)('the browser client on a cluster', () => {
     await browser?.close();
     await Promise.all(nodes.map((n) => killHard(n.child)));
     await redis?.stop();
+    await store?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -61,3 +61,18 @@ export async function testPostgres(): Promise<TestPostgres | undefined> {
     },
   };
 }
+
+/**
+ * The store a test cluster's nodes share: a new PostgreSQL database where one runs (the clustered
+ * mode's store), else a SQLite file in `dir` (nodes on one machine). `stop` lets PostgreSQL go.
+ */
+export async function clusterStore(
+  dir: string,
+): Promise<{ location: string; kind: string; stop: () => Promise<void> }> {
+  const server = await testPostgres();
+  if (!server) {
+    console.warn('PostgreSQL is not installed here: the cluster shares a SQLite store');
+    return { location: join(dir, 'worlds.sqlite'), kind: 'SQLite', stop: async () => {} };
+  }
+  return { location: await server.database(), kind: 'PostgreSQL', stop: () => server.stop() };
+}

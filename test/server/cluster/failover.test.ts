@@ -9,6 +9,7 @@ import { WorldStore } from '../../../server/store/worldStore.ts';
 import { avatarColor } from '../../../server/world/avatars.ts';
 import { Key } from '../../../shared/camera/controller.ts';
 import { frameRgb, joinCluster, pixelsNear, sleep } from '../../helpers/bot.ts';
+import { clusterStore } from '../../helpers/postgres.ts';
 import { type TestRedis, testRedis } from '../../helpers/redis.ts';
 import { killHard, queueWorker, spawnServer } from '../../helpers/serverProcess.ts';
 
@@ -18,6 +19,7 @@ const VOXEL_M = 0.05;
 
 let redis: TestRedis | undefined;
 let dir: string;
+let store: Awaited<ReturnType<typeof clusterStore>> | undefined;
 const nodes: Node[] = [];
 const workers: ChildProcess[] = [];
 beforeAll(async () => {
@@ -27,9 +29,10 @@ beforeAll(async () => {
     return;
   }
   dir = mkdtempSync(join(tmpdir(), 'spatia-cluster-'));
+  store = await clusterStore(dir);
   // Three nodes whose clips go through the queue to two GPU workers (procedural here).
   const args = [
-    ...['--redis', redis.url, '--store', join(dir, 'worlds.sqlite'), '--lease-ms', String(LEASE_MS)],
+    ...['--redis', redis.url, '--store', store.location, '--lease-ms', String(LEASE_MS)],
     ...['--model', 'remote', '--voxel', String(VOXEL_M)],
   ];
   // One at a time: the first creates the shared store's schema.
@@ -39,17 +42,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([...workers, ...nodes.map((n) => n.child)].map((c) => killHard(c)));
   await redis?.stop();
+  await store?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** What the shared store holds of a world: voxels and keyframes (opened read-only beside the nodes). */
 function stored(world: string): { voxels: number; keyframes: number } {
-  const store = new WorldStore(join(dir, 'worlds.sqlite'), { readonly: true });
+  const reader = new WorldStore(store!.location, { readonly: true });
   try {
-    const memory = store.loadMemory(world, VOXEL_M);
+    const memory = reader.loadMemory(world, VOXEL_M);
     return { voxels: memory.voxelCount, keyframes: memory.keyframes.size };
   } finally {
-    store.close();
+    reader.close();
   }
 }
 
@@ -119,7 +123,7 @@ describe('a cluster of three nodes and two GPU workers on one Redis and one stor
     expect(after.voxels).toBeGreaterThanOrEqual(before.voxels);
     expect(after.keyframes).toBeGreaterThanOrEqual(before.keyframes);
     console.log(
-      `restored ${restored} voxels ; failover: ${failoverMs.toFixed(0)} ms to the first frame from the new node; stored voxels ${before.voxels} -> ${after.voxels}, keyframes ${before.keyframes} -> ${after.keyframes}`,
+      `${store!.kind} store: restored ${restored} voxels ; failover: ${failoverMs.toFixed(0)} ms to the first frame from the new node; stored voxels ${before.voxels} -> ${after.voxels}, keyframes ${before.keyframes} -> ${after.keyframes}`,
     );
     bob2.bot.close();
     alice2.bot.close();
