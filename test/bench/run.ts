@@ -4,6 +4,7 @@ import { benchDirector } from './directorBench.ts';
 import { type BenchResult, formatTable } from './harness.ts';
 import { benchMemory } from './memoryBench.ts';
 import { benchRealData } from './realDataBench.ts';
+import { benchStore } from './storeBench.ts';
 
 /** `npm run bench -- [--json FILE] [--quick]`: prints a table; --json also writes the results. */
 async function main(): Promise<void> {
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   const results: BenchResult[] = [
     ...benchMemory({ quick }),
     ...(await benchDirector({ quick })),
+    // The world store on PostgreSQL beside SQLite (where PostgreSQL can be started).
+    ...(await benchStore({ quick })),
     // Real captured data, beside Open3D's TSDF (where ../shared/data is present; skipped with --quick).
     ...(quick ? [] : await benchRealData()),
   ];
