@@ -152,11 +152,18 @@ export function insertSql(kind: RowKind): string {
   return `INSERT INTO ${shape.table} (${shape.columns.join(', ')}) VALUES (${shape.columns.map(() => '?').join(', ')}) ${onConflict(shape)}`;
 }
 
-/** PostgreSQL: many rows' upsert in one statement, each parameter an array of one column's values. */
-export function bulkInsertSql(kind: RowKind): string {
+/**
+ * PostgreSQL: `rows` rows' upsert in one statement (`$n` placeholders, row after row). Blobs travel
+ * as binary parameters this way (an array parameter would send them as hex text).
+ */
+export function bulkInsertSql(kind: RowKind, rows: number): string {
   const shape: RowShape = ROWS[kind];
-  const arrays = shape.pgTypes.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
-  return `INSERT INTO ${shape.table} (${shape.columns.join(', ')}) SELECT * FROM unnest(${arrays}) ${onConflict(shape)}`;
+  const n = shape.columns.length;
+  const values = Array.from(
+    { length: rows },
+    (_, r) => `(${shape.pgTypes.map((t, c) => `$${r * n + c + 1}::${t}`).join(', ')})`,
+  ).join(', ');
+  return `INSERT INTO ${shape.table} (${shape.columns.join(', ')}) VALUES ${values} ${onConflict(shape)}`;
 }
 
 /** Statements around the rows: the checks the writers make and the updates that are not upserts. */

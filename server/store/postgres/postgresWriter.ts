@@ -37,8 +37,8 @@ import { numbered } from './sqlText.ts';
 
 /** Ops written as runs of rows, one statement per run. */
 const BULK_KINDS = new Set<WriteOp['t']>(['chunk', 'keyframe', 'edit', 'blob', 'clip', 'frame']);
-/** A run is cut into statements of at most this many rows or bytes (PostgreSQL's message stays small). */
-const MAX_BULK_ROWS = 2000;
+/** A run is cut into statements of at most this many rows (PostgreSQL takes 65535 parameters) or bytes. */
+const MAX_BULK_ROWS = 1000;
 const MAX_BULK_BYTES = 32 * 2 ** 20;
 
 /** One statement per connection: PostgreSQL parses it the first time only. */
@@ -72,8 +72,10 @@ async function upsertRows(client: pg.PoolClient, kind: RowKind, rows: SqlValue[]
       end++;
     }
     const slice = unique.slice(start, end);
-    const columns = ROWS[kind].columns.map((_, i) => slice.map((r) => r[i]));
-    await client.query(prepared(`bulk_${kind}`, bulkInsertSql(kind), columns));
+    // Prepared once per slice size: a world's commits repeat the same few.
+    await client.query(
+      prepared(`bulk_${kind}_${slice.length}`, bulkInsertSql(kind, slice.length), slice.flat()),
+    );
     start = end;
   }
 }
