@@ -10,12 +10,22 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (text: string) => {
   return n;
 });
 
-/** A pool of one connection: it reconnects by itself after the server went away. */
-export function openPool(url: string, applicationName: string): pg.Pool {
+/**
+ * A pool of one connection: it reconnects by itself after the server went away. A connection that
+ * does not open in `connectTimeoutMs` fails the query waiting for it; the server cancels a
+ * statement that runs `statementTimeoutMs`.
+ */
+export function openPool(
+  url: string,
+  applicationName: string,
+  connectTimeoutMs: number,
+  statementTimeoutMs?: number,
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
+    ...(statementTimeoutMs === undefined ? {} : { statement_timeout: statementTimeoutMs }),
     max: 1,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: connectTimeoutMs,
     application_name: applicationName,
   });
   // An idle connection that breaks (the server restarted) is replaced at the next query.

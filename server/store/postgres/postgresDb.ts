@@ -3,6 +3,7 @@ import { SpatiaError } from '../../../shared/errors.ts';
 import type { SqlValue, StoreDb } from '../storeDb.ts';
 import {
   ANSWERED,
+  READ_CONNECT_TIMEOUT_MS,
   READ_STATEMENT_TIMEOUT_MS,
   type ReaderData,
   type ReaderReply,
@@ -11,7 +12,7 @@ import {
 import { numbered } from './sqlText.ts';
 
 /** How long a read (or opening the store) may take before it fails with STORE. */
-const READ_TIMEOUT_MS = READ_STATEMENT_TIMEOUT_MS + 5_000;
+const READ_TIMEOUT_MS = READ_CONNECT_TIMEOUT_MS + READ_STATEMENT_TIMEOUT_MS + 1_000;
 const OPEN_TIMEOUT_MS = 30_000;
 
 /**

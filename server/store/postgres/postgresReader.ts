@@ -3,6 +3,7 @@ import { openPool } from './pgPool.ts';
 import { openPostgresSchema } from './postgresSchema.ts';
 import {
   ANSWERED,
+  READ_CONNECT_TIMEOUT_MS,
   READ_STATEMENT_TIMEOUT_MS,
   type ReaderData,
   type ReaderReply,
@@ -12,7 +13,7 @@ import {
 /** The PostgreSQL store's read thread (see `readProtocol.ts`). */
 function serve(data: ReaderData): void {
   const signal = new Int32Array(data.shared);
-  const pool = openPool(data.url, 'spatia-store-reader');
+  const pool = openPool(data.url, 'spatia-store-reader', READ_CONNECT_TIMEOUT_MS, READ_STATEMENT_TIMEOUT_MS);
   const answer = (reply: ReaderReply): void => {
     data.port.postMessage(reply);
     Atomics.add(signal, ANSWERED, 1);
@@ -27,7 +28,6 @@ function serve(data: ReaderData): void {
       } else if ('open' in m) {
         const client = await pool.connect();
         try {
-          await client.query(`SET statement_timeout = ${READ_STATEMENT_TIMEOUT_MS}`);
           await openPostgresSchema(client, data.name, m.open.readonly);
         } finally {
           client.release();

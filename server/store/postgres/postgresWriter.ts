@@ -163,7 +163,7 @@ async function applyBatch(
 function serve(data: WriterData): void {
   if (data.target.kind !== 'postgres') throw new Error('the PostgreSQL writer was given a SQLite store');
   const state = new Int32Array(data.shared);
-  const pool = openPool(data.target.url, 'spatia-store-writer');
+  const pool = openPool(data.target.url, 'spatia-store-writer', 10_000);
   const failedSessions = new Set<string>();
   const deflated = new WeakMap<WriteOp, Uint8Array>();
   const deflate = (op: WriteOp & { raw: Uint8Array }): Uint8Array => {

@@ -29,5 +29,9 @@ export type ReaderReply = { readonly id: number; readonly rows?: unknown[]; read
 /** Signal slot (Int32): bumped after every answer. */
 export const ANSWERED = 0;
 
-/** A read that runs longer than this is cancelled by the server (the main thread waits a little more). */
-export const READ_STATEMENT_TIMEOUT_MS = 20_000;
+/**
+ * Reads block the event loop, so they are bounded tightly: a connection that does not open in
+ * 2 s (PostgreSQL unreachable) or a statement that runs 5 s fails the read with STORE.
+ */
+export const READ_CONNECT_TIMEOUT_MS = 2_000;
+export const READ_STATEMENT_TIMEOUT_MS = 5_000;

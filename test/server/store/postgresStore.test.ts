@@ -1,0 +1,192 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeChunk } from '../../../server/memory/snapshot.ts';
+import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
+import { renderScene } from '../../../server/scene/rayCaster.ts';
+import { STORE_SCHEMA_VERSION } from '../../../server/store/schema.ts';
+import { WorldStore } from '../../../server/store/worldStore.ts';
+import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
+import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
+import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
+import { type TestPostgres, testPostgres } from '../../helpers/postgres.ts';
+import { storeError, testWorld } from '../../helpers/storeFixtures.ts';
+
+/** What only PostgreSQL has: a schema in a shared database, and a server that can go away mid-run. */
+
+let server: TestPostgres | undefined;
+beforeAll(async () => {
+  server = await testPostgres();
+  if (!server) console.warn('skipped: PostgreSQL is not installed here (apt-get install postgresql)');
+});
+afterAll(async () => server?.stop());
+
+async function sql(url: string, text: string): Promise<Record<string, unknown>[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+function viewFrom(x: number): SpatialMemory {
+  const memory = SpatialMemory.create(0.05);
+  const pose = poseFromYawPitch([x, 1.7, 6], 0, -0.1);
+  memory.fuse(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+  memory.addKeyframe(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+  return memory;
+}
+
+/** Every chunk's bytes by key (what a reload must give back). */
+function chunkBytes(m: SpatialMemory): [number, string][] {
+  return [...m.grid.chunks()]
+    .filter((c) => c.count > 0)
+    .map((c): [number, string] => {
+      const w = new BinaryWriter();
+      encodeChunk(w, c);
+      return [c.key, Buffer.from(w.finish()).toString('base64')];
+    })
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * A TCP hop between the store and PostgreSQL that can drop every connection and refuse new ones.
+ * In a process of its own: the store's reads block this thread while they wait for PostgreSQL.
+ */
+const HOP = `
+const net = require('node:net');
+const [target, port] = process.argv.slice(1).map(Number);
+const server = net.createServer((client) => {
+  const upstream = net.connect(target, '127.0.0.1');
+  for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => { client.destroy(); upstream.destroy(); });
+  client.pipe(upstream).pipe(client);
+});
+server.listen(port, '127.0.0.1', () => console.log(server.address().port));
+`;
+
+class Hop {
+  private child: ChildProcess | undefined;
+  port = 0;
+  constructor(private readonly target: number) {}
+  async up(): Promise<number> {
+    const child = spawn(process.execPath, ['-e', HOP, String(this.target), String(this.port)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.child = child;
+    this.port = Number(
+      await new Promise<string>((resolve) =>
+        child.stdout!.once('data', (d: Buffer) => resolve(d.toString())),
+      ),
+    );
+    return this.port;
+  }
+  async down(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    await new Promise((resolve) => {
+      child.once('exit', resolve);
+      child.kill('SIGKILL');
+    });
+  }
+}
+
+describe('the world store on PostgreSQL', () => {
+  it('gives a new database the schema version and tables; refuses a newer store and one holding foreign tables, leaving them unchanged', async (ctx) => {
+    if (!server) return ctx.skip();
+    const url = await server.database();
+    expect(storeError(() => new WorldStore(url, { readonly: true })).message).toMatch(/is empty/);
+    new WorldStore(url).close();
+    expect(await sql(url, 'SELECT version FROM spatia_schema')).toEqual([{ version: STORE_SCHEMA_VERSION }]);
+    const tables = (
+      await sql(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    )
+      .map((r) => r.table_name)
+      .sort();
+    expect(tables).toEqual([
+      'chunks',
+      'edits',
+      'keyframes',
+      'session_clips',
+      'session_frames',
+      'sessions',
+      'snapshot_blobs',
+      'spatia_schema',
+      'worlds',
+    ]);
+    new WorldStore(url).close(); // opening again changes nothing
+
+    await sql(url, `UPDATE spatia_schema SET version = ${STORE_SCHEMA_VERSION + 1}`);
+    for (const opts of [{}, { readonly: true }])
+      expect(storeError(() => new WorldStore(url, opts)).message).toMatch(
+        new RegExp(`schema version ${STORE_SCHEMA_VERSION + 1}.*newer Spatia`),
+      );
+    expect(await sql(url, 'SELECT version FROM spatia_schema')).toEqual([
+      { version: STORE_SCHEMA_VERSION + 1 },
+    ]);
+
+    const foreign = await server.database();
+    await sql(foreign, 'CREATE TABLE worlds (name text)');
+    expect(storeError(() => new WorldStore(foreign)).message).toMatch(/is not a Spatia world store.*worlds/);
+    expect(
+      await sql(foreign, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"),
+    ).toEqual([{ table_name: 'worlds' }]);
+  });
+
+  it('PostgreSQL going away mid-run: health says so, commits are kept in RAM, and once it is back they are written, losing nothing', async (ctx) => {
+    if (!server) return ctx.skip();
+    const direct = await server.database();
+    const target = Number(new URL(direct).port);
+    const hop = new Hop(target);
+    const viaHop = (port: number): string => {
+      const u = new URL(direct);
+      u.port = String(port);
+      return u.toString();
+    };
+    const url = viaHop(await hop.up());
+    const errors: string[] = [];
+    const store = new WorldStore(url, { log: { warn: () => {}, error: (_o, msg) => errors.push(msg) } });
+    try {
+      store.upsertWorld(testWorld('w'));
+      const memory = viewFrom(0);
+      store.commit('w', memory);
+      await store.flush();
+      expect(store.health().ok).toBe(true);
+
+      await hop.down();
+      const more = viewFrom(4);
+      for (const c of more.grid.chunks()) if (!memory.grid.hasChunk(c.key)) memory.grid.putChunk(c);
+      const pose = poseFromYawPitch([4, 1.7, 6], 0, -0.1);
+      memory.fuse(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+      memory.addKeyframe(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
+      store.commit('w', memory);
+      await store.flush();
+      const down = store.health();
+      expect(down.ok).toBe(false);
+      expect(down.reason).toMatch(/writing the world store postgres:\/\/.* failed/);
+      expect(down.pendingBytes).toBeGreaterThan(0);
+      expect(errors.length).toBe(1);
+      // A read meanwhile fails with STORE (bounded: reads block the event loop), and the memory in RAM stays.
+      const voxels = memory.voxelCount;
+      expect(storeError(() => store.loadNear('w', memory, [0, 1.7, 6], 60)).message).toMatch(
+        /reading the world store postgres:\/\/.* failed/,
+      );
+      expect(memory.voxelCount).toBe(voxels);
+
+      await hop.up();
+      store.commit('w', memory); // sends what is pending again
+      await store.flush();
+      expect(store.health()).toMatchObject({ ok: true, pendingBytes: 0 });
+
+      const reader = new WorldStore(direct, { readonly: true });
+      const back = reader.loadMemory('w', 0.05);
+      expect(chunkBytes(back)).toEqual(chunkBytes(memory));
+      expect(back.keyframes.size).toBe(2);
+      reader.close();
+    } finally {
+      store.close();
+      await hop.down();
+    }
+  });
+});
