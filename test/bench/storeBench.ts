@@ -65,7 +65,9 @@ function measure(location: string, memory: SpatialMemory, runs: number): StoreTi
 export async function benchStore({ quick }: { quick: boolean }): Promise<BenchResult[]> {
   const server = await testPostgres();
   if (!server) {
-    process.stderr.write('store bench skipped: PostgreSQL is not installed here (apt-get install postgresql)\n');
+    process.stderr.write(
+      'store bench skipped: PostgreSQL is not installed here (apt-get install postgresql)\n',
+    );
     return [];
   }
   const dir = mkdtempSync(join(tmpdir(), 'spatia-store-bench-'));

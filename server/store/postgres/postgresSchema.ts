@@ -8,7 +8,7 @@ import { STORE_SCHEMA_VERSION } from '../schema.ts';
  * `schema.ts` alike. Blobs the store compresses itself (keyframes, snapshot parts) or that barely
  * compress (chunks) are kept out of PostgreSQL's own compression (`STORAGE EXTERNAL`).
  */
-export interface PostgresMigration {
+interface PostgresMigration {
   readonly version: number;
   readonly name: string;
   readonly sql: string;
@@ -97,7 +97,7 @@ CREATE TABLE snapshot_blobs (
 ALTER TABLE snapshot_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
 `;
 
-export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { version: 6, name: 'worlds, chunks, keyframes, edit logs, recorded sessions and lease epochs', sql: V6 },
 ];
 
