@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type ControlBus, openControlBus } from './cluster/controlBus.ts';
 import { WorldDirectory } from './cluster/worldDirectory.ts';
 import { parseServerConfig, SERVER_USAGE } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -26,12 +27,14 @@ runTool(SERVER_USAGE, async () => {
   const logger = createLogger(cfg.logLevel);
   let directory: WorldDirectory | undefined;
   let clips: ClipQueue | undefined;
+  let bus: ControlBus | undefined;
   if (cfg.redis) {
     const url = cfg.nodeUrl ?? `http://${cfg.host === '0.0.0.0' ? hostname() : cfg.host}:${cfg.port}/`;
     const node = { id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`, url };
     directory = await WorldDirectory.open({ url: cfg.redis, node, leaseMs: cfg.leaseMs, logger });
     // Clustered remote workers take clips from one queue on the same Redis.
     if (cfg.model === 'remote') clips = await ClipQueue.open(cfg.redis, logger);
+    bus = await openControlBus(cfg.redis, logger);
     logger.info({ node: node.id, url, redis: cfg.redis, leaseMs: directory.leaseMs }, 'cluster node ready');
   }
   const model = await loadModel(cfg.model, {
@@ -63,6 +66,7 @@ runTool(SERVER_USAGE, async () => {
   const views = cfg.viewThreads > 0 ? new ViewThreads(cfg.viewThreads) : undefined;
   const server = await startGameServer({
     directory,
+    adapter: bus?.adapter,
     views,
     store,
     workers: model instanceof RemoteWorkerPool ? model : undefined,
@@ -95,6 +99,7 @@ runTool(SERVER_USAGE, async () => {
       store?.close();
       await clips?.close();
       await directory?.close();
+      await bus?.close();
       void views?.dispose();
       process.exit(0);
     });

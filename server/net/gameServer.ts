@@ -26,7 +26,11 @@ import {
   type ServerError,
   type ServerToClientEvents,
   validate,
+  WORLD_LIST_PROMPT_CHARS,
+  type WorldList,
+  type WorldListing,
 } from '../../shared/protocol/events.ts';
+import type { ControlBus } from '../cluster/controlBus.ts';
 import type { WorldDirectory } from '../cluster/worldDirectory.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from '../limits.ts';
 import type { WorldModel } from '../models/worldModel.ts';
@@ -73,7 +77,17 @@ export interface GameServerOptions {
    * serves is answered WORLD_ELSEWHERE with that node's URL. The caller closes it after the store.
    */
   readonly directory?: WorldDirectory;
+  /** Clustered mode: socket.io's Redis streams adapter (`cluster/controlBus.ts`), so nodes can ask each other. */
+  readonly adapter?: ControlBus['adapter'];
 }
+
+/** What nodes ask each other through the control bus. */
+interface NodeEvents {
+  'spatia:worlds': (ack: (worlds: WorldListing[]) => void) => void;
+}
+
+/** World lists a connection may ask for per minute. */
+const WORLD_LISTS_PER_MINUTE = 30;
 
 export interface RunningServer {
   readonly url: string;
@@ -203,7 +217,8 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
       },
     };
   };
-  const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, NodeEvents>(http, {
+    ...(o.adapter ? { adapter: o.adapter } : {}),
     transports: ['websocket'],
     // engine.io closes a connection whose message is larger than this: the documented limit, plus
     // room for socket.io's framing of one event.
@@ -223,6 +238,31 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
   };
   o.workers?.attach(http);
 
+  /** This node's public worlds with players (private ones are not listed). */
+  const localWorlds = (): WorldListing[] =>
+    [...worlds.all()]
+      .filter((w) => w.inviteToken === undefined && w.playerCount > 0)
+      .map((w) => ({
+        worldId: w.id,
+        prompt: w.prompt.slice(0, WORLD_LIST_PROMPT_CHARS),
+        players: w.playerCount,
+        ...(directory ? { node: directory.node.url } : {}),
+      }));
+  io.on('spatia:worlds', (ack) => ack(localWorlds()));
+  /** Every node's public worlds (clustered: asked through the control bus; a node that does not answer is left out). */
+  const listWorlds = async (): Promise<WorldList> => {
+    const mine = localWorlds();
+    if (!o.adapter) return { worlds: mine };
+    // The adapter waits for the nodes whose heartbeat it hears, 5 s at most, then answers with what came.
+    const theirs = await new Promise<{ replies: WorldListing[][]; partial: boolean }>((resolve) =>
+      io.serverSideEmit('spatia:worlds', (err: Error | null, replies: WorldListing[][]) =>
+        resolve({ replies: replies ?? [], partial: err !== null }),
+      ),
+    );
+    const all = [...mine, ...theirs.replies.flat()].sort((a, b) => b.players - a.players);
+    return theirs.partial ? { worlds: all, partial: true } : { worlds: all };
+  };
+
   io.on('connection', (socket: GameSocket) => {
     let greeted = false;
     /** A clustered join waiting for the directory's answer. */
@@ -233,6 +273,7 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
     const inputLimiter = new RateLimiter(MAX_INPUTS_PER_SECOND, MAX_INPUTS_PER_SECOND, performance.now());
     const promptLimiter = perMinute(limits.promptsPerMinute);
     const worldLimiter = perMinute(limits.worldsPerMinute);
+    const listLimiter = perMinute(WORLD_LISTS_PER_MINUTE);
     // Brush strokes and undo come in quick runs: bursts of up to 10.
     const editLimiter = new RateLimiter(
       limits.editsPerMinute / 60,
@@ -509,6 +550,30 @@ export async function startGameServer(o: GameServerOptions): Promise<RunningServ
             promptLength: v.value.prompt.length,
           },
           'prompt changed',
+        );
+      }),
+    );
+
+    socket.on(
+      'listWorlds',
+      guard('listWorlds', (ack: unknown) => {
+        if (!greeted)
+          return replyError(ack, 'NOT_JOINED', 'say hello (protocol version) first', 'listWorlds');
+        if (!listLimiter.take(performance.now()))
+          return replyError(
+            ack,
+            'RATE_LIMITED',
+            `at most ${WORLD_LISTS_PER_MINUTE} world lists a minute`,
+            'listWorlds',
+          );
+        void listWorlds().then(
+          (value) => {
+            if (typeof ack === 'function') ack({ ok: true, value });
+          },
+          (e: Error) => {
+            log.error({ err: e }, 'world list failed');
+            replyError(ack, 'INTERNAL', 'the world list could not be made (logged)', 'listWorlds');
+          },
         );
       }),
     );

@@ -138,6 +138,26 @@ export interface Joined {
   readonly intrinsics: { fx: number; fy: number; cx: number; cy: number; width: number; height: number };
 }
 
+/** A public world being played now, as the world list shows it. */
+export interface WorldListing {
+  readonly worldId: string;
+  /** Its prompt's beginning (at most WORLD_LIST_PROMPT_CHARS characters). */
+  readonly prompt: string;
+  readonly players: number;
+  /** Clustered servers: the node that serves it (join there). */
+  readonly node?: string;
+}
+
+export interface WorldList {
+  /** Most players first. */
+  readonly worlds: readonly WorldListing[];
+  /** Clustered servers: some nodes did not answer in time, and their worlds are missing. */
+  readonly partial?: boolean;
+}
+
+/** How much of a world's prompt the world list carries. */
+export const WORLD_LIST_PROMPT_CHARS = 120;
+
 export interface WorldStats {
   readonly worldId: string;
   readonly voxels: number;
@@ -192,6 +212,8 @@ export interface ClientToServerEvents {
   editHistory: (h: { action: 'undo' | 'redo' }, ack: Ack<EditResult | null>) => void;
   lockEditing: (l: { ownerToken: string; locked: boolean }, ack: Ack<{ locked: boolean }>) => void;
   leave: () => void;
+  /** The public worlds being played now, on this server or (clustered) on every node. */
+  listWorlds: (ack: Ack<WorldList>) => void;
 }
 
 export interface ServerToClientEvents {

@@ -8,7 +8,7 @@ import { psnr } from '../../../server/metrics/imageMetrics.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { avatarColor } from '../../../server/world/avatars.ts';
 import { Key } from '../../../shared/camera/controller.ts';
-import { frameRgb, joinCluster, pixelsNear, sleep } from '../../helpers/bot.ts';
+import { Bot, frameRgb, joinCluster, pixelsNear, sleep } from '../../helpers/bot.ts';
 import { clusterStore } from '../../helpers/postgres.ts';
 import { type TestRedis, testRedis } from '../../helpers/redis.ts';
 import { killHard, queueWorker, spawnServer } from '../../helpers/serverProcess.ts';
@@ -77,6 +77,15 @@ describe('a cluster of three nodes and two GPU workers on one Redis and one stor
     await Promise.all([alice.bot.nextFrame(), bob.bot.nextFrame()]);
     expect((await health(a)).cluster.ownedWorlds).toBe(1);
     expect((await health(b)).cluster.ownedWorlds).toBe(0);
+    // Any node lists the cluster's worlds (asked through the control bus): the room, on node a.
+    const lobby = new Bot(c);
+    await lobby.hello();
+    const list = await lobby.socket.timeout(10_000).emitWithAck('listWorlds');
+    lobby.close();
+    expect(list).toEqual({
+      ok: true,
+      value: { worlds: [{ worldId: 'room', prompt: expect.any(String), players: 2, node: a }] },
+    });
 
     // Alice walks ahead: Bob, still at the spawn, sees her avatar in front of him.
     for (let i = 0; i < 45; i++) {
