@@ -17,6 +17,7 @@ import { Minimap } from './minimap.ts';
 import { MirrorCache } from './mirrorCache.ts';
 import { failOver, followElsewhere, rememberNodes } from './nodeFailover.ts';
 import { ViewRecorder } from './recorder.ts';
+import { worldLinks } from './worldList.ts';
 import { WorldView } from './worldView.ts';
 
 /**
@@ -180,8 +181,42 @@ async function toggleRecording(): Promise<void> {
   toast(`saved ${(blob.size / 1048576).toFixed(1)} MiB, ${recorder.frames} frames`);
 }
 recordButton.addEventListener('click', () => void toggleRecording());
+const worldsPanel = $('worlds');
+/** Shows (or hides) the public worlds being played now, on this server or every node of its cluster. */
+async function toggleWorlds(): Promise<void> {
+  if (!worldsPanel.hidden) {
+    worldsPanel.hidden = true;
+    return;
+  }
+  const reply = await socket
+    .timeout(8000)
+    .emitWithAck('listWorlds')
+    .catch(() => undefined);
+  if (!reply?.ok) {
+    toast(`no world list: ${reply ? reply.error.message : 'the server did not answer'}`);
+    return;
+  }
+  const list = worldsPanel.querySelector('ul')!;
+  list.replaceChildren(
+    ...worldLinks(reply.value, new URL(location.href), name).map((w) => {
+      const item = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = w.href;
+      a.textContent = w.label;
+      a.title = w.title;
+      if (w.worldId === worldId) item.classList.add('here');
+      item.appendChild(a);
+      return item;
+    }),
+  );
+  if (reply.value.worlds.length === 0) list.textContent = 'nobody is playing a public world';
+  if (reply.value.partial) toast('some server nodes did not answer: their worlds are missing');
+  worldsPanel.hidden = false;
+}
+$<HTMLButtonElement>('worlds-button').addEventListener('click', () => void toggleWorlds());
 window.addEventListener('keydown', (e) => {
   if (e.code === 'KeyR' && (e.target as HTMLElement | null)?.tagName !== 'INPUT') void toggleRecording();
+  if (e.code === 'KeyL' && (e.target as HTMLElement | null)?.tagName !== 'INPUT') void toggleWorlds();
 });
 let decoding = false;
 let pending: EncodedFrame | undefined;

@@ -11,6 +11,7 @@ import { Bot, joinCluster, sleep } from '../helpers/bot.ts';
 import { CHROMIUM, launchChromium } from '../helpers/chromium.ts';
 import { K512, sceneNamed } from '../helpers/groundTruth.ts';
 import { chunksWithin } from '../helpers/memoryChunks.ts';
+import { clusterStore } from '../helpers/postgres.ts';
 import { testRedis } from '../helpers/redis.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { killHard, spawnServer } from '../helpers/serverProcess.ts';
@@ -207,24 +208,19 @@ async function clientMirrorDraw(url: string): Promise<Record<string, number | st
 const BENCH_LEASE_MS = 2000;
 
 /**
- * The clustered mode: Redis, 2 nodes on one store, 8 players in 2 worlds (4 each, each world on
+ * The clustered mode: Redis, 2 nodes on one store (PostgreSQL where it runs), 8 players in 2 worlds (4 each, each world on
  * its own node), moving as `measure`'s do; then the node of the first world is killed and its
  * players rejoin through the other: the failover time is the kill to the last of them having a frame.
  */
 async function measureCluster(
   seconds: number,
-): Promise<{ fps: number[]; cpuMsPerFrame: number; failoverMs: number; redirects: number }> {
+): Promise<{ fps: number[]; cpuMsPerFrame: number; failoverMs: number; redirects: number; store: string }> {
   const redis = await testRedis(6);
   if (!redis) throw new Error('--cluster needs redis-server (apt-get install redis-server)');
   const dir = mkdtempSync(join(tmpdir(), 'spatia-bench-cluster-'));
-  const args = [
-    '--redis',
-    redis.url,
-    '--store',
-    join(dir, 'worlds.sqlite'),
-    '--lease-ms',
-    String(BENCH_LEASE_MS),
-  ];
+  // PostgreSQL where the machine has it (the clustered mode's store), else one SQLite file.
+  const store = await clusterStore(dir);
+  const args = ['--redis', redis.url, '--store', store.location, '--lease-ms', String(BENCH_LEASE_MS)];
   const nodes = [await spawnServer(args), await spawnServer(args)];
   try {
     const urls = nodes.map((n) => n.url);
@@ -271,10 +267,12 @@ async function measureCluster(
       cpuMsPerFrame: cpuMs / Math.max(1, frames),
       failoverMs,
       redirects: joins.reduce((sum, j) => sum + j.redirects, 0),
+      store: store.kind,
     };
   } finally {
     await Promise.all(nodes.map((n) => killHard(n.child)));
     await redis.stop();
+    await store.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -326,7 +324,7 @@ async function main(): Promise<void> {
         unit: 'fps',
         peerName: 'net.fps.4p (one node)',
         peerValue: Math.min(...four.fps),
-        note: `lowest of 8 players, 4 per world, each world on its own node (Redis leases, one store); all: ${c.fps.map((f) => f.toFixed(1)).join(', ')}; ${c.redirects} joins redirected; servers' CPU ${c.cpuMsPerFrame.toFixed(1)} ms per frame (one node, 4 players: ${four.cpuMsPerFrame.toFixed(1)})`,
+        note: `lowest of 8 players, 4 per world, each world on its own node (Redis leases, one ${c.store} store); all: ${c.fps.map((f) => f.toFixed(1)).join(', ')}; ${c.redirects} joins redirected; servers' CPU ${c.cpuMsPerFrame.toFixed(1)} ms per frame (one node, 4 players: ${four.cpuMsPerFrame.toFixed(1)})`,
       },
       {
         name: 'net.failover.ms',

@@ -54,7 +54,7 @@ describe.runIf(run)('the browser client on a cluster', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('opened at a node that does not serve the world, the page moves to the one that does; when that one dies, to another', async (ctx) => {
+  it('opened at a node that does not serve the world, the page moves to the one that does (and lists it among the worlds); when that one dies, to another', async (ctx) => {
     if (!redis) return ctx.skip();
     const [a, b] = nodes.map((n) => n.url) as [string, string];
     // A bot makes node a the room's owner.
@@ -67,6 +67,11 @@ describe.runIf(run)('the browser client on a cluster', () => {
       await page.goto(`${b}?world=room&name=web`);
       await framesDrawnAt(page, a, 30_000);
       expect(new URL(page.url()).searchParams.get('world')).toBe('room');
+      // The worlds panel (L) lists the room, where the page and the bot play, with a link to its node.
+      await page.keyboard.press('KeyL');
+      const entry = page.locator('#worlds li a', { hasText: 'room · 2 players' });
+      await entry.waitFor({ timeout: 10_000 });
+      expect(new URL((await entry.getAttribute('href'))!).origin).toBe(new URL(a).origin);
       bot.close();
 
       const killedAt = performance.now();
