@@ -79,6 +79,8 @@ export class PostgresDb implements StoreDb {
         if (reply.error !== undefined) throw new Error(reply.error);
         return reply.rows ?? [];
       }
+      // The thread's 'error' event cannot arrive while this thread waits: a stopped thread is seen here.
+      if (this.worker.threadId === -1) throw new Error(this.failure ?? 'the PostgreSQL read thread stopped');
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`PostgreSQL did not answer within ${(timeoutMs / 1000).toFixed(0)} s`);
       Atomics.wait(this.signal, ANSWERED, seen, Math.min(left, 100));

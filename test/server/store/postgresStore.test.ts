@@ -134,6 +134,31 @@ describe('the world store on PostgreSQL', () => {
     ).toEqual([{ table_name: 'worlds' }]);
   });
 
+  it('nodes opening one new database at the same moment: one creates the schema, the others wait for it and open it', async (ctx) => {
+    if (!server) return ctx.skip();
+    const url = await server.database();
+    const outputs = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<string>((resolve) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/openStore.ts', url], {
+              stdio: ['ignore', 'pipe', 'pipe'],
+            });
+            let out = '';
+            child.stdout!.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            child.stderr!.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            child.once('exit', (code) => resolve(`${code}: ${out.trim()}`));
+          }),
+      ),
+    );
+    expect(outputs).toEqual(['0: opened', '0: opened', '0: opened']);
+    expect(await sql(url, 'SELECT version FROM spatia_schema')).toEqual([{ version: STORE_SCHEMA_VERSION }]);
+  });
+
   it('PostgreSQL going away mid-run: health says so, commits are kept in RAM, and once it is back they are written, losing nothing', async (ctx) => {
     if (!server) return ctx.skip();
     const direct = await server.database();
