@@ -13,6 +13,8 @@ export type SpatiaErrorCode =
   | 'CANCELLED'
   | 'UNKNOWN_MODEL'
   | 'STORE'
+  /** The store's server does not answer for now (PostgreSQL away): try again later; nothing is damaged. */
+  | 'STORE_UNAVAILABLE'
   | 'WORKER_UNAVAILABLE'
   | 'CLUSTER'
   | 'MODEL_FILE';

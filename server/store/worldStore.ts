@@ -118,22 +118,26 @@ const stderrLog: StoreLog = {
 };
 
 /**
- * Durable worlds in SQLite (WAL): metadata, memory chunks and keyframes. The tables and their
- * versions are in `schema.ts`: opening read-write migrates an older store forward; a store from a
+ * Durable worlds: metadata, memory chunks, keyframes, edit logs and recorded sessions, in SQLite
+ * (WAL; the default, one machine) or PostgreSQL (a `postgres://` URL; clustered nodes on several
+ * machines). The tables and their versions are in `schema.ts` (PostgreSQL's in
+ * `postgres/postgresSchema.ts`): opening read-write migrates an older store forward; a store from a
  * newer Spatia is refused, and so is, read-only, one that would need migrating.
  *
  * Writes never block the event loop: `commit` encodes every chunk whose revision moved and every
- * new keyframe and hands them, as one batch, to a writer thread (`storeWriter.ts`) that commits the
- * batch in one transaction, waiting there if another connection holds the write lock. Until a batch
- * is committed its rows stay in RAM (a chunk may leave the grid meanwhile: `loadChunksNear` and
- * `loadMemory` read the pending copy), and a failed batch is retried by the next `commit`. A crash
- * (even SIGKILL) loses at most what was not committed yet. `flush` / `close` wait for the writer.
+ * new keyframe and hands them, as one batch, to a writer thread (`storeWriter.ts`, or
+ * `postgres/postgresWriter.ts`) that commits the batch in one transaction, waiting there if another
+ * connection holds a lock. Until a batch is committed its rows stay in RAM (a chunk may leave the
+ * grid meanwhile: `loadNear` and `loadMemory` read the pending copy), and a failed batch is retried
+ * by the next `commit`. A crash (even SIGKILL) loses at most what was not committed yet.
+ * `flush` / `close` wait for the writer.
  *
  * Keyframe images beyond `keyframeRamBytes` per world leave RAM once committed and come back from
  * the store when read. `health()` reports a store that is not saving (its file deleted or replaced,
- * writes failing, the write lock held for long); once the file is gone, writes throw STORE.
- * Reads stay on the calling thread (WAL readers do not wait for writers). A damaged row makes
- * `getWorld`, `loadMemory` and `loadChunksNear` throw STORE naming the world and the row.
+ * writes failing, a write waiting for long); once the file is gone, writes throw STORE. Reads are
+ * synchronous (`storeDb.ts`): SQLite's on the calling thread (WAL readers do not wait for writers),
+ * PostgreSQL's block it for a round trip to the server. A damaged row makes `getWorld`,
+ * `loadMemory` and `loadNear` throw STORE naming the world and the row.
  */
 export class WorldStore {
   /**

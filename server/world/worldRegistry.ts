@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { SpatiaError } from '../../shared/errors.ts';
 import type { ErrorCode } from '../../shared/protocol/events.ts';
 import type { ServerLimits } from '../limits.ts';
 import { BUNDLED_SCENES, loadBundledScene } from '../scene/loadScene.ts';
@@ -85,6 +86,15 @@ export class WorldRegistry {
       if (!this.makeRoom()) return this.busy();
       return { ok: true, world: this.restore(stored, this.store) };
     } catch (e) {
+      // A store that does not answer says nothing about the world: refused for now, not quarantined.
+      if (e instanceof SpatiaError && e.code === 'STORE_UNAVAILABLE') {
+        this.log.warn({ err: e.message, world: id }, 'world could not be loaded: the store does not answer');
+        return {
+          ok: false,
+          code: 'WORLD_UNAVAILABLE',
+          message: `world "${id}" cannot be loaded now: the world store does not answer; try again shortly`,
+        };
+      }
       this.quarantined.set(id, (e as Error).message);
       this.log.error({ err: e, world: id }, 'world failed to load: quarantined');
       return unavailable(id);

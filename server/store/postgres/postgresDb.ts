@@ -14,6 +14,21 @@ import { numbered } from './sqlText.ts';
 /** How long a read (or opening the store) may take before it fails with STORE. */
 const READ_TIMEOUT_MS = READ_CONNECT_TIMEOUT_MS + READ_STATEMENT_TIMEOUT_MS + 1_000;
 const OPEN_TIMEOUT_MS = 30_000;
+/**
+ * After a read found PostgreSQL unreachable, reads fail at once for this long: a partition would
+ * otherwise cost the event loop a connect timeout on every read.
+ */
+const UNREACHABLE_BACKOFF_MS = 5_000;
+
+/** A failed read, and whether it failed for want of the server (not for the data). */
+class ReadFailure extends Error {
+  constructor(
+    message: string,
+    readonly unreachable: boolean,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * The world store's read side on PostgreSQL, synchronous like SQLite's: each query is posted to a
@@ -30,6 +45,9 @@ export class PostgresDb implements StoreDb {
   private seq = 0;
   private failure: string | undefined;
   private closed = false;
+  /** performance.now() until which reads fail at once (the server was unreachable). */
+  private unreachableUntil = 0;
+  private unreachableReason = '';
 
   constructor(
     url: string,
@@ -76,22 +94,37 @@ export class PostgresDb implements StoreDb {
       if (m) {
         const reply = m.message as ReaderReply;
         if (reply.id !== id) continue; // the late answer of a read that timed out
-        if (reply.error !== undefined) throw new Error(reply.error);
+        if (reply.error !== undefined) throw new ReadFailure(reply.error, reply.unreachable === true);
         return reply.rows ?? [];
       }
       // The thread's 'error' event cannot arrive while this thread waits: a stopped thread is seen here.
       if (this.worker.threadId === -1) throw new Error(this.failure ?? 'the PostgreSQL read thread stopped');
       const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`PostgreSQL did not answer within ${(timeoutMs / 1000).toFixed(0)} s`);
+      if (left <= 0)
+        throw new ReadFailure(`PostgreSQL did not answer within ${(timeoutMs / 1000).toFixed(0)} s`, true);
       Atomics.wait(this.signal, ANSWERED, seen, Math.min(left, 100));
     }
   }
 
   private query(sql: string, params: SqlValue[], rowMode: 'object' | 'array'): unknown[] {
+    if (performance.now() < this.unreachableUntil)
+      throw new SpatiaError(
+        'STORE_UNAVAILABLE',
+        `the world store ${this.name} does not answer (${this.unreachableReason}): try again shortly`,
+      );
     try {
       return this.ask({ sql: numbered(sql), params, rowMode }, READ_TIMEOUT_MS);
     } catch (e) {
-      throw new SpatiaError('STORE', `reading the world store ${this.name} failed: ${(e as Error).message}`);
+      const message = (e as Error).message;
+      if (e instanceof ReadFailure && e.unreachable) {
+        this.unreachableUntil = performance.now() + UNREACHABLE_BACKOFF_MS;
+        this.unreachableReason = message;
+        throw new SpatiaError(
+          'STORE_UNAVAILABLE',
+          `reading the world store ${this.name} failed: ${message}; it is asked again in ${UNREACHABLE_BACKOFF_MS / 1000} s`,
+        );
+      }
+      throw new SpatiaError('STORE', `reading the world store ${this.name} failed: ${message}`);
     }
   }
 

@@ -1,4 +1,5 @@
 import { workerData } from 'node:worker_threads';
+import pg from 'pg';
 import { openPool } from './pgPool.ts';
 import { openPostgresSchema } from './postgresSchema.ts';
 import {
@@ -11,6 +12,17 @@ import {
 } from './readProtocol.ts';
 
 /** The PostgreSQL store's read thread (see `readProtocol.ts`). */
+/**
+ * Whether a failed read says nothing about the data: anything but the server's answer (the
+ * connection failed or timed out), a connection exception (08…), the server shutting down (57P…)
+ * or a statement timeout (57014).
+ */
+function unreachable(e: unknown): boolean {
+  if (!(e instanceof pg.DatabaseError)) return true;
+  const code = e.code ?? '';
+  return code.startsWith('08') || code.startsWith('57P') || code === '57014';
+}
+
 function serve(data: ReaderData): void {
   const signal = new Int32Array(data.shared);
   const pool = openPool(data.url, 'spatia-store-reader', READ_CONNECT_TIMEOUT_MS, READ_STATEMENT_TIMEOUT_MS);
@@ -41,7 +53,7 @@ function serve(data: ReaderData): void {
         answer({ id: m.id, rows: r.rows });
       }
     } catch (e) {
-      answer({ id: m.id, error: (e as Error).message });
+      answer({ id: m.id, error: (e as Error).message, unreachable: unreachable(e) });
     }
   });
 }

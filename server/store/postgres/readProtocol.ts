@@ -24,7 +24,13 @@ export type ReaderRequest =
     }
   | { readonly id: number; readonly close: true };
 
-export type ReaderReply = { readonly id: number; readonly rows?: unknown[]; readonly error?: string };
+export type ReaderReply = {
+  readonly id: number;
+  readonly rows?: unknown[];
+  readonly error?: string;
+  /** The server could not be reached or cut the read short (not an answer about the data). */
+  readonly unreachable?: boolean;
+};
 
 /** Signal slot (Int32): bumped after every answer. */
 export const ANSWERED = 0;

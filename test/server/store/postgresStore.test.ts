@@ -8,8 +8,11 @@ import { STORE_SCHEMA_VERSION } from '../../../server/store/schema.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
+import type { SpatiaError } from '../../../shared/errors.ts';
+import { Bot, sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
 import { type TestPostgres, testPostgres } from '../../helpers/postgres.ts';
+import { startTestServer } from '../../helpers/server.ts';
 import { storeError, testWorld } from '../../helpers/storeFixtures.ts';
 
 /** What only PostgreSQL has: a schema in a shared database, and a server that can go away mid-run. */
@@ -51,6 +54,17 @@ function chunkBytes(m: SpatialMemory): [number, string][] {
     .sort((a, b) => a[0] - b[0]);
 }
 
+/** The message of the STORE_UNAVAILABLE error `f` throws. */
+function unavailable(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect((e as SpatiaError).code).toBe('STORE_UNAVAILABLE');
+    return (e as Error).message;
+  }
+  throw new Error('expected STORE_UNAVAILABLE');
+}
+
 /**
  * A TCP hop between the store and PostgreSQL that can drop every connection and refuse new ones.
  * In a process of its own: the store's reads block this thread while they wait for PostgreSQL.
@@ -84,7 +98,7 @@ class Hop {
   }
   async down(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise((resolve) => {
       child.once('exit', resolve);
       child.kill('SIGKILL');
@@ -194,9 +208,11 @@ describe('the world store on PostgreSQL', () => {
       expect(errors.length).toBe(1);
       // A read meanwhile fails with STORE (bounded: reads block the event loop), and the memory in RAM stays.
       const voxels = memory.voxelCount;
-      expect(storeError(() => store.loadNear('w', memory, [0, 1.7, 6], 60)).message).toMatch(
-        /reading the world store postgres:\/\/.* failed/,
+      expect(unavailable(() => store.loadNear('w', memory, [0, 1.7, 6], 60))).toMatch(
+        /reading the world store postgres:\/\/.* failed: .*asked again in 5 s/,
       );
+      // Until then the next reads fail at once, without waiting for a connection again.
+      expect(unavailable(() => store.getWorld('other'))).toMatch(/does not answer .*try again shortly/);
       expect(memory.voxelCount).toBe(voxels);
 
       await hop.up();
@@ -210,6 +226,44 @@ describe('the world store on PostgreSQL', () => {
       expect(back.keyframes.size).toBe(2);
       reader.close();
     } finally {
+      store.close();
+      await hop.down();
+    }
+  });
+
+  it('a world asked for while PostgreSQL is away is refused for now, not quarantined: it plays once PostgreSQL is back', async (ctx) => {
+    if (!server) return ctx.skip();
+    const direct = await server.database();
+    const seeded = new WorldStore(direct);
+    seeded.upsertWorld(testWorld('kept'));
+    seeded.commit('kept', viewFrom(0));
+    seeded.close();
+    const hop = new Hop(Number(new URL(direct).port));
+    const u = new URL(direct);
+    u.port = String(await hop.up());
+    const store = new WorldStore(u.toString(), { log: { warn: () => {}, error: () => {} } });
+    const game = await startTestServer({ store, width: 128, height: 72, voxelSizeM: 0.05 });
+    const bots: Bot[] = [];
+    try {
+      await hop.down();
+      const early = new Bot(game.url);
+      bots.push(early);
+      const refused = await early.tryJoin('kept', 'early');
+      expect(refused).toMatchObject({ ok: false, error: { code: 'WORLD_UNAVAILABLE' } });
+      expect(refused.ok ? '' : refused.error.message).toMatch(
+        /cannot be loaded now: the world store does not answer; try again shortly/,
+      );
+      await hop.up();
+      await sleep(5500); // the read back-off
+      const later = new Bot(game.url);
+      bots.push(later);
+      await later.join('kept', 'later');
+      await later.nextFrame();
+      const health = (await (await fetch(`${game.url}healthz`)).json()) as { quarantined: unknown[] };
+      expect(health.quarantined).toEqual([]);
+    } finally {
+      for (const b of bots) b.close();
+      await game.close();
       store.close();
       await hop.down();
     }
