@@ -8,16 +8,18 @@ import {
   Worker,
   workerData,
 } from 'node:worker_threads';
-import { deflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { CHECK_SQL, fencedMessage, insertSql, rowBytes, rowOf } from './storeSql.ts';
 import {
   ACKED,
+  acknowledge,
   CLOSED,
+  deflateOnce,
   FAILED,
   FENCED,
   type FromWorker,
   type StoreTarget,
+  signalClosed,
   type ToWorker,
   WAIT_START_FRAC,
   WAIT_START_S,
@@ -231,16 +233,7 @@ function serve(data: WriterData, state: Int32Array): void {
   };
   /** Sessions whose start row failed: their clips and frames are dropped (they would break the batch). */
   const failedSessions = new Set<string>();
-  /** Deflated keyframes and blobs, computed once per op (outside the transaction, kept across retries). */
-  const deflated = new WeakMap<WriteOp, Buffer>();
-  const deflate = (op: WriteOp & { raw: Uint8Array }): Buffer => {
-    let d = deflated.get(op);
-    if (!d) {
-      d = deflateRawSync(op.raw, { level: 1 });
-      deflated.set(op, d);
-    }
-    return d;
-  };
+  const deflate = deflateOnce();
 
   const apply = (ops: readonly WriteOp[]): number => {
     let bytes = 0;
@@ -303,11 +296,7 @@ function serve(data: WriterData, state: Int32Array): void {
     scheduled = true;
     setTimeout(step, delayMs);
   };
-  const ack = (m: FromWorker): void => {
-    data.port.postMessage(m);
-    Atomics.store(state, ACKED, m.seq);
-    Atomics.notify(state, ACKED);
-  };
+  const ack = (m: FromWorker): void => acknowledge(data, state, m);
   const step = (): void => {
     scheduled = false;
     while (queue.length > 0) {
@@ -337,9 +326,7 @@ function serve(data: WriterData, state: Int32Array): void {
     }
     if (closing) {
       db.close();
-      Atomics.store(state, CLOSED, 1);
-      Atomics.notify(state, CLOSED);
-      data.port.close();
+      signalClosed(data, state);
     }
   };
   data.port.on('message', (m: ToWorker) => {

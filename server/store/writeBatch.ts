@@ -1,4 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
+import { deflateRawSync } from 'node:zlib';
 
 /**
  * What the store hands its writer thread, and how the thread answers: the contract between
@@ -116,4 +117,31 @@ export interface WriterData {
   readonly target: StoreTarget;
   readonly port: MessagePort;
   readonly shared: SharedArrayBuffer;
+}
+
+/** Deflates keyframes and snapshot blobs once per op (outside the transaction, kept across retries). */
+export function deflateOnce(): (op: WriteOp & { raw: Uint8Array }) => Buffer {
+  const deflated = new WeakMap<WriteOp, Buffer>();
+  return (op) => {
+    let d = deflated.get(op);
+    if (!d) {
+      d = deflateRawSync(op.raw, { level: 1 });
+      deflated.set(op, d);
+    }
+    return d;
+  };
+}
+
+/** The writer thread's acknowledgement: the message, then the counter `flushSync` waits on. */
+export function acknowledge(data: WriterData, state: Int32Array, m: FromWorker): void {
+  data.port.postMessage(m);
+  Atomics.store(state, ACKED, m.seq);
+  Atomics.notify(state, ACKED);
+}
+
+/** The writer thread's last word: it has closed its connection (`close` waits for this). */
+export function signalClosed(data: WriterData, state: Int32Array): void {
+  Atomics.store(state, CLOSED, 1);
+  Atomics.notify(state, CLOSED);
+  data.port.close();
 }

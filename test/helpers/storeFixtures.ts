@@ -1,6 +1,8 @@
 import { expect } from 'vitest';
+import { encodeChunk } from '../../server/memory/snapshot.ts';
 import type { SpatialMemory } from '../../server/memory/spatialMemory.ts';
 import type { WorldMeta, WorldStore } from '../../server/store/worldStore.ts';
+import { BinaryWriter } from '../../shared/codec/binaryWriter.ts';
 import { SpatiaError } from '../../shared/errors.ts';
 
 /** Starts recording a session of world `worldId` from `memory` (a 256×144 procedural player). */
@@ -36,4 +38,16 @@ export function storeError(f: () => unknown): SpatiaError {
     return e as SpatiaError;
   }
   throw new Error('expected a STORE error');
+}
+
+/** Every chunk's bytes by key (what a reload must give back), in key order. */
+export function chunkBytes(m: SpatialMemory): [number, string][] {
+  return [...m.grid.chunks()]
+    .filter((c) => c.count > 0)
+    .map((c): [number, string] => {
+      const w = new BinaryWriter();
+      encodeChunk(w, c);
+      return [c.key, Buffer.from(w.finish()).toString('base64')];
+    })
+    .sort((a, b) => a[0] - b[0]);
 }

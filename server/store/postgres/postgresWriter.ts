@@ -1,5 +1,4 @@
 import { workerData } from 'node:worker_threads';
-import { deflateRawSync } from 'node:zlib';
 import type pg from 'pg';
 import type { SqlValue } from '../storeDb.ts';
 import {
@@ -14,10 +13,13 @@ import {
 } from '../storeSql.ts';
 import {
   ACKED,
+  acknowledge,
   CLOSED,
+  deflateOnce,
   FAILED,
   FENCED,
   type FromWorker,
+  signalClosed,
   type ToWorker,
   WAIT_START_FRAC,
   WAIT_START_S,
@@ -165,20 +167,8 @@ function serve(data: WriterData): void {
   const state = new Int32Array(data.shared);
   const pool = openPool(data.target.url, 'spatia-store-writer', 10_000);
   const failedSessions = new Set<string>();
-  const deflated = new WeakMap<WriteOp, Uint8Array>();
-  const deflate = (op: WriteOp & { raw: Uint8Array }): Uint8Array => {
-    let d = deflated.get(op);
-    if (!d) {
-      d = deflateRawSync(op.raw, { level: 1 });
-      deflated.set(op, d);
-    }
-    return d;
-  };
-  const ack = (m: FromWorker): void => {
-    data.port.postMessage(m);
-    Atomics.store(state, ACKED, m.seq);
-    Atomics.notify(state, ACKED);
-  };
+  const deflate = deflateOnce();
+  const ack = (m: FromWorker): void => acknowledge(data, state, m);
   const queue: { seq: number; ops: WriteOp[] }[] = [];
   let closing = false;
   let running = false;
@@ -223,9 +213,7 @@ function serve(data: WriterData): void {
     running = false;
     if (closing) {
       await pool.end().catch(() => {});
-      Atomics.store(state, CLOSED, 1);
-      Atomics.notify(state, CLOSED);
-      data.port.close();
+      signalClosed(data, state);
     }
   };
 

@@ -1,19 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeChunk } from '../../../server/memory/snapshot.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { STORE_SCHEMA_VERSION } from '../../../server/store/schema.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
 import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
-import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import type { SpatiaError } from '../../../shared/errors.ts';
 import { Bot, sleep } from '../../helpers/bot.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
 import { type TestPostgres, testPostgres } from '../../helpers/postgres.ts';
 import { startTestServer } from '../../helpers/server.ts';
-import { storeError, testWorld } from '../../helpers/storeFixtures.ts';
+import { chunkBytes, storeError, testWorld } from '../../helpers/storeFixtures.ts';
 
 /** What only PostgreSQL has: a schema in a shared database, and a server that can go away mid-run. */
 
@@ -40,18 +38,6 @@ function viewFrom(x: number): SpatialMemory {
   memory.fuse(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
   memory.addKeyframe(renderScene(sceneNamed('courtyard'), pose, K256), pose, K256);
   return memory;
-}
-
-/** Every chunk's bytes by key (what a reload must give back). */
-function chunkBytes(m: SpatialMemory): [number, string][] {
-  return [...m.grid.chunks()]
-    .filter((c) => c.count > 0)
-    .map((c): [number, string] => {
-      const w = new BinaryWriter();
-      encodeChunk(w, c);
-      return [c.key, Buffer.from(w.finish()).toString('base64')];
-    })
-    .sort((a, b) => a[0] - b[0]);
 }
 
 /** The message of the STORE_UNAVAILABLE error `f` throws. */

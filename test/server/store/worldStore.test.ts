@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeChunk, encodeKeyframe } from '../../../server/memory/snapshot.ts';
+import { encodeKeyframe } from '../../../server/memory/snapshot.ts';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
 import { WorldStore } from '../../../server/store/worldStore.ts';
@@ -7,6 +7,7 @@ import { poseFromYawPitch } from '../../../shared/camera/pose.ts';
 import { BinaryWriter } from '../../../shared/codec/binaryWriter.ts';
 import { K256, sceneNamed } from '../../helpers/groundTruth.ts';
 import { storeBackends } from '../../helpers/storeBackends.ts';
+import { chunkBytes } from '../../helpers/storeFixtures.ts';
 
 function courtyardMemory(): SpatialMemory {
   const scene = sceneNamed('courtyard');
@@ -22,14 +23,7 @@ function courtyardMemory(): SpatialMemory {
 
 /** Every chunk's exact bytes by key, and every keyframe's, independent of load order. */
 function canonical(m: SpatialMemory): { chunks: [number, string][]; keyframes: string[] } {
-  const chunks = [...m.grid.chunks()]
-    .filter((c) => c.count > 0)
-    .map((c): [number, string] => {
-      const w = new BinaryWriter();
-      encodeChunk(w, c);
-      return [c.key, Buffer.from(w.finish()).toString('base64')];
-    })
-    .sort((a, b) => a[0] - b[0]);
+  const chunks = chunkBytes(m);
   const keyframes = m.keyframes.all().map((kf) => {
     const w = new BinaryWriter();
     encodeKeyframe(w, kf);
