@@ -8,6 +8,7 @@ import {
 } from '../../shared/camera/controller.ts';
 import type { Pose } from '../../shared/camera/pose.ts';
 import type { EditOp } from '../../shared/edit/editOps.ts';
+import type { SpatiaError } from '../../shared/errors.ts';
 import { mixSeed } from '../../shared/math/random.ts';
 import type { InputMessage, MirrorAck, ServerError } from '../../shared/protocol/events.ts';
 import { MirrorStream } from '../memory/mirrorStream.ts';
@@ -307,6 +308,7 @@ export class PlayerSession implements WorldMember {
     const k = this.director.intrinsics;
     let clip = 0;
     let due = performance.now();
+    let storeAway = false;
     while (this.active) {
       if (this.settings.generation.paused) {
         await new Promise((r) => setTimeout(r, PAUSED_POLL_MS));
@@ -316,9 +318,19 @@ export class PlayerSession implements WorldMember {
       if (clip % RESIDENCY_EVERY_CLIPS === 0)
         try {
           this.world.loadNear(this.camera.position);
+          storeAway = false;
         } catch (e) {
           // A damaged stored chunk stays out of RAM; the player walks on (the store logged which).
-          log.error({ err: e, world: this.world.id }, 'stored chunks near the player could not be loaded');
+          // A store that does not answer (PostgreSQL away) is said once until it answers again.
+          if ((e as SpatiaError).code !== 'STORE_UNAVAILABLE')
+            log.error({ err: e, world: this.world.id }, 'stored chunks near the player could not be loaded');
+          else if (!storeAway) {
+            storeAway = true;
+            log.warn(
+              { err: (e as Error).message, world: this.world.id },
+              'the store does not answer: chunks near the player stay away until it does',
+            );
+          }
         }
       const inputSeq = this.inputSeq;
       const clientTimeMs = this.inputClientTimeMs;

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpatialMemory } from '../../../server/memory/spatialMemory.ts';
 import { renderScene } from '../../../server/scene/rayCaster.ts';
@@ -217,24 +218,38 @@ describe('the world store on PostgreSQL', () => {
     }
   });
 
-  it('a world asked for while PostgreSQL is away is refused for now, not quarantined: it plays once PostgreSQL is back', async (ctx) => {
+  it('PostgreSQL away: a world in RAM plays on (said once), a world asked for is refused for now, not quarantined, and plays once PostgreSQL is back', async (ctx) => {
     if (!server) return ctx.skip();
     const direct = await server.database();
     const seeded = new WorldStore(direct);
-    seeded.upsertWorld(testWorld('kept'));
-    seeded.commit('kept', viewFrom(0));
+    for (const id of ['kept', 'asleep']) {
+      seeded.upsertWorld(testWorld(id));
+      seeded.commit(id, viewFrom(0));
+    }
     seeded.close();
     const hop = new Hop(Number(new URL(direct).port));
     const u = new URL(direct);
     u.port = String(await hop.up());
     const store = new WorldStore(u.toString(), { log: { warn: () => {}, error: () => {} } });
-    const game = await startTestServer({ store, width: 128, height: 72, voxelSizeM: 0.05 });
+    const logged: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const game = await startTestServer({ store, width: 128, height: 72, voxelSizeM: 0.05, logger });
     const bots: Bot[] = [];
     try {
+      const playing = new Bot(game.url);
+      bots.push(playing);
+      await playing.join('kept', 'playing');
+      await playing.nextFrame();
       await hop.down();
+      // The world in RAM plays on: past two of the player's residency checks (every 30 clips), said once.
+      for (let i = 0; i < 70; i++) await playing.nextFrame();
+      expect(logged.filter((l) => /store does not answer: chunks near the player/.test(l.msg)).length).toBe(
+        1,
+      );
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]);
       const early = new Bot(game.url);
       bots.push(early);
-      const refused = await early.tryJoin('kept', 'early');
+      const refused = await early.tryJoin('asleep', 'early');
       expect(refused).toMatchObject({ ok: false, error: { code: 'WORLD_UNAVAILABLE' } });
       expect(refused.ok ? '' : refused.error.message).toMatch(
         /cannot be loaded now: the world store does not answer; try again shortly/,
@@ -243,7 +258,7 @@ describe('the world store on PostgreSQL', () => {
       await sleep(5500); // the read back-off
       const later = new Bot(game.url);
       bots.push(later);
-      await later.join('kept', 'later');
+      await later.join('asleep', 'later');
       await later.nextFrame();
       const health = (await (await fetch(`${game.url}healthz`)).json()) as { quarantined: unknown[] };
       expect(health.quarantined).toEqual([]);
