@@ -50,7 +50,7 @@ const prepared = (name: string, text: string, values: unknown[]): pg.QueryConfig
   values,
 });
 
-/** Upserts rows of one kind with one statement per slice (each parameter one column's values). */
+/** Upserts rows of one kind, a slice of rows per statement (multi-row VALUES). */
 async function upsertRows(client: pg.PoolClient, kind: RowKind, rows: SqlValue[][]): Promise<void> {
   // One statement may not touch a row twice: the last of a key wins, as it would row by row.
   const keyAt = ROWS[kind].key.map((k) => (ROWS[kind].columns as readonly string[]).indexOf(k));
@@ -74,9 +74,12 @@ async function upsertRows(client: pg.PoolClient, kind: RowKind, rows: SqlValue[]
       end++;
     }
     const slice = unique.slice(start, end);
-    // Prepared once per slice size: a world's commits repeat the same few.
+    const text = bulkInsertSql(kind, slice.length);
+    // Full slices are prepared once per connection; the last, of any size, is parsed each time.
     await client.query(
-      prepared(`bulk_${kind}_${slice.length}`, bulkInsertSql(kind, slice.length), slice.flat()),
+      slice.length === MAX_BULK_ROWS
+        ? prepared(`bulk_${kind}`, text, slice.flat())
+        : { text, values: slice.flat() },
     );
     start = end;
   }
