@@ -37,7 +37,7 @@ export const ANSWERED = 0;
 
 /**
  * Reads block the event loop, so they are bounded tightly: a connection that does not open in
- * 2 s (PostgreSQL unreachable) or a statement that runs 5 s fails the read with STORE.
+ * 2 s (PostgreSQL unreachable) or a statement that runs 5 s fails the read with STORE_UNAVAILABLE.
  */
 export const READ_CONNECT_TIMEOUT_MS = 2_000;
 export const READ_STATEMENT_TIMEOUT_MS = 5_000;
