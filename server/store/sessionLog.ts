@@ -8,7 +8,7 @@ import { encodeChunk, sealSnapshot, snapshotHead, snapshotKeyframeCount } from '
 import type { SpatialMemory } from '../memory/spatialMemory.ts';
 import type { VoxelChunk } from '../memory/voxelChunk.ts';
 import { parseJsonOrUndefined } from '../util/json.ts';
-import type { SqlValue, StoreDb } from './storeDb.ts';
+import { dataByKey, type StoreDb } from './storeDb.ts';
 import type { WriteOp } from './writeBatch.ts';
 
 /**
@@ -116,8 +116,6 @@ const MANIFEST_REF_MAGIC = 'SPATIA-SNAPREF-1';
 const PART_LITERAL = 1;
 const PART_BLOB = 2;
 const PART_KEYFRAME = 3;
-/** Keys per query when parts are read back (well under SQLite's limit on parameters). */
-const READ_BATCH = 500;
 /** Largest blob part of a snapshot given as bytes (far below SQLite's 1 GB value limit). */
 const MAX_BLOB_PART = 16 * 2 ** 20;
 
@@ -470,13 +468,15 @@ export class SessionLog {
     const manifestBlob = this.db.value('SELECT data FROM snapshot_blobs WHERE hash = ?', manifestHash);
     const { parts, sealed } = decodeManifest(checked(manifestHash, ref.u32(), manifestBlob));
     // Parts are read many to a query: a world has thousands, and each query is a round trip on PostgreSQL.
-    const blobs = this.readByKey<Buffer>(
+    const blobs = dataByKey(
+      this.db,
       'SELECT hash AS key, data FROM snapshot_blobs WHERE hash IN',
       [],
       parts.flatMap((p) => (p.kind === PART_BLOB ? [p.hash] : [])),
       (key) => Buffer.from(key as Uint8Array).toString('hex'),
     );
-    const keyframes = this.readByKey<number>(
+    const keyframes = dataByKey(
+      this.db,
       'SELECT id AS key, data FROM keyframes WHERE world_id = ? AND id IN',
       [worldId],
       parts.flatMap((p) => (p.kind === PART_KEYFRAME ? [p.id] : [])),
@@ -499,26 +499,6 @@ export class SessionLog {
       o += b.byteLength;
     }
     return out;
-  }
-
-  /** `data` of the rows whose key is in `keys` (`sql` ends with `IN`), by `keyOf(key)`, a few hundred keys a query. */
-  private readByKey<K extends Buffer | number>(
-    sql: string,
-    params: SqlValue[],
-    keys: readonly K[],
-    keyOf: (key: unknown) => string | number,
-  ): Map<string | number, Uint8Array> {
-    const found = new Map<string | number, Uint8Array>();
-    for (let i = 0; i < keys.length; i += READ_BATCH) {
-      const batch = keys.slice(i, i + READ_BATCH);
-      const rows = this.db.all<{ key: unknown; data: Uint8Array }>(
-        `${sql} (${batch.map(() => '?').join(', ')})`,
-        ...params,
-        ...batch,
-      );
-      for (const row of rows) found.set(keyOf(row.key), row.data);
-    }
-    return found;
   }
 
   listSessions(): { id: string; worldId: string; player: string; startedAt: string; frames: number }[] {

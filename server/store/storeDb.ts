@@ -23,9 +23,38 @@ export interface StoreDb {
   close(): void;
 }
 
+/** Keys per `IN (…)` list in `dataByKey` (well under SQLite's limit on parameters). */
+const KEYS_PER_QUERY = 500;
+
+/**
+ * `data` of the rows whose key is in `keys`, by `keyOf(key)`: `sql` selects `key` and `data` and
+ * ends with `IN`; a few hundred keys go to one query (on PostgreSQL each query is a round trip).
+ */
+export function dataByKey(
+  db: StoreDb,
+  sql: string,
+  params: readonly SqlValue[],
+  keys: readonly SqlValue[],
+  keyOf: (key: unknown) => string | number,
+): Map<string | number, Uint8Array> {
+  const found = new Map<string | number, Uint8Array>();
+  for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+    const batch = keys.slice(i, i + KEYS_PER_QUERY);
+    const rows = db.all<{ key: unknown; data: Uint8Array }>(
+      `${sql} (${batch.map(() => '?').join(', ')})`,
+      ...params,
+      ...batch,
+    );
+    for (const row of rows) found.set(keyOf(row.key), row.data);
+  }
+  return found;
+}
+
 /** The read side on a better-sqlite3 connection; statements are prepared once per SQL text. */
 export class SqliteDb implements StoreDb {
   private readonly statements = new Map<string, Database.Statement>();
+  /** `value`'s statements: the same SQL, answering its first column only. */
+  private readonly plucked = new Map<string, Database.Statement>();
 
   constructor(readonly db: Database.Database) {}
 
@@ -47,11 +76,12 @@ export class SqliteDb implements StoreDb {
   }
 
   value(sql: string, ...params: SqlValue[]): unknown {
-    const row = this.statement(sql)
-      .raw(true)
-      .get(...params) as unknown[] | undefined;
-    this.statement(sql).raw(false);
-    return row?.[0];
+    let st = this.plucked.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql).pluck();
+      this.plucked.set(sql, st);
+    }
+    return st.get(...params);
   }
 
   iterate<T>(sql: string, ...params: SqlValue[]): Iterable<T> {

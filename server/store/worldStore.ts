@@ -18,7 +18,7 @@ import { PostgresDb } from './postgres/postgresDb.ts';
 import { isPostgresUrl, withoutPassword } from './postgres/postgresUrl.ts';
 import { checkReadable, migrate, refuseUnknownStore } from './schema.ts';
 import { SessionLog, type StoreLog } from './sessionLog.ts';
-import { SqliteDb, type StoreDb } from './storeDb.ts';
+import { dataByKey, SqliteDb, type StoreDb } from './storeDb.ts';
 import { StoreWriter } from './storeWriter.ts';
 import { FENCED, type StoreTarget, type WriteOp } from './writeBatch.ts';
 
@@ -772,14 +772,17 @@ export class WorldStore {
       area.minZ,
       area.maxZ,
     );
-    for (const row of keyframeRows) {
-      if (memory.keyframes.has(row.id) || !area.has(row.x, row.z)) continue;
+    const missing = keyframeRows.filter((row) => !memory.keyframes.has(row.id) && area.has(row.x, row.z));
+    const blobs = dataByKey(
+      this.db,
+      'SELECT id AS key, data FROM keyframes WHERE world_id = ? AND id IN',
+      [worldId],
+      missing.map((row) => row.id),
+      Number,
+    );
+    for (const row of missing) {
       try {
-        const data = this.db.value(
-          'SELECT data FROM keyframes WHERE world_id = ? AND id = ?',
-          worldId,
-          row.id,
-        );
+        const data = blobs.get(row.id);
         const raw = this.inflate(worldId, `keyframe ${row.id}`, data);
         this.addLoadedKeyframe(worldId, memory.keyframes, { id: row.id, raw, persisted: true });
         s.sentKeyframes.add(row.id);

@@ -102,16 +102,7 @@ const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
 ];
 
 /** The tables a Spatia store holds: a database with one of them and no version is not ours to touch. */
-const STORE_TABLES = [
-  'worlds',
-  'chunks',
-  'keyframes',
-  'edits',
-  'sessions',
-  'session_clips',
-  'session_frames',
-  'snapshot_blobs',
-];
+const STORE_TABLES: readonly string[] = [...V6.matchAll(/CREATE TABLE (\w+)/g)].map((m) => m[1]!);
 
 /** Two nodes opening one new database at once: the second waits for the first's schema. */
 const SCHEMA_LOCK = 0x5a71a;
